@@ -1,0 +1,1 @@
+//! An emulator of the VK DevAPI and its Centrifugo pubsub (work in progress).
