@@ -18,7 +18,7 @@ pub enum VkEvent {
 }
 
 /// A chat message.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct ChatMessage {
     /// Message id.
     pub id: i64,
@@ -75,6 +75,60 @@ impl VkEvent {
         match self {
             VkEvent::ChatMessage(_) => "channel_chat_message_send",
             VkEvent::Unknown(unknown) => &unknown.kind,
+        }
+    }
+}
+
+/// Channel info from `GET /v1/channel` (placeholder).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChannelInfo {
+    /// Channel id.
+    pub id: i64,
+    /// Pubsub channel names.
+    #[serde(default)]
+    pub web_socket_channels: WebSocketChannels,
+}
+
+/// Pubsub channel names of a channel (placeholder).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WebSocketChannels {
+    /// Public chat.
+    pub chat: Option<String>,
+    /// Channel events.
+    pub info: Option<String>,
+    /// Channel points.
+    pub channel_points: Option<String>,
+    /// Private chat.
+    pub private_chat: Option<String>,
+    /// Private channel events.
+    pub private_info: Option<String>,
+    /// Private channel points.
+    pub private_channel_points: Option<String>,
+}
+
+impl WebSocketChannels {
+    /// Every channel name present.
+    pub fn all(&self) -> Vec<String> {
+        [
+            &self.chat,
+            &self.info,
+            &self.channel_points,
+            &self.private_chat,
+            &self.private_info,
+            &self.private_channel_points,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+    }
+}
+
+impl serde::Serialize for VkEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            VkEvent::ChatMessage(message) => message.serialize(serializer),
+            VkEvent::Unknown(unknown) => unknown.raw.serialize(serializer),
         }
     }
 }

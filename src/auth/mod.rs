@@ -1,0 +1,426 @@
+//! The DevAPI side: credentials, the connection token, subscription tokens
+//! and channel lookup.
+//!
+//! [`VkApi`] is a small REST client of `https://apidev.live.vkvideo.ru`. It
+//! asks a [`Credentials`] source for the `Authorization` header on every call,
+//! so an access token that is refreshed in the background (see
+//! [`OAuthRefresher`]) is picked up without restarting anything. Request
+//! building and response parsing are plain functions; only `send` does I/O.
+
+mod oauth;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+pub use oauth::{OAuthRefresher, TokenPair, TokenStore};
+
+use crate::error::{Error, ErrorKind};
+use crate::event::ChannelInfo;
+use crate::secret::Secret;
+
+/// The DevAPI's REST base URL.
+pub const DEFAULT_API_URL: &str = "https://apidev.live.vkvideo.ru";
+
+/// How many channels one `subscription_token` request carries; longer lists
+/// are split into several requests.
+pub const SUBSCRIPTION_TOKEN_BATCH: usize = 100;
+
+/// How long one REST call may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What goes into the `Authorization` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    /// A user's OAuth access token: `Bearer <token>`.
+    Bearer(Secret),
+    /// An application's own credentials: `Basic base64(client_id:client_secret)`.
+    /// Applications get no subscription tokens, so only public channels work.
+    Basic {
+        /// The application's client id (not secret).
+        client_id: String,
+        /// The application's client secret.
+        client_secret: Secret,
+    },
+}
+
+impl Authorization {
+    /// A user's access token.
+    pub fn user(access_token: impl Into<Secret>) -> Self {
+        Authorization::Bearer(access_token.into())
+    }
+
+    /// An application's client credentials.
+    pub fn app(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+        Authorization::Basic {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+        }
+    }
+
+    /// Whether this authenticates a user (who may get subscription tokens).
+    pub fn is_user(&self) -> bool {
+        matches!(self, Authorization::Bearer(_))
+    }
+
+    /// The header value. Never log it.
+    fn header_value(&self) -> String {
+        match self {
+            Authorization::Bearer(token) => format!("Bearer {}", token.expose_secret()),
+            Authorization::Basic {
+                client_id,
+                client_secret,
+            } => {
+                let pair = format!("{client_id}:{}", client_secret.expose_secret());
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+        }
+    }
+}
+
+/// A source of credentials, asked every time the connector calls the API.
+///
+/// Implemented by [`Authorization`] itself (a static token) and by
+/// [`OAuthRefresher`] (a user token refreshed before it expires). Implement it
+/// to plug in your own token storage.
+#[async_trait]
+pub trait Credentials: Send + Sync + 'static {
+    /// The credentials to use now.
+    async fn authorization(&self) -> Result<Authorization, Error>;
+
+    /// The API answered 401 to `rejected`. Return `Ok(true)` when fresh
+    /// credentials are now available and the call should be tried once more,
+    /// `Ok(false)` when the rejection is final.
+    async fn rejected(&self, rejected: &Authorization) -> Result<bool, Error> {
+        let _ = rejected;
+        Ok(false)
+    }
+}
+
+#[async_trait]
+impl Credentials for Authorization {
+    async fn authorization(&self) -> Result<Authorization, Error> {
+        Ok(self.clone())
+    }
+}
+
+/// A client of the VK DevAPI endpoints the connector needs. Cheap to clone.
+#[derive(Clone)]
+pub struct VkApi {
+    http: reqwest::Client,
+    base: url::Url,
+    credentials: Arc<dyn Credentials>,
+}
+
+impl std::fmt::Debug for VkApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VkApi")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    data: T,
+}
+
+#[derive(Deserialize)]
+struct TokenData {
+    token: Secret,
+}
+
+#[derive(Deserialize)]
+struct ChannelTokensData {
+    #[serde(default)]
+    channel_tokens: Option<Vec<ChannelToken>>,
+}
+
+#[derive(Deserialize)]
+struct ChannelToken {
+    channel: String,
+    token: Secret,
+}
+
+#[derive(Deserialize)]
+struct ChannelData {
+    channel: ChannelInfo,
+}
+
+#[derive(Deserialize, Default)]
+struct ApiErrorBody {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl VkApi {
+    /// A client of the API at `base_url` (use [`DEFAULT_API_URL`] for VK's).
+    pub fn new(base_url: &str, credentials: Arc<dyn Credentials>) -> Result<Self, Error> {
+        let base = url::Url::parse(base_url).map_err(|error| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("invalid API URL {base_url:?}: {error}"),
+            )
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("vklive-pubsub/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| {
+                Error::new(ErrorKind::InvalidArgument, "cannot build the HTTP client")
+                    .with_source(error)
+            })?;
+        Ok(VkApi {
+            http,
+            base,
+            credentials,
+        })
+    }
+
+    /// The credentials source this client uses.
+    pub fn credentials(&self) -> &Arc<dyn Credentials> {
+        &self.credentials
+    }
+
+    /// `GET /v1/websocket/token`: a connection token for the pubsub.
+    pub async fn connection_token(&self) -> Result<Secret, Error> {
+        let data: TokenData = self.get("/v1/websocket/token", &[]).await?;
+        Ok(data.token)
+    }
+
+    /// `GET /v1/websocket/subscription_token`: tokens for `channels`, split
+    /// into requests of [`SUBSCRIPTION_TOKEN_BATCH`] channels sent
+    /// concurrently.
+    ///
+    /// A channel missing from the answer got no token for this user: that is
+    /// VK's documented way of saying "no access", not an error. Applications
+    /// get no subscription tokens at all, so with app credentials no request
+    /// is made and the map is empty.
+    pub async fn subscription_tokens(
+        &self,
+        channels: &[String],
+    ) -> Result<HashMap<String, Secret>, Error> {
+        if channels.is_empty() || !self.credentials.authorization().await?.is_user() {
+            return Ok(HashMap::new());
+        }
+        let requests = subscription_token_batches(channels, SUBSCRIPTION_TOKEN_BATCH)
+            .into_iter()
+            .map(|batch| async move {
+                self.get::<ChannelTokensData>(
+                    "/v1/websocket/subscription_token",
+                    &[("channels", batch.as_str())],
+                )
+                .await
+            });
+        let mut tokens = HashMap::new();
+        for answer in futures::future::join_all(requests).await {
+            for entry in answer?.channel_tokens.unwrap_or_default() {
+                if !entry.token.is_empty() {
+                    tokens.insert(entry.channel, entry.token);
+                }
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// `GET /v1/channel?channel_url=SLUG`: the channel's id and its pubsub
+    /// channel names.
+    pub async fn channel(&self, slug: &str) -> Result<ChannelInfo, Error> {
+        let data: ChannelData = self.get("/v1/channel", &[("channel_url", slug)]).await?;
+        Ok(data.channel)
+    }
+
+    /// A GET with the current credentials; on 401, asks the credentials
+    /// source once for fresh ones and retries.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, Error> {
+        let authorization = self.credentials.authorization().await?;
+        match self.get_once(path, query, &authorization).await {
+            Err(error) if error.kind() == ErrorKind::Unauthorized => {
+                if self.credentials.rejected(&authorization).await? {
+                    let fresh = self.credentials.authorization().await?;
+                    self.get_once(path, query, &fresh).await
+                } else {
+                    Err(error)
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn get_once<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        authorization: &Authorization,
+    ) -> Result<T, Error> {
+        let endpoint = format!("GET {path}");
+        let mut url = self.base.clone();
+        url.set_path(path);
+        let response = self
+            .http
+            .get(url)
+            .query(query)
+            .header(reqwest::header::AUTHORIZATION, authorization.header_value())
+            .send()
+            .await
+            .map_err(|error| transport_error(&endpoint, error))?;
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| transport_error(&endpoint, error))?;
+        tracing::debug!(%endpoint, status, "API answered");
+        parse_response(&endpoint, status, retry_after, &body)
+    }
+}
+
+/// Splits `channels` into comma-joined lists of at most `size` names.
+pub(crate) fn subscription_token_batches(channels: &[String], size: usize) -> Vec<String> {
+    channels
+        .chunks(size.max(1))
+        .map(|chunk| chunk.join(","))
+        .collect()
+}
+
+fn transport_error(endpoint: &str, error: reqwest::Error) -> Error {
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Transport
+    };
+    // `without_url`: the URL holds no token, but the message names the endpoint already.
+    Error::new(kind, format!("{endpoint}: {kind:?}: the request failed"))
+        .with_source(error.without_url())
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Turns an API answer into data or a typed error naming the endpoint, the
+/// status and the server's own description.
+pub(crate) fn parse_response<T: DeserializeOwned>(
+    endpoint: &str,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<T, Error> {
+    if (200..300).contains(&status) {
+        return serde_json::from_slice::<Envelope<T>>(body)
+            .map(|envelope| envelope.data)
+            .map_err(|error| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    format!("{endpoint}: HTTP {status} with an unexpected body: {error}"),
+                )
+            });
+    }
+    let described = serde_json::from_slice::<ApiErrorBody>(body).unwrap_or_default();
+    let mut message = format!("{endpoint}: HTTP {status}");
+    if let Some(code) = described.error {
+        message.push_str(&format!(" {code}"));
+    }
+    if let Some(description) = described.error_description {
+        message.push_str(&format!(": {description}"));
+    }
+    Err(Error::new(ErrorKind::from_status(status), message)
+        .with_status(status)
+        .with_retry_after(retry_after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_channel_lists_are_split_into_batches() {
+        let channels: Vec<String> = (0..250).map(|i| format!("c:{i}")).collect();
+        let batches = subscription_token_batches(&channels, 100);
+        assert_eq!(batches.len(), 3);
+        assert!(batches[0].starts_with("c:0,c:1,"));
+        assert_eq!(batches[2].split(',').count(), 50);
+    }
+
+    #[test]
+    fn error_bodies_become_typed_errors_naming_endpoint_status_and_description() {
+        let body = br#"{"error":"unauthorized","error_description":"Not authorized"}"#;
+        let error =
+            parse_response::<TokenData>("GET /v1/websocket/token", 401, None, body).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Unauthorized);
+        assert!(!error.is_retryable());
+        assert_eq!(error.status(), Some(401));
+        assert_eq!(
+            error.to_string(),
+            "GET /v1/websocket/token: HTTP 401 unauthorized: Not authorized"
+        );
+    }
+
+    #[test]
+    fn rate_limits_and_server_errors_are_retryable() {
+        let error = parse_response::<TokenData>(
+            "GET /v1/websocket/token",
+            429,
+            Some(Duration::from_secs(2)),
+            br#"{"error":"ratelimit_exceeded"}"#,
+        )
+        .unwrap_err();
+        assert!(error.is_retryable());
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
+        let error = parse_response::<TokenData>("GET /x", 503, None, b"<html>").unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ServerUnavailable);
+        assert_eq!(error.to_string(), "GET /x: HTTP 503");
+    }
+
+    #[test]
+    fn missing_channel_tokens_are_not_an_error() {
+        let body = br#"{"data":{"channel_tokens":[{"channel":"a","token":"t"}]}}"#;
+        let data = parse_response::<ChannelTokensData>("GET /s", 200, None, body).unwrap();
+        let tokens = data.channel_tokens.unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].channel, "a");
+        let body = br#"{"data":{"channel_tokens":null}}"#;
+        let data = parse_response::<ChannelTokensData>("GET /s", 200, None, body).unwrap();
+        assert!(data.channel_tokens.is_none());
+    }
+
+    #[test]
+    fn unexpected_success_bodies_are_protocol_errors_without_the_body() {
+        let body = br#"{"data":{"tok":"secret-value"}}"#;
+        let error = parse_response::<TokenData>("GET /t", 200, None, body).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Protocol);
+        assert!(!error.to_string().contains("secret-value"), "{error}");
+    }
+
+    #[test]
+    fn authorization_headers_follow_the_two_documented_forms() {
+        assert_eq!(Authorization::user("abc").header_value(), "Bearer abc");
+        assert_eq!(
+            Authorization::app("id", "secret").header_value(),
+            "Basic aWQ6c2VjcmV0"
+        );
+        let printed = format!("{:?}", Authorization::app("id", "secret"));
+        assert!(!printed.contains("secret\""), "{printed}");
+    }
+}

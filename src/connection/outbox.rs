@@ -1,0 +1,188 @@
+//! The bounded road from the actor to the caller, with the slow-consumer rule.
+
+use std::collections::VecDeque;
+
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{Permit, Sender};
+
+use crate::client::Event;
+
+/// Lifecycle events kept while the caller is not reading. They are rare, so
+/// reaching this limit means the caller stopped reading for good.
+const BACKLOG_LIMIT: usize = 1024;
+
+/// Delivers events without ever blocking the actor, so pings are answered
+/// whatever the caller does.
+///
+/// Policy (see `docs/reliability.md`): the channel to the caller is bounded.
+/// When it is full, a publication is dropped and counted; the count reaches
+/// the caller as one [`Event::Lagged`] in the place where the publications
+/// were lost. Lifecycle events are never dropped while fewer than
+/// `BACKLOG_LIMIT` wait. Memory therefore stays bounded by the channel's
+/// capacity plus the small backlog.
+pub(crate) struct Outbox {
+    tx: Sender<Event>,
+    backlog: VecDeque<Event>,
+}
+
+impl Outbox {
+    pub(crate) fn new(tx: Sender<Event>) -> Self {
+        Outbox {
+            tx,
+            backlog: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn sender(&self) -> &Sender<Event> {
+        &self.tx
+    }
+
+    /// Whether events wait for room in the channel.
+    pub(crate) fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Hands over a publication, or drops and counts it if the caller lags.
+    pub(crate) fn publication(&mut self, event: Event) {
+        self.flush_ready();
+        if self.backlog.is_empty() {
+            match self.tx.try_send(event) {
+                Ok(()) | Err(TrySendError::Closed(_)) => return,
+                Err(TrySendError::Full(_)) => {}
+            }
+        }
+        self.count_dropped();
+    }
+
+    /// Hands over a lifecycle event, keeping it in the backlog if the caller lags.
+    pub(crate) fn lifecycle(&mut self, event: Event) {
+        self.flush_ready();
+        if self.backlog.is_empty() {
+            match self.tx.try_send(event) {
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+                Err(TrySendError::Full(event)) => self.push_backlog(event),
+            }
+        } else {
+            self.push_backlog(event);
+        }
+    }
+
+    /// Uses a reserved slot for the oldest waiting event, then sends whatever
+    /// else fits.
+    pub(crate) fn flush(&mut self, permit: Permit<'_, Event>) {
+        match self.backlog.pop_front() {
+            Some(event) => permit.send(event),
+            None => drop(permit),
+        }
+        self.flush_ready();
+    }
+
+    /// Delivers the backlog and then `last`, waiting for the caller as long as
+    /// it takes (or until it drops the stream).
+    pub(crate) async fn finish(mut self, last: Event) {
+        while let Some(event) = self.backlog.pop_front() {
+            if self.tx.send(event).await.is_err() {
+                return;
+            }
+        }
+        let _ = self.tx.send(last).await;
+    }
+
+    fn flush_ready(&mut self) {
+        while let Some(event) = self.backlog.pop_front() {
+            match self.tx.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(event)) => {
+                    self.backlog.push_front(event);
+                    return;
+                }
+                Err(TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn count_dropped(&mut self) {
+        if let Some(Event::Lagged { dropped }) = self.backlog.back_mut() {
+            *dropped += 1;
+        } else {
+            self.push_backlog(Event::Lagged { dropped: 1 });
+        }
+    }
+
+    fn push_backlog(&mut self, event: Event) {
+        if self.backlog.len() >= BACKLOG_LIMIT {
+            self.backlog.pop_front();
+        }
+        self.backlog.push_back(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Publication;
+    use crate::event::VkEvent;
+    use tokio::sync::mpsc;
+
+    fn publication(offset: u64) -> Event {
+        let raw = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+        Event::Publication(Publication {
+            channel: "c".into(),
+            offset,
+            event: VkEvent::decode(&raw),
+        })
+    }
+
+    fn offset_of(event: &Event) -> u64 {
+        match event {
+            Event::Publication(publication) => publication.offset,
+            other => panic!("expected a publication, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn full_channel_drops_publications_and_reports_one_lag_in_place() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let mut outbox = Outbox::new(tx);
+        for offset in 1..=10 {
+            outbox.publication(publication(offset));
+        }
+        assert_eq!(offset_of(&rx.recv().await.unwrap()), 1);
+        assert_eq!(offset_of(&rx.recv().await.unwrap()), 2);
+        // Room again: the next publication first lets the lag marker through.
+        outbox.publication(publication(11));
+        assert!(matches!(
+            rx.recv().await.unwrap(),
+            Event::Lagged { dropped: 8 }
+        ));
+        assert_eq!(offset_of(&rx.recv().await.unwrap()), 11);
+        assert!(!outbox.has_backlog());
+    }
+
+    #[tokio::test]
+    async fn lifecycle_events_wait_in_the_backlog_instead_of_being_dropped() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut outbox = Outbox::new(tx);
+        outbox.publication(publication(1));
+        outbox.lifecycle(Event::Connected { client: "a".into() });
+        assert!(outbox.has_backlog());
+        assert_eq!(offset_of(&rx.recv().await.unwrap()), 1);
+        let permit = outbox.sender().reserve().await.unwrap();
+        outbox.flush(permit);
+        assert!(matches!(rx.recv().await.unwrap(), Event::Connected { .. }));
+    }
+
+    #[tokio::test]
+    async fn backlog_stays_bounded_when_nobody_reads() {
+        let (tx, _rx) = mpsc::channel(1);
+        let mut outbox = Outbox::new(tx);
+        for _ in 0..10_000 {
+            outbox.lifecycle(Event::Connected { client: "a".into() });
+            outbox.publication(publication(1));
+        }
+        assert!(outbox.backlog.len() <= BACKLOG_LIMIT);
+    }
+}

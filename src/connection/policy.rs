@@ -1,0 +1,110 @@
+//! Pure decisions of the connection actor: when to refresh, and what to do
+//! after the server closed the connection.
+
+use std::time::Duration;
+
+use crate::protocol::codes::{self, CloseAction};
+
+/// When to refresh a token the server says lives `ttl` seconds: at 80 % of
+/// its life, so that a slow token request still lands well before the
+/// server's deadline (which also has a grace period of its own).
+pub(crate) fn refresh_delay(ttl_secs: u32) -> Duration {
+    Duration::from_millis(u64::from(ttl_secs) * 800)
+}
+
+/// What the actor does after the server closed the WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterClose {
+    /// Reconnect with backoff.
+    Reconnect,
+    /// Terminal code about the token: reconnect once with a freshly fetched token.
+    RetryWithFreshToken,
+    /// Give up.
+    Stop,
+}
+
+/// The close policy: the code's class, a single fresh-token retry for token
+/// problems, and the legacy JSON reason `{"reason":…,"reconnect":…}` that
+/// both official SDKs still honour.
+pub(crate) fn after_close(code: u16, reason: &str, token_retry_left: bool) -> AfterClose {
+    if let Some(reconnect) = legacy_reconnect_advice(reason) {
+        return if reconnect {
+            AfterClose::Reconnect
+        } else {
+            AfterClose::Stop
+        };
+    }
+    match codes::close_action(code) {
+        CloseAction::Reconnect => AfterClose::Reconnect,
+        CloseAction::Terminal if token_retry_left && codes::close_is_token_problem(code) => {
+            AfterClose::RetryWithFreshToken
+        }
+        CloseAction::Terminal => AfterClose::Stop,
+    }
+}
+
+fn legacy_reconnect_advice(reason: &str) -> Option<bool> {
+    if !reason.starts_with('{') {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Legacy {
+        reconnect: bool,
+    }
+    serde_json::from_str::<Legacy>(reason)
+        .ok()
+        .map(|legacy| legacy.reconnect)
+}
+
+/// How long a connection must have lived for its fresh-token retry to be
+/// given back: a server that rejects every new connection at once must not
+/// get a retry loop.
+pub(crate) const TOKEN_RETRY_RESET_AFTER: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_happens_at_eighty_percent_of_the_lifetime() {
+        assert_eq!(refresh_delay(10), Duration::from_secs(8));
+        assert_eq!(refresh_delay(3), Duration::from_millis(2400));
+        assert_eq!(refresh_delay(0), Duration::ZERO);
+    }
+
+    #[test]
+    fn reconnect_class_codes_reconnect() {
+        for code in [1000, 1006, 3001, 3005, 3012, 4000] {
+            assert_eq!(after_close(code, "", true), AfterClose::Reconnect, "{code}");
+        }
+    }
+
+    #[test]
+    fn invalid_token_gets_one_fresh_token_retry_then_stops() {
+        assert_eq!(
+            after_close(3500, "invalid token", true),
+            AfterClose::RetryWithFreshToken
+        );
+        assert_eq!(after_close(3500, "invalid token", false), AfterClose::Stop);
+    }
+
+    #[test]
+    fn other_terminal_codes_stop_at_once() {
+        for code in [3501, 3502, 3503, 3999, 4500, 4999] {
+            assert_eq!(after_close(code, "", true), AfterClose::Stop, "{code}");
+        }
+    }
+
+    #[test]
+    fn legacy_json_reason_overrides_the_code() {
+        assert_eq!(
+            after_close(3001, r#"{"reason":"x","reconnect":false}"#, true),
+            AfterClose::Stop
+        );
+        assert_eq!(
+            after_close(3503, r#"{"reason":"x","reconnect":true}"#, true),
+            AfterClose::Reconnect
+        );
+        assert_eq!(after_close(3001, "{not json", true), AfterClose::Reconnect);
+    }
+}
