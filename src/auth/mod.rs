@@ -133,18 +133,18 @@ struct Envelope<T> {
     data: T,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct TokenData {
     token: Secret,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct ChannelTokensData {
     #[serde(default)]
     channel_tokens: Option<Vec<ChannelToken>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct ChannelToken {
     channel: String,
     token: Secret,

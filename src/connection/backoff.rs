@@ -82,7 +82,8 @@ mod tests {
         let upper: Vec<Duration> = (0..8).map(|attempt| backoff.delay(attempt, 1.0)).collect();
         assert_eq!(upper[1], Duration::from_millis(1500));
         assert_eq!(upper[2], Duration::from_millis(2500));
-        assert_eq!(upper[5], Duration::from_secs(20));
+        assert_eq!(upper[5], Duration::from_millis(16_500));
+        assert_eq!(upper[6], Duration::from_secs(20));
         assert_eq!(backoff.delay(1000, 1.0), Duration::from_secs(20));
         assert!(upper.windows(2).all(|pair| pair[0] <= pair[1]));
     }

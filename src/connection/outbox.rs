@@ -170,7 +170,8 @@ mod tests {
         outbox.lifecycle(Event::Connected { client: "a".into() });
         assert!(outbox.has_backlog());
         assert_eq!(offset_of(&rx.recv().await.unwrap()), 1);
-        let permit = outbox.sender().reserve().await.unwrap();
+        let sender = outbox.sender().clone();
+        let permit = sender.reserve().await.unwrap();
         outbox.flush(permit);
         assert!(matches!(rx.recv().await.unwrap(), Event::Connected { .. }));
     }
