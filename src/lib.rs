@@ -1,8 +1,4 @@
-//! # vklive-pubsub
-//!
-//! The real-time side of VK Video Live for Rust: fetch the pubsub tokens from
-//! the DevAPI, hold a Centrifugo v2 WebSocket open for days, and hand over a
-//! `Stream` of typed events.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

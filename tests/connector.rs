@@ -1,0 +1,293 @@
+//! End to end against the emulator: tokens, subscriptions, ordered
+//! publications, batching, pings, refusals and bad input.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use vklive_pubsub::emulator::EmulatorConfig;
+use vklive_pubsub::{Client, ErrorKind, Event, Recovery};
+
+#[tokio::test]
+async fn fetches_tokens_and_subscribes_each_channel_with_its_own_token() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let names = emulator.add_channel("somechannel", 5);
+    let channels = [
+        names.chat.clone(),
+        names.private_chat.clone(),
+        names.private_info.clone(),
+    ];
+    let (_client, mut events) = connect(builder(&emulator).channels(channels.clone())).await;
+    let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
+    wait_subscribed(&mut events, &refs).await;
+
+    let calls = emulator.rest_calls();
+    assert!(calls.iter().any(|call| call.path == "/v1/websocket/token"));
+    let token_calls: Vec<_> = calls
+        .iter()
+        .filter(|call| call.path == "/v1/websocket/subscription_token")
+        .collect();
+    assert_eq!(token_calls.len(), 1, "one batched token request: {calls:?}");
+
+    let commands = emulator.received_commands();
+    let connect = commands
+        .iter()
+        .find_map(|c| c.command.connect.as_ref())
+        .expect("connect sent");
+    assert!(connect.token.as_ref().is_some_and(|t| !t.is_empty()));
+    let mut tokens = HashSet::new();
+    for channel in &channels[1..] {
+        let subscribe = commands
+            .iter()
+            .find_map(|c| {
+                c.command
+                    .subscribe
+                    .as_ref()
+                    .filter(|s| &s.channel == channel)
+            })
+            .expect("subscribe sent");
+        let token = subscribe
+            .token
+            .as_ref()
+            .expect("private channel subscribed with a token");
+        assert!(
+            tokens.insert(token.expose_secret().to_owned()),
+            "each channel has its own token"
+        );
+    }
+    assert!(
+        emulator.violations().is_empty(),
+        "{:?}",
+        emulator.violations()
+    );
+}
+
+#[tokio::test]
+async fn delivers_publications_on_three_channels_in_order_with_offsets() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let channels = ["channel-chat:1", "channel-chat:2", "channel-info:1"];
+    let (_client, mut events) = connect(builder(&emulator).channels(channels)).await;
+    wait_subscribed(&mut events, &channels).await;
+
+    for round in 0..20 {
+        for (index, channel) in channels.iter().enumerate() {
+            emulator.publish(channel, chat(round * 10 + index as i64, "привет 👋"));
+        }
+    }
+    let received = publications(&mut events, 60).await;
+    for (index, channel) in channels.iter().enumerate() {
+        let mine: Vec<_> = received
+            .iter()
+            .filter(|p| &*p.channel == *channel)
+            .collect();
+        let offsets: Vec<u64> = mine.iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, (1..=20).collect::<Vec<u64>>(), "{channel}");
+        let ids: Vec<i64> = mine.iter().filter_map(|p| chat_id(p)).collect();
+        let expected: Vec<i64> = (0..20).map(|round| round * 10 + index as i64).collect();
+        assert_eq!(ids, expected, "{channel}");
+    }
+}
+
+#[tokio::test]
+async fn decodes_every_line_of_a_frame_carrying_several_pushes() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+
+    let line = |id: i64| {
+        serde_json::json!({"push": {"channel": "channel-chat:1", "pub": {"data": chat(id, "x")}}})
+            .to_string()
+    };
+    let frame = format!("{}\n{}\n{}\n", line(1), line(2), line(3));
+    emulator.send_raw(&frame);
+    let ids: Vec<i64> = publications(&mut events, 3)
+        .await
+        .iter()
+        .filter_map(chat_id)
+        .collect();
+    assert_eq!(ids, [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn answers_every_ping_exactly_once_over_several_intervals() {
+    let config = EmulatorConfig {
+        ping_interval: Duration::from_millis(200),
+        pong_timeout: Duration::from_millis(150),
+        ..Default::default()
+    };
+    let emulator = start(config).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+
+    wait_until(&emulator, "six pings", |e| e.pings_sent() >= 6).await;
+    wait_until(&emulator, "a pong for every ping", |e| {
+        e.pongs_received() >= e.pings_sent()
+    })
+    .await;
+    assert_eq!(emulator.pongs_received(), emulator.pings_sent());
+    assert!(
+        emulator.violations().is_empty(),
+        "{:?}",
+        emulator.violations()
+    );
+    assert!(
+        emulator.close_codes().is_empty(),
+        "{:?}",
+        emulator.close_codes()
+    );
+    assert_eq!(emulator.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn reports_a_denied_channel_while_the_others_work() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let names = emulator.add_channel("c", 9);
+    emulator.deny(USER_ID, &names.private_chat);
+    let (_client, mut events) =
+        connect(builder(&emulator).channels([names.chat.clone(), names.private_chat.clone()]))
+            .await;
+
+    let failed = wait_for_event(&mut events, |e| {
+        matches!(e, Event::SubscriptionFailed { .. })
+    })
+    .await;
+    match failed {
+        Event::SubscriptionFailed { channel, code, .. } => {
+            assert_eq!(channel, names.private_chat);
+            assert_eq!(code, 103);
+        }
+        other => unreachable!("{other:?}"),
+    }
+    emulator.publish(&names.chat, chat(1, "still here"));
+    let received = publications(&mut events, 1).await;
+    assert_eq!(&*received[0].channel, names.chat);
+}
+
+#[tokio::test]
+async fn a_401_from_the_api_is_a_permanent_error_naming_the_endpoint() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let result = tokio::time::timeout(
+        TIMEOUT,
+        Client::with_user_token("not-a-valid-token")
+            .api_url(emulator.api_url())
+            .ws_url(emulator.ws_url())
+            .channel("channel-chat:1")
+            .connect(),
+    )
+    .await
+    .expect("connect must fail fast, not retry a 401");
+    let error = result.expect_err("a rejected token cannot connect");
+    assert_eq!(error.kind(), ErrorKind::Unauthorized);
+    assert!(!error.is_retryable());
+    let message = error.to_string();
+    assert!(message.contains("GET /v1/websocket/token"), "{message}");
+    assert!(message.contains("401"), "{message}");
+    assert!(!message.contains("not-a-valid-token"), "{message}");
+    assert_eq!(emulator.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn skips_a_malformed_line_and_delivers_the_next_ones() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+
+    let good =
+        serde_json::json!({"push": {"channel": "channel-chat:1", "pub": {"data": chat(2, "ok")}}});
+    emulator.send_raw(&format!("{{\"push\": oops\n{good}\n[1,2]\n\"text\""));
+    emulator.publish("channel-chat:1", chat(3, "after"));
+    let ids: Vec<i64> = publications(&mut events, 2)
+        .await
+        .iter()
+        .filter_map(chat_id)
+        .collect();
+    assert_eq!(ids, [2, 3]);
+    assert_eq!(
+        emulator.connection_count(),
+        1,
+        "the bad line did not cost the connection"
+    );
+}
+
+#[tokio::test]
+async fn unknown_event_types_arrive_with_their_raw_json() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    emulator.publish(
+        "channel-chat:1",
+        serde_json::json!({"type": "brand_new", "data": {"x": 1}}),
+    );
+    let received = publications(&mut events, 1).await;
+    match &received[0].event {
+        vklive_pubsub::VkEvent::Unknown(unknown) => {
+            assert_eq!(unknown.kind, "brand_new");
+            let raw: serde_json::Value = serde_json::from_str(unknown.raw.get()).unwrap();
+            assert_eq!(raw["data"]["x"], 1);
+        }
+        other => panic!("expected an unknown event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_stream_closes_the_connection() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    assert_eq!(emulator.connection_count(), 1);
+    drop(events);
+    drop(client);
+    wait_until(&emulator, "the connection closed", |e| {
+        e.connection_count() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn close_sends_a_normal_close_frame_and_ends_the_stream() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    tokio::time::timeout(TIMEOUT, client.close())
+        .await
+        .unwrap()
+        .unwrap();
+    let last = wait_for_event(&mut events, |e| matches!(e, Event::Closed { .. })).await;
+    assert!(matches!(
+        last,
+        Event::Closed {
+            reason: vklive_pubsub::CloseReason::Requested
+        }
+    ));
+    assert!(
+        tokio::time::timeout(TIMEOUT, futures::StreamExt::next(&mut events))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    wait_until(&emulator, "the connection closed", |e| {
+        e.connection_count() == 0
+    })
+    .await;
+    assert!(
+        emulator.violations().is_empty(),
+        "{:?}",
+        emulator.violations()
+    );
+}
+
+#[tokio::test]
+async fn first_subscription_reports_no_recovery() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    let event = wait_for_event(&mut events, |e| matches!(e, Event::Subscribed { .. })).await;
+    assert!(matches!(
+        event,
+        Event::Subscribed {
+            recovery: Recovery::NotRequested,
+            ..
+        }
+    ));
+}
