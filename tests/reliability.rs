@@ -1,0 +1,464 @@
+//! A connection that survives: reconnects, recovery, token refresh, and
+//! every failure class, against the emulator.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use vklive_pubsub::auth::{OAuthRefresher, TokenPair, TokenStore, VkApi};
+use vklive_pubsub::emulator::EmulatorConfig;
+use vklive_pubsub::{Client, CloseReason, ErrorKind, Event, Recovery, Secret};
+
+fn ids(publications: &[vklive_pubsub::Publication]) -> Vec<i64> {
+    publications.iter().filter_map(chat_id).collect()
+}
+
+#[tokio::test]
+async fn sixty_messages_arrive_exactly_once_in_order_across_a_3001_close_and_a_tcp_abort() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let channel = "channel-chat:1";
+    let (_client, mut events) = connect(builder(&emulator).channel(channel)).await;
+    wait_subscribed(&mut events, &[channel]).await;
+
+    let mut received = Vec::new();
+    for id in 1..=20 {
+        emulator.publish(channel, chat(id, "before"));
+    }
+    received.extend(publications(&mut events, 20).await);
+
+    emulator.close_all(3001, "shutdown");
+    for id in 21..=40 {
+        emulator.publish(channel, chat(id, "while away"));
+    }
+    let mut recoveries = Vec::new();
+    let mut more = Vec::new();
+    while more.len() < 20 {
+        match next_event(&mut events).await {
+            Event::Publication(publication) => more.push(publication),
+            Event::Subscribed { recovery, .. } => recoveries.push(recovery),
+            _ => {}
+        }
+    }
+    received.extend(more);
+
+    emulator.abort_all();
+    for id in 41..=60 {
+        emulator.publish(channel, chat(id, "after abort"));
+    }
+    let mut more = Vec::new();
+    while more.len() < 20 {
+        match next_event(&mut events).await {
+            Event::Publication(publication) => more.push(publication),
+            Event::Subscribed { recovery, .. } => recoveries.push(recovery),
+            _ => {}
+        }
+    }
+    received.extend(more);
+
+    assert_eq!(ids(&received), (1..=60).collect::<Vec<i64>>());
+    let offsets: Vec<u64> = received.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, (1..=60).collect::<Vec<u64>>());
+    assert!(!recoveries.contains(&Recovery::Failed), "{recoveries:?}");
+    assert!(recoveries.len() >= 2, "resubscribed after each cut: {recoveries:?}");
+    let resubscribes = emulator
+        .received_commands()
+        .iter()
+        .filter(|c| c.command.subscribe.as_ref().is_some_and(|s| s.recover))
+        .count();
+    assert!(resubscribes >= 2, "resubscribed with recover: true");
+}
+
+#[tokio::test]
+async fn reports_a_failed_recovery_by_channel_name() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let channel = "channel-chat:4";
+    let (_client, mut events) = connect(builder(&emulator).channel(channel)).await;
+    wait_subscribed(&mut events, &[channel]).await;
+    emulator.publish(channel, chat(1, "a"));
+    publications(&mut events, 1).await;
+
+    emulator.restart_channel(channel); // new epoch: the gap cannot be recovered
+    emulator.close_all(3001, "shutdown");
+    let event = wait_for_event(&mut events, |e| matches!(e, Event::Subscribed { .. })).await;
+    match event {
+        Event::Subscribed { channel: name, recovery } => {
+            assert_eq!(name, channel);
+            assert_eq!(recovery, Recovery::Failed);
+        }
+        other => unreachable!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn leaves_a_silent_server_and_is_back_within_ping_interval_plus_margin() {
+    let ping = Duration::from_millis(500);
+    let margin = Duration::from_millis(500);
+    let emulator = start(EmulatorConfig {
+        ping_interval: ping,
+        pong_timeout: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await;
+    let (_client, mut events) = connect(
+        builder(&emulator).channel("channel-chat:1").ping_margin(margin).command_timeout(Duration::from_secs(1)),
+    )
+    .await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+
+    let silent_since = Instant::now();
+    emulator.set_silent(true);
+    wait_for_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
+    let detected = silent_since.elapsed();
+    emulator.set_silent(false);
+    wait_for_event(&mut events, |e| matches!(e, Event::Connected { .. })).await;
+    // The watchdog fires ping + margin after the last inbound frame, which came
+    // at most one ping interval before the silence began.
+    assert!(detected <= ping * 2 + margin + Duration::from_millis(300), "{detected:?}");
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    emulator.publish("channel-chat:1", chat(1, "back"));
+    assert_eq!(ids(&publications(&mut events, 1).await), [1]);
+}
+
+#[tokio::test]
+async fn refreshes_tokens_living_three_seconds_in_place_for_ten_seconds() {
+    let emulator = start(EmulatorConfig {
+        token_ttl: Some(Duration::from_secs(3)),
+        expiry_grace: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let names = emulator.add_channel("ttl", 3);
+    let channels = [names.chat.clone(), names.private_chat.clone()];
+    let (_client, mut events) = connect(builder(&emulator).channels(channels.clone())).await;
+    wait_subscribed(&mut events, &[&channels[0], &channels[1]]).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(event) = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut events)).await {
+        match event {
+            Some(Event::Disconnected { code, reason }) => panic!("reconnected: {code:?} {reason}"),
+            Some(Event::Unsubscribed { channel, code, .. }) => panic!("{channel} expired: {code}"),
+            None => panic!("stream ended"),
+            _ => {}
+        }
+    }
+    let commands = emulator.received_commands();
+    let refreshes = commands.iter().filter(|c| c.command.refresh.is_some()).count();
+    let sub_refreshes = commands.iter().filter(|c| c.command.sub_refresh.is_some()).count();
+    assert!(refreshes >= 3, "connection token refreshed in place: {refreshes}");
+    assert!(sub_refreshes >= 3, "subscription token refreshed in place: {sub_refreshes}");
+    assert_eq!(emulator.connection_count(), 1);
+    assert!(emulator.close_codes().is_empty(), "{:?}", emulator.close_codes());
+    emulator.publish(&names.private_chat, chat(9, "still subscribed"));
+    assert_eq!(ids(&publications(&mut events, 1).await), [9]);
+}
+
+#[derive(Default)]
+struct MemoryStore(Mutex<Vec<TokenPair>>);
+
+impl TokenStore for MemoryStore {
+    fn save(&self, pair: &TokenPair) {
+        self.0.lock().unwrap().push(pair.clone());
+    }
+}
+
+#[tokio::test]
+async fn refreshes_an_expired_access_token_once_for_concurrent_requests_and_stores_the_pair() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.add_app("app-id", "app-secret");
+    emulator.add_refresh_token("refresh-1", USER_ID, "app-id");
+    let store = Arc::new(MemoryStore::default());
+    let pair = TokenPair {
+        access_token: Secret::new("expired-access-token"),
+        refresh_token: Secret::new("refresh-1"),
+        expires_at: None,
+    };
+    let refresher = OAuthRefresher::new("app-id", "app-secret", pair)
+        .token_url(emulator.oauth_token_url())
+        .store(store.clone());
+    let api = VkApi::new(&emulator.api_url(), Arc::new(refresher)).unwrap();
+
+    let calls = (0..5).map(|_| api.connection_token());
+    let results = tokio::time::timeout(TIMEOUT, futures::future::join_all(calls)).await.unwrap();
+    for result in results {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    let refreshes = emulator
+        .rest_calls()
+        .iter()
+        .filter(|call| call.path == "/oauth/server/token")
+        .count();
+    assert_eq!(refreshes, 1, "one refresh for five concurrent 401s");
+    let saved = store.0.lock().unwrap().clone();
+    assert_eq!(saved.len(), 1);
+    assert_ne!(saved[0].access_token.expose_secret(), "expired-access-token");
+    assert_ne!(saved[0].refresh_token.expose_secret(), "refresh-1", "rotated refresh token kept");
+}
+
+#[tokio::test]
+async fn refreshes_ahead_of_expiry_before_any_401() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.add_app("app-id", "app-secret");
+    emulator.add_refresh_token("refresh-1", USER_ID, "app-id");
+    let pair = TokenPair {
+        access_token: Secret::new("about-to-expire"),
+        refresh_token: Secret::new("refresh-1"),
+        expires_at: Some(std::time::SystemTime::now() + Duration::from_secs(10)),
+    };
+    let refresher = OAuthRefresher::new("app-id", "app-secret", pair)
+        .token_url(emulator.oauth_token_url())
+        .refresh_ahead(Duration::from_secs(60));
+    let api = VkApi::new(&emulator.api_url(), Arc::new(refresher)).unwrap();
+    let calls = (0..3).map(|_| api.connection_token());
+    for result in tokio::time::timeout(TIMEOUT, futures::future::join_all(calls)).await.unwrap() {
+        result.unwrap();
+    }
+    let calls = emulator.rest_calls();
+    assert_eq!(calls.iter().filter(|c| c.path == "/oauth/server/token").count(), 1);
+    assert_eq!(calls.iter().filter(|c| c.path == "/v1/websocket/token").count(), 3, "no 401 round trips");
+}
+
+#[tokio::test]
+async fn retries_the_api_through_503_503_then_200() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.fail_next_rest(2, 503, None);
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let token_calls = emulator
+        .rest_calls()
+        .iter()
+        .filter(|c| c.path == "/v1/websocket/token")
+        .count();
+    assert_eq!(token_calls, 3);
+}
+
+#[tokio::test]
+async fn honours_retry_after_on_429() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.fail_next_rest(1, 429, Some(1));
+    let started = Instant::now();
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited as the server asked");
+}
+
+#[tokio::test]
+async fn a_403_from_the_api_is_permanent() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.fail_next_rest(1, 403, None);
+    let error = tokio::time::timeout(TIMEOUT, builder(&emulator).channel("channel-chat:1").connect())
+        .await
+        .unwrap()
+        .expect_err("403 is permanent");
+    assert_eq!(error.kind(), ErrorKind::Forbidden);
+}
+
+#[tokio::test]
+async fn reconnect_class_close_codes_reconnect() {
+    for code in [3000, 3499, 4000, 4499] {
+        let emulator = start(EmulatorConfig::default()).await;
+        let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+        wait_subscribed(&mut events, &["channel-chat:1"]).await;
+        emulator.close_all(code, "go away for a moment");
+        let event = wait_for_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
+        assert!(matches!(event, Event::Disconnected { code: Some(c), .. } if c == code));
+        wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    }
+}
+
+#[tokio::test]
+async fn terminal_close_codes_end_the_stream_with_a_typed_reason() {
+    for code in [3501, 3999, 4500, 4999] {
+        let emulator = start(EmulatorConfig::default()).await;
+        let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+        wait_subscribed(&mut events, &["channel-chat:1"]).await;
+        emulator.close_all(code, "never again");
+        let event = wait_for_event(&mut events, |e| matches!(e, Event::Closed { .. })).await;
+        match event {
+            Event::Closed { reason: CloseReason::Failed(error) } => {
+                assert_eq!(error.kind(), ErrorKind::Rejected);
+                assert!(error.to_string().contains(&code.to_string()), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(emulator.connection_count(), 0);
+    }
+}
+
+#[tokio::test]
+async fn invalid_token_close_is_retried_once_with_a_fresh_token() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    emulator.close_all(3500, "invalid token");
+    wait_for_event(&mut events, |e| matches!(e, Event::Connected { .. })).await;
+    emulator.close_all(3500, "invalid token");
+    let event = wait_for_event(&mut events, |e| matches!(e, Event::Closed { .. })).await;
+    assert!(matches!(event, Event::Closed { reason: CloseReason::Failed(_) }));
+}
+
+fn unsubscribe_push(channel: &str, code: u32) -> String {
+    serde_json::json!({"push": {"channel": channel, "unsubscribe": {"code": code, "reason": "test"}}}).to_string()
+}
+
+#[tokio::test]
+async fn unsubscribe_push_below_2500_ends_the_subscription() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (_client, mut events) = connect(builder(&emulator).channels(["channel-chat:1", "channel-chat:2"])).await;
+    wait_subscribed(&mut events, &["channel-chat:1", "channel-chat:2"]).await;
+    emulator.send_raw(&unsubscribe_push("channel-chat:1", 2000));
+    let event = wait_for_event(&mut events, |e| matches!(e, Event::Unsubscribed { .. })).await;
+    assert!(matches!(event, Event::Unsubscribed { ref channel, code: 2000, .. } if channel == "channel-chat:1"));
+    emulator.publish("channel-chat:2", chat(5, "other channel unaffected"));
+    assert_eq!(ids(&publications(&mut events, 1).await), [5]);
+}
+
+#[tokio::test]
+async fn unsubscribe_push_2500_and_above_resubscribes_with_recovery() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    emulator.publish("channel-chat:1", chat(1, "a"));
+    publications(&mut events, 1).await;
+    emulator.send_raw(&unsubscribe_push("channel-chat:1", 2500));
+    let event = wait_for_event(&mut events, |e| matches!(e, Event::Subscribed { .. })).await;
+    assert!(matches!(event, Event::Subscribed { recovery: Recovery::Recovered, .. }), "{event:?}");
+}
+
+#[tokio::test]
+async fn live_subscribe_burst_shares_token_requests_and_unsubscribe_stops_delivery() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let before = token_requests(&emulator);
+    let channels: Vec<String> = (100..150).map(|id| format!("channel-private-chat:{id}")).collect();
+    for channel in &channels {
+        client.subscribe(channel.clone()).await.unwrap();
+    }
+    let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
+    wait_subscribed(&mut events, &refs).await;
+    let used = token_requests(&emulator) - before;
+    assert!(used <= 3, "a burst of 50 subscribes used {used} token requests");
+
+    client.unsubscribe("channel-chat:1").await.unwrap();
+    wait_for_event(&mut events, |e| matches!(e, Event::Unsubscribed { code: 0, .. })).await;
+    wait_until(&emulator, "server saw the unsubscribe", |e| e.subscriber_count("channel-chat:1") == 0).await;
+    emulator.publish("channel-chat:1", chat(1, "not for us"));
+    emulator.publish(&channels[0], chat(2, "for us"));
+    let received = publications(&mut events, 1).await;
+    assert_eq!(ids(&received), [2]);
+}
+
+fn token_requests(emulator: &vklive_pubsub::emulator::Emulator) -> usize {
+    emulator
+        .rest_calls()
+        .iter()
+        .filter(|c| c.path == "/v1/websocket/subscription_token")
+        .count()
+}
+
+#[tokio::test]
+async fn subscribes_300_channels_over_one_connection_with_at_most_10_token_requests() {
+    let emulator = start(EmulatorConfig {
+        channel_limit: None,
+        ..Default::default()
+    })
+    .await;
+    let channels: Vec<String> = (0..300)
+        .map(|id| if id % 2 == 0 { format!("channel-chat:{id}") } else { format!("channel-private-chat:{id}") })
+        .collect();
+    let (_client, mut events) = connect(builder(&emulator).channels(channels.clone())).await;
+    let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
+    wait_subscribed(&mut events, &refs).await;
+    assert!(token_requests(&emulator) <= 10, "{}", token_requests(&emulator));
+    assert_eq!(emulator.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn channels_past_the_server_limit_fail_with_106_by_name_and_the_rest_work() {
+    let emulator = start(EmulatorConfig {
+        channel_limit: Some(128),
+        ..Default::default()
+    })
+    .await;
+    let channels: Vec<String> = (0..300).map(|id| format!("channel-chat:{id}")).collect();
+    let (_client, mut events) = connect(builder(&emulator).channels(channels.clone())).await;
+    let mut subscribed = HashSet::new();
+    let mut failed = HashSet::new();
+    while subscribed.len() + failed.len() < 300 {
+        match next_event(&mut events).await {
+            Event::Subscribed { channel, .. } => {
+                subscribed.insert(channel);
+            }
+            Event::SubscriptionFailed { channel, code, .. } => {
+                assert_eq!(code, 106);
+                failed.insert(channel);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(subscribed.len(), 128);
+    assert_eq!(failed.len(), 172);
+    assert!(failed.iter().all(|c| channels.contains(c)));
+    let working = subscribed.iter().next().unwrap().clone();
+    emulator.publish(&working, chat(1, "works"));
+    let received = publications(&mut events, 1).await;
+    assert_eq!(&*received[0].channel, working);
+}
+
+/// Resident memory of this process, in bytes.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_answered() {
+    let emulator = start(EmulatorConfig {
+        ping_interval: Duration::from_secs(1),
+        pong_timeout: Duration::from_millis(800),
+        ..Default::default()
+    })
+    .await;
+    let channel = "channel-chat:1";
+    let capacity = 1000;
+    let (_client, mut events) = connect(builder(&emulator).channel(channel).event_capacity(capacity)).await;
+    wait_subscribed(&mut events, &[channel]).await;
+
+    let baseline = resident_bytes();
+    let stalled_at = Instant::now();
+    let pings_before = emulator.pings_sent();
+    let total = 100_000i64;
+    for id in 1..=total {
+        emulator.publish(channel, chat(id, "a message of a typical length, with some text in it"));
+        if id % 5_000 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let mut peak = 0;
+    while stalled_at.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        peak = peak.max(resident_bytes());
+    }
+    let growth = peak.saturating_sub(baseline);
+    assert!(emulator.pings_sent() >= pings_before + 25, "pings kept coming");
+    assert_eq!(emulator.pongs_received(), emulator.pings_sent(), "every ping answered while stalled");
+    assert!(emulator.close_codes().is_empty(), "{:?}", emulator.close_codes());
+
+    // Reading again: at most `capacity` publications were kept, the rest counted.
+    let mut delivered = 0u64;
+    let mut dropped = 0u64;
+    while delivered + dropped < total as u64 {
+        match next_event(&mut events).await {
+            Event::Publication(_) => delivered += 1,
+            Event::Lagged { dropped: count } => dropped += count,
+            _ => {}
+        }
+    }
+    assert!(delivered <= capacity as u64 + 1, "delivered {delivered}");
+    assert_eq!(delivered + dropped, total as u64);
+    assert!(growth < 64 * 1024 * 1024, "resident memory grew by {growth} bytes");
+}
