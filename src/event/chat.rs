@@ -1,0 +1,402 @@
+//! Chat events: `channel_chat_message_send` and `channel_chat_message_delete`,
+//! and the message parts shared with reward demands.
+
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use super::de::{Key, null_default, raw_eq, string_id};
+use super::palette::NickColor;
+use super::time::Timestamp;
+
+/// `channel_chat_message_send`: one chat message (the docs' `v1Message`),
+/// read from `data.chat_message`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct ChatMessage {
+    /// Message id (documented as int32); the key for de-duplication.
+    pub id: i64,
+    /// When it was sent.
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    /// Visible only to the user whose token received it.
+    #[serde(default, deserialize_with = "null_default")]
+    pub is_private: bool,
+    /// Who wrote it.
+    #[serde(default)]
+    pub author: Option<Author>,
+    /// The message body, in order.
+    #[serde(default, deserialize_with = "null_default")]
+    pub parts: Vec<Part>,
+}
+
+impl ChatMessage {
+    /// The message as one line of text; see [`plain_text`].
+    pub fn plain_text(&self) -> String {
+        plain_text(&self.parts)
+    }
+}
+
+/// Renders parts as text: text as is, mentions as `@nick`, smiles as
+/// `:name:`, links as their visible content (their URL when it is empty).
+/// Unknown parts are left out.
+///
+/// Trailing whitespace is trimmed: VK ends many messages with a text part
+/// holding only `"\n"`, which every client drops. Line breaks inside the
+/// message are kept.
+///
+/// ```
+/// use vklive_pubsub::event::{plain_text, Part, TextPart, SmilePart};
+/// let parts = vec![
+///     Part::Text(TextPart { content: "hi ".into() }),
+///     Part::Smile(SmilePart { name: "Kappa".into(), ..Default::default() }),
+///     Part::Text(TextPart { content: "\n".into() }),
+/// ];
+/// assert_eq!(plain_text(&parts), "hi :Kappa:");
+/// ```
+pub fn plain_text(parts: &[Part]) -> String {
+    let mut text = String::new();
+    for part in parts {
+        part.push_plain(&mut text);
+    }
+    text.truncate(text.trim_end().len());
+    text
+}
+
+/// The author of a chat message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct Author {
+    /// User id.
+    pub id: i64,
+    /// Display name.
+    #[serde(default, deserialize_with = "null_default")]
+    pub nick: String,
+    /// Palette index of the nick colour; see [`Author::nick_color_hex`].
+    #[serde(default)]
+    pub nick_color: Option<NickColor>,
+    /// Avatar image URL.
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+    /// The author owns the channel.
+    #[serde(default, deserialize_with = "null_default")]
+    pub is_owner: bool,
+    /// The author moderates the channel.
+    #[serde(default, deserialize_with = "null_default")]
+    pub is_moderator: bool,
+    /// Badges shown next to the nick.
+    #[serde(default, deserialize_with = "null_default")]
+    pub badges: Vec<Badge>,
+    /// Channel roles (e.g. VIP).
+    #[serde(default, deserialize_with = "null_default")]
+    pub roles: Vec<Role>,
+}
+
+impl Author {
+    /// The nick colour as `#RRGGBB`; `None` when absent or outside the palette.
+    pub fn nick_color_hex(&self) -> Option<&'static str> {
+        self.nick_color.and_then(NickColor::hex)
+    }
+
+    /// A paid subscriber: a badge whose `achievement_name` starts with
+    /// `subscription` (e.g. `subscription_01`).
+    pub fn is_subscriber(&self) -> bool {
+        self.has_achievement(|name| name.starts_with("subscription"))
+    }
+
+    /// The platform's own bot, which posts notices such as reward
+    /// redemptions: a badge with `achievement_name` `internal_chatbot`.
+    pub fn is_platform_bot(&self) -> bool {
+        self.has_achievement(|name| name == "internal_chatbot")
+    }
+
+    fn has_achievement(&self, test: impl Fn(&str) -> bool) -> bool {
+        self.badges
+            .iter()
+            .any(|badge| test(&badge.achievement_name))
+    }
+}
+
+/// A badge next to a nick.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct Badge {
+    /// Badge id.
+    #[serde(default, deserialize_with = "string_id")]
+    pub id: String,
+    /// Display name; empty except for custom badges.
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    /// What it stands for: `owner`, `verified_streamer`, `subscription_01`,
+    /// `internal_chatbot`, …
+    #[serde(default, deserialize_with = "null_default")]
+    pub achievement_name: String,
+    /// Small image URL.
+    #[serde(default)]
+    pub small_url: Option<String>,
+    /// Medium image URL.
+    #[serde(default)]
+    pub medium_url: Option<String>,
+    /// Large image URL.
+    #[serde(default)]
+    pub large_url: Option<String>,
+}
+
+/// A channel role of a chat author.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct Role {
+    /// Role id.
+    #[serde(default, deserialize_with = "string_id")]
+    pub id: String,
+    /// Display name (e.g. `VIP`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    /// Small image URL.
+    #[serde(default)]
+    pub small_url: Option<String>,
+    /// Medium image URL.
+    #[serde(default)]
+    pub medium_url: Option<String>,
+    /// Large image URL.
+    #[serde(default)]
+    pub large_url: Option<String>,
+}
+
+/// `channel_chat_message_delete`: a message was removed, read from
+/// `data.chat_message`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct ChatMessageDelete {
+    /// Id of the deleted message.
+    pub id: i64,
+}
+
+// ---------------------------------------------------------------------------
+// Parts
+// ---------------------------------------------------------------------------
+
+/// One piece of a message body. On the wire a part is an object with exactly
+/// one key naming its kind: `{"text":{"content":"hi"}}`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Part {
+    /// `text`.
+    Text(TextPart),
+    /// `mention`: a reference to a user.
+    Mention(MentionPart),
+    /// `smile`: an emote.
+    Smile(SmilePart),
+    /// `link`.
+    Link(LinkPart),
+    /// A part of a kind this crate does not know, kept as the whole part
+    /// object (`{"kind": …}`), so nothing is lost when VK adds one.
+    Unknown(Box<RawValue>),
+}
+
+/// A `text` part.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct TextPart {
+    /// The text, possibly just `"\n"`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub content: String,
+}
+
+/// A `mention` part.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct MentionPart {
+    /// The mentioned user's id.
+    #[serde(default)]
+    pub id: Option<i64>,
+    /// The mentioned user's nick.
+    #[serde(default, deserialize_with = "null_default")]
+    pub nick: String,
+}
+
+/// A `smile` (emote) part.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct SmilePart {
+    /// Smile id.
+    #[serde(default, deserialize_with = "string_id")]
+    pub id: String,
+    /// Smile name, e.g. `Kappa`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    /// The smile is animated.
+    #[serde(default, deserialize_with = "null_default")]
+    pub animated: bool,
+    /// Small image URL.
+    #[serde(default)]
+    pub small_url: Option<String>,
+    /// Medium image URL.
+    #[serde(default)]
+    pub medium_url: Option<String>,
+    /// Large image URL.
+    #[serde(default)]
+    pub large_url: Option<String>,
+}
+
+/// A `link` part.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct LinkPart {
+    /// The visible text.
+    #[serde(default, deserialize_with = "null_default")]
+    pub content: String,
+    /// The target URL.
+    #[serde(default, deserialize_with = "null_default")]
+    pub url: String,
+}
+
+impl Part {
+    /// The wire key of this part (`text`, `mention`, …); for an unknown part,
+    /// `None` (read its raw JSON instead).
+    pub fn kind(&self) -> Option<&'static str> {
+        match self {
+            Part::Text(_) => Some("text"),
+            Part::Mention(_) => Some("mention"),
+            Part::Smile(_) => Some("smile"),
+            Part::Link(_) => Some("link"),
+            Part::Unknown(_) => None,
+        }
+    }
+
+    fn push_plain(&self, out: &mut String) {
+        match self {
+            Part::Text(text) => out.push_str(&text.content),
+            Part::Mention(mention) => push_mention(mention, out),
+            Part::Smile(smile) => {
+                out.push(':');
+                out.push_str(&smile.name);
+                out.push(':');
+            }
+            Part::Link(link) if link.content.is_empty() => out.push_str(&link.url),
+            Part::Link(link) => out.push_str(&link.content),
+            Part::Unknown(_) => {}
+        }
+    }
+}
+
+/// `@nick`, or `@<id>` when VK left the nick out.
+fn push_mention(mention: &MentionPart, out: &mut String) {
+    out.push('@');
+    match (mention.nick.is_empty(), mention.id) {
+        (true, Some(id)) => out.push_str(&id.to_string()),
+        _ => out.push_str(&mention.nick),
+    }
+}
+
+impl PartialEq for Part {
+    fn eq(&self, other: &Part) -> bool {
+        match (self, other) {
+            (Part::Text(a), Part::Text(b)) => a == b,
+            (Part::Mention(a), Part::Mention(b)) => a == b,
+            (Part::Smile(a), Part::Smile(b)) => a == b,
+            (Part::Link(a), Part::Link(b)) => a == b,
+            (Part::Unknown(a), Part::Unknown(b)) => raw_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Serialize for Part {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Written back in the wire shape, so a serialized message reads back.
+        match self {
+            Part::Text(part) => single_entry(serializer, "text", part),
+            Part::Mention(part) => single_entry(serializer, "mention", part),
+            Part::Smile(part) => single_entry(serializer, "smile", part),
+            Part::Link(part) => single_entry(serializer, "link", part),
+            Part::Unknown(raw) => raw.serialize(serializer),
+        }
+    }
+}
+
+fn single_entry<S: Serializer, T: Serialize>(
+    serializer: S,
+    key: &str,
+    value: &T,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(1))?;
+    map.serialize_entry(key, value)?;
+    map.end()
+}
+
+impl<'de> Deserialize<'de> for Part {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Part, D::Error> {
+        deserializer.deserialize_map(PartVisitor)
+    }
+}
+
+/// Decodes a part in one pass: the first key picks the type, and only an
+/// unknown key pays for keeping raw JSON.
+struct PartVisitor;
+
+impl<'de> Visitor<'de> for PartVisitor {
+    type Value = Part;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a message part object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Part, A::Error> {
+        let Some(Key(key)) = map.next_key::<Key>()? else {
+            return raw_part(String::from("{}"));
+        };
+        let part = match key.as_ref() {
+            "text" => Part::Text(map.next_value()?),
+            "mention" => Part::Mention(map.next_value()?),
+            "smile" => Part::Smile(map.next_value()?),
+            "link" => Part::Link(map.next_value()?),
+            _ => return unknown_part(&key, map),
+        };
+        finish_part(map)?;
+        Ok(part)
+    }
+}
+
+/// After the one documented key: strict builds reject a second key, lenient
+/// ones skip it.
+fn finish_part<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while let Some(Key(extra)) = map.next_key::<Key>()? {
+        if cfg!(feature = "strict") {
+            return Err(de::Error::custom(format_args!(
+                "message part has a second key `{extra}`"
+            )));
+        }
+        map.next_value::<IgnoredAny>()?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the whole part object from its entries, values kept verbatim.
+fn unknown_part<'de, A: MapAccess<'de>>(first: &str, mut map: A) -> Result<Part, A::Error> {
+    let mut object = String::from("{");
+    push_entry(&mut object, first, &map.next_value::<Box<RawValue>>()?)?;
+    while let Some(Key(key)) = map.next_key::<Key>()? {
+        object.push(',');
+        push_entry(&mut object, &key, &map.next_value::<Box<RawValue>>()?)?;
+    }
+    object.push('}');
+    raw_part(object)
+}
+
+fn push_entry<E: de::Error>(object: &mut String, key: &str, value: &RawValue) -> Result<(), E> {
+    // Keys arrive unescaped; re-escape them so the object stays valid JSON.
+    object.push_str(&serde_json::to_string(key).map_err(E::custom)?);
+    object.push(':');
+    object.push_str(value.get());
+    Ok(())
+}
+
+fn raw_part<E: de::Error>(object: String) -> Result<Part, E> {
+    RawValue::from_string(object)
+        .map(Part::Unknown)
+        .map_err(E::custom)
+}
