@@ -62,7 +62,10 @@ async fn sixty_messages_arrive_exactly_once_in_order_across_a_3001_close_and_a_t
     let offsets: Vec<u64> = received.iter().map(|p| p.offset).collect();
     assert_eq!(offsets, (1..=60).collect::<Vec<u64>>());
     assert!(!recoveries.contains(&Recovery::Failed), "{recoveries:?}");
-    assert!(recoveries.len() >= 2, "resubscribed after each cut: {recoveries:?}");
+    assert!(
+        recoveries.len() >= 2,
+        "resubscribed after each cut: {recoveries:?}"
+    );
     let resubscribes = emulator
         .received_commands()
         .iter()
@@ -84,7 +87,10 @@ async fn reports_a_failed_recovery_by_channel_name() {
     emulator.close_all(3001, "shutdown");
     let event = wait_for_event(&mut events, |e| matches!(e, Event::Subscribed { .. })).await;
     match event {
-        Event::Subscribed { channel: name, recovery } => {
+        Event::Subscribed {
+            channel: name,
+            recovery,
+        } => {
             assert_eq!(name, channel);
             assert_eq!(recovery, Recovery::Failed);
         }
@@ -103,7 +109,10 @@ async fn leaves_a_silent_server_and_is_back_within_ping_interval_plus_margin() {
     })
     .await;
     let (_client, mut events) = connect(
-        builder(&emulator).channel("channel-chat:1").ping_margin(margin).command_timeout(Duration::from_secs(1)),
+        builder(&emulator)
+            .channel("channel-chat:1")
+            .ping_margin(margin)
+            .command_timeout(Duration::from_secs(1)),
     )
     .await;
     wait_subscribed(&mut events, &["channel-chat:1"]).await;
@@ -116,7 +125,10 @@ async fn leaves_a_silent_server_and_is_back_within_ping_interval_plus_margin() {
     wait_for_event(&mut events, |e| matches!(e, Event::Connected { .. })).await;
     // The watchdog fires ping + margin after the last inbound frame, which came
     // at most one ping interval before the silence began.
-    assert!(detected <= ping * 2 + margin + Duration::from_millis(300), "{detected:?}");
+    assert!(
+        detected <= ping * 2 + margin + Duration::from_millis(300),
+        "{detected:?}"
+    );
     wait_subscribed(&mut events, &["channel-chat:1"]).await;
     emulator.publish("channel-chat:1", chat(1, "back"));
     assert_eq!(ids(&publications(&mut events, 1).await), [1]);
@@ -136,7 +148,9 @@ async fn refreshes_tokens_living_three_seconds_in_place_for_ten_seconds() {
     wait_subscribed(&mut events, &[&channels[0], &channels[1]]).await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while let Ok(event) = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut events)).await {
+    while let Ok(event) =
+        tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut events)).await
+    {
         match event {
             Some(Event::Disconnected { code, reason }) => panic!("reconnected: {code:?} {reason}"),
             Some(Event::Unsubscribed { channel, code, .. }) => panic!("{channel} expired: {code}"),
@@ -145,12 +159,28 @@ async fn refreshes_tokens_living_three_seconds_in_place_for_ten_seconds() {
         }
     }
     let commands = emulator.received_commands();
-    let refreshes = commands.iter().filter(|c| c.command.refresh.is_some()).count();
-    let sub_refreshes = commands.iter().filter(|c| c.command.sub_refresh.is_some()).count();
-    assert!(refreshes >= 3, "connection token refreshed in place: {refreshes}");
-    assert!(sub_refreshes >= 3, "subscription token refreshed in place: {sub_refreshes}");
+    let refreshes = commands
+        .iter()
+        .filter(|c| c.command.refresh.is_some())
+        .count();
+    let sub_refreshes = commands
+        .iter()
+        .filter(|c| c.command.sub_refresh.is_some())
+        .count();
+    assert!(
+        refreshes >= 3,
+        "connection token refreshed in place: {refreshes}"
+    );
+    assert!(
+        sub_refreshes >= 3,
+        "subscription token refreshed in place: {sub_refreshes}"
+    );
     assert_eq!(emulator.connection_count(), 1);
-    assert!(emulator.close_codes().is_empty(), "{:?}", emulator.close_codes());
+    assert!(
+        emulator.close_codes().is_empty(),
+        "{:?}",
+        emulator.close_codes()
+    );
     emulator.publish(&names.private_chat, chat(9, "still subscribed"));
     assert_eq!(ids(&publications(&mut events, 1).await), [9]);
 }
@@ -181,7 +211,9 @@ async fn refreshes_an_expired_access_token_once_for_concurrent_requests_and_stor
     let api = VkApi::new(&emulator.api_url(), Arc::new(refresher)).unwrap();
 
     let calls = (0..5).map(|_| api.connection_token());
-    let results = tokio::time::timeout(TIMEOUT, futures::future::join_all(calls)).await.unwrap();
+    let results = tokio::time::timeout(TIMEOUT, futures::future::join_all(calls))
+        .await
+        .unwrap();
     for result in results {
         assert!(result.is_ok(), "{result:?}");
     }
@@ -193,8 +225,15 @@ async fn refreshes_an_expired_access_token_once_for_concurrent_requests_and_stor
     assert_eq!(refreshes, 1, "one refresh for five concurrent 401s");
     let saved = store.0.lock().unwrap().clone();
     assert_eq!(saved.len(), 1);
-    assert_ne!(saved[0].access_token.expose_secret(), "expired-access-token");
-    assert_ne!(saved[0].refresh_token.expose_secret(), "refresh-1", "rotated refresh token kept");
+    assert_ne!(
+        saved[0].access_token.expose_secret(),
+        "expired-access-token"
+    );
+    assert_ne!(
+        saved[0].refresh_token.expose_secret(),
+        "refresh-1",
+        "rotated refresh token kept"
+    );
 }
 
 #[tokio::test]
@@ -212,12 +251,28 @@ async fn refreshes_ahead_of_expiry_before_any_401() {
         .refresh_ahead(Duration::from_secs(60));
     let api = VkApi::new(&emulator.api_url(), Arc::new(refresher)).unwrap();
     let calls = (0..3).map(|_| api.connection_token());
-    for result in tokio::time::timeout(TIMEOUT, futures::future::join_all(calls)).await.unwrap() {
+    for result in tokio::time::timeout(TIMEOUT, futures::future::join_all(calls))
+        .await
+        .unwrap()
+    {
         result.unwrap();
     }
     let calls = emulator.rest_calls();
-    assert_eq!(calls.iter().filter(|c| c.path == "/oauth/server/token").count(), 1);
-    assert_eq!(calls.iter().filter(|c| c.path == "/v1/websocket/token").count(), 3, "no 401 round trips");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.path == "/oauth/server/token")
+            .count(),
+        1
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.path == "/v1/websocket/token")
+            .count(),
+        3,
+        "no 401 round trips"
+    );
 }
 
 #[tokio::test]
@@ -241,17 +296,23 @@ async fn honours_retry_after_on_429() {
     let started = Instant::now();
     let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
     wait_subscribed(&mut events, &["channel-chat:1"]).await;
-    assert!(started.elapsed() >= Duration::from_secs(1), "waited as the server asked");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited as the server asked"
+    );
 }
 
 #[tokio::test]
 async fn a_403_from_the_api_is_permanent() {
     let emulator = start(EmulatorConfig::default()).await;
     emulator.fail_next_rest(1, 403, None);
-    let error = tokio::time::timeout(TIMEOUT, builder(&emulator).channel("channel-chat:1").connect())
-        .await
-        .unwrap()
-        .expect_err("403 is permanent");
+    let error = tokio::time::timeout(
+        TIMEOUT,
+        builder(&emulator).channel("channel-chat:1").connect(),
+    )
+    .await
+    .unwrap()
+    .expect_err("403 is permanent");
     assert_eq!(error.kind(), ErrorKind::Forbidden);
 }
 
@@ -277,7 +338,9 @@ async fn terminal_close_codes_end_the_stream_with_a_typed_reason() {
         emulator.close_all(code, "never again");
         let event = wait_for_event(&mut events, |e| matches!(e, Event::Closed { .. })).await;
         match event {
-            Event::Closed { reason: CloseReason::Failed(error) } => {
+            Event::Closed {
+                reason: CloseReason::Failed(error),
+            } => {
                 assert_eq!(error.kind(), ErrorKind::Rejected);
                 assert!(error.to_string().contains(&code.to_string()), "{error}");
             }
@@ -296,7 +359,12 @@ async fn invalid_token_close_is_retried_once_with_a_fresh_token() {
     wait_for_event(&mut events, |e| matches!(e, Event::Connected { .. })).await;
     emulator.close_all(3500, "invalid token");
     let event = wait_for_event(&mut events, |e| matches!(e, Event::Closed { .. })).await;
-    assert!(matches!(event, Event::Closed { reason: CloseReason::Failed(_) }));
+    assert!(matches!(
+        event,
+        Event::Closed {
+            reason: CloseReason::Failed(_)
+        }
+    ));
 }
 
 fn unsubscribe_push(channel: &str, code: u32) -> String {
@@ -306,11 +374,14 @@ fn unsubscribe_push(channel: &str, code: u32) -> String {
 #[tokio::test]
 async fn unsubscribe_push_below_2500_ends_the_subscription() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = connect(builder(&emulator).channels(["channel-chat:1", "channel-chat:2"])).await;
+    let (_client, mut events) =
+        connect(builder(&emulator).channels(["channel-chat:1", "channel-chat:2"])).await;
     wait_subscribed(&mut events, &["channel-chat:1", "channel-chat:2"]).await;
     emulator.send_raw(&unsubscribe_push("channel-chat:1", 2000));
     let event = wait_for_event(&mut events, |e| matches!(e, Event::Unsubscribed { .. })).await;
-    assert!(matches!(event, Event::Unsubscribed { ref channel, code: 2000, .. } if channel == "channel-chat:1"));
+    assert!(
+        matches!(event, Event::Unsubscribed { ref channel, code: 2000, .. } if channel == "channel-chat:1")
+    );
     emulator.publish("channel-chat:2", chat(5, "other channel unaffected"));
     assert_eq!(ids(&publications(&mut events, 1).await), [5]);
 }
@@ -324,7 +395,16 @@ async fn unsubscribe_push_2500_and_above_resubscribes_with_recovery() {
     publications(&mut events, 1).await;
     emulator.send_raw(&unsubscribe_push("channel-chat:1", 2500));
     let event = wait_for_event(&mut events, |e| matches!(e, Event::Subscribed { .. })).await;
-    assert!(matches!(event, Event::Subscribed { recovery: Recovery::Recovered, .. }), "{event:?}");
+    assert!(
+        matches!(
+            event,
+            Event::Subscribed {
+                recovery: Recovery::Recovered,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
 }
 
 #[tokio::test]
@@ -333,18 +413,29 @@ async fn live_subscribe_burst_shares_token_requests_and_unsubscribe_stops_delive
     let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
     wait_subscribed(&mut events, &["channel-chat:1"]).await;
     let before = token_requests(&emulator);
-    let channels: Vec<String> = (100..150).map(|id| format!("channel-private-chat:{id}")).collect();
+    let channels: Vec<String> = (100..150)
+        .map(|id| format!("channel-private-chat:{id}"))
+        .collect();
     for channel in &channels {
         client.subscribe(channel.clone()).await.unwrap();
     }
     let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
     wait_subscribed(&mut events, &refs).await;
     let used = token_requests(&emulator) - before;
-    assert!(used <= 3, "a burst of 50 subscribes used {used} token requests");
+    assert!(
+        used <= 3,
+        "a burst of 50 subscribes used {used} token requests"
+    );
 
     client.unsubscribe("channel-chat:1").await.unwrap();
-    wait_for_event(&mut events, |e| matches!(e, Event::Unsubscribed { code: 0, .. })).await;
-    wait_until(&emulator, "server saw the unsubscribe", |e| e.subscriber_count("channel-chat:1") == 0).await;
+    wait_for_event(&mut events, |e| {
+        matches!(e, Event::Unsubscribed { code: 0, .. })
+    })
+    .await;
+    wait_until(&emulator, "server saw the unsubscribe", |e| {
+        e.subscriber_count("channel-chat:1") == 0
+    })
+    .await;
     emulator.publish("channel-chat:1", chat(1, "not for us"));
     emulator.publish(&channels[0], chat(2, "for us"));
     let received = publications(&mut events, 1).await;
@@ -367,12 +458,22 @@ async fn subscribes_300_channels_over_one_connection_with_at_most_10_token_reque
     })
     .await;
     let channels: Vec<String> = (0..300)
-        .map(|id| if id % 2 == 0 { format!("channel-chat:{id}") } else { format!("channel-private-chat:{id}") })
+        .map(|id| {
+            if id % 2 == 0 {
+                format!("channel-chat:{id}")
+            } else {
+                format!("channel-private-chat:{id}")
+            }
+        })
         .collect();
     let (_client, mut events) = connect(builder(&emulator).channels(channels.clone())).await;
     let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
     wait_subscribed(&mut events, &refs).await;
-    assert!(token_requests(&emulator) <= 10, "{}", token_requests(&emulator));
+    assert!(
+        token_requests(&emulator) <= 10,
+        "{}",
+        token_requests(&emulator)
+    );
     assert_eq!(emulator.connection_count(), 1);
 }
 
@@ -411,7 +512,11 @@ async fn channels_past_the_server_limit_fail_with_106_by_name_and_the_rest_work(
 /// Resident memory of this process, in bytes.
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -425,7 +530,8 @@ async fn a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_a
     .await;
     let channel = "channel-chat:1";
     let capacity = 1000;
-    let (_client, mut events) = connect(builder(&emulator).channel(channel).event_capacity(capacity)).await;
+    let (_client, mut events) =
+        connect(builder(&emulator).channel(channel).event_capacity(capacity)).await;
     wait_subscribed(&mut events, &[channel]).await;
 
     let baseline = resident_bytes();
@@ -433,7 +539,10 @@ async fn a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_a
     let pings_before = emulator.pings_sent();
     let total = 100_000i64;
     for id in 1..=total {
-        emulator.publish(channel, chat(id, "a message of a typical length, with some text in it"));
+        emulator.publish(
+            channel,
+            chat(id, "a message of a typical length, with some text in it"),
+        );
         if id % 5_000 == 0 {
             tokio::task::yield_now().await;
         }
@@ -444,9 +553,20 @@ async fn a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_a
         peak = peak.max(resident_bytes());
     }
     let growth = peak.saturating_sub(baseline);
-    assert!(emulator.pings_sent() >= pings_before + 25, "pings kept coming");
-    assert_eq!(emulator.pongs_received(), emulator.pings_sent(), "every ping answered while stalled");
-    assert!(emulator.close_codes().is_empty(), "{:?}", emulator.close_codes());
+    assert!(
+        emulator.pings_sent() >= pings_before + 25,
+        "pings kept coming"
+    );
+    assert_eq!(
+        emulator.pongs_received(),
+        emulator.pings_sent(),
+        "every ping answered while stalled"
+    );
+    assert!(
+        emulator.close_codes().is_empty(),
+        "{:?}",
+        emulator.close_codes()
+    );
 
     // Reading again: at most `capacity` publications were kept, the rest counted.
     let mut delivered = 0u64;
@@ -460,5 +580,8 @@ async fn a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_a
     }
     assert!(delivered <= capacity as u64 + 1, "delivered {delivered}");
     assert_eq!(delivered + dropped, total as u64);
-    assert!(growth < 64 * 1024 * 1024, "resident memory grew by {growth} bytes");
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "resident memory grew by {growth} bytes"
+    );
 }

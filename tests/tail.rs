@@ -15,8 +15,13 @@ use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
 /// `cargo test` builds the examples next to the test binaries.
 fn tail_binary() -> PathBuf {
     let test_exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = test_exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-    profile_dir.join("examples").join(format!("tail{}", std::env::consts::EXE_SUFFIX))
+    let profile_dir = test_exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    profile_dir
+        .join("examples")
+        .join(format!("tail{}", std::env::consts::EXE_SUFFIX))
 }
 
 fn tail(emulator: &Emulator, token: &str, args: &[&str]) -> Command {
@@ -47,12 +52,25 @@ async fn finish(mut child: tokio::process::Child) -> Finished {
     let mut stderr = child.stderr.take().unwrap();
     let (mut out, mut err) = (String::new(), String::new());
     let read = async {
-        let (a, b) = tokio::join!(stdout.read_to_string(&mut out), stderr.read_to_string(&mut err));
+        let (a, b) = tokio::join!(
+            stdout.read_to_string(&mut out),
+            stderr.read_to_string(&mut err)
+        );
         a.and(b)
     };
-    tokio::time::timeout(Duration::from_secs(30), read).await.expect("tail did not finish").unwrap();
-    let status = tokio::time::timeout(TIMEOUT, child.wait()).await.unwrap().unwrap();
-    Finished { status, stdout: out, stderr: err }
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("tail did not finish")
+        .unwrap();
+    let status = tokio::time::timeout(TIMEOUT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    Finished {
+        status,
+        stdout: out,
+        stderr: err,
+    }
 }
 
 /// Every token the emulator handed out or was given, as plain strings.
@@ -66,7 +84,12 @@ fn all_tokens(emulator: &Emulator) -> Vec<String> {
             command.refresh.and_then(|r| r.token),
             command.sub_refresh.and_then(|s| s.token),
         ];
-        tokens.extend(secrets.into_iter().flatten().map(|s| s.expose_secret().to_owned()));
+        tokens.extend(
+            secrets
+                .into_iter()
+                .flatten()
+                .map(|s| s.expose_secret().to_owned()),
+        );
     }
     tokens
 }
@@ -75,8 +98,17 @@ fn all_tokens(emulator: &Emulator) -> Vec<String> {
 async fn tail_prints_ndjson_and_exits_after_n_publications_without_leaking_tokens() {
     let emulator = start(EmulatorConfig::default()).await;
     let names = emulator.add_channel("streamer", 1);
-    let child = tail(&emulator, USER_TOKEN, &["-n", "3", "--channel-url", "streamer"]).spawn().unwrap();
-    wait_until(&emulator, "tail subscribed", |e| e.subscriber_count(&names.chat) == 1).await;
+    let child = tail(
+        &emulator,
+        USER_TOKEN,
+        &["-n", "3", "--channel-url", "streamer"],
+    )
+    .spawn()
+    .unwrap();
+    wait_until(&emulator, "tail subscribed", |e| {
+        e.subscriber_count(&names.chat) == 1
+    })
+    .await;
     for id in 1..=3 {
         emulator.publish(&names.chat, chat(id, "hello from the test"));
     }
@@ -88,14 +120,20 @@ async fn tail_prints_ndjson_and_exits_after_n_publications_without_leaking_token
         .lines()
         .map(|line| serde_json::from_str(line).expect("each stdout line is JSON"))
         .collect();
-    let publications: Vec<_> = lines.iter().filter(|l| l["event"] == "publication").collect();
+    let publications: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "publication")
+        .collect();
     assert_eq!(publications.len(), 3);
     assert_eq!(publications[0]["type"], "channel_chat_message_send");
     assert_eq!(publications[2]["offset"], 3);
     assert!(lines.iter().any(|l| l["event"] == "connected"));
     assert!(lines.iter().any(|l| l["event"] == "subscribed"));
 
-    assert!(done.stderr.contains("TRACE") || done.stderr.contains("DEBUG"), "trace logs on");
+    assert!(
+        done.stderr.contains("TRACE") || done.stderr.contains("DEBUG"),
+        "trace logs on"
+    );
     for token in all_tokens(&emulator) {
         assert!(!done.stdout.contains(&token), "token leaked on stdout");
         assert!(!done.stderr.contains(&token), "token leaked on stderr");
@@ -105,8 +143,13 @@ async fn tail_prints_ndjson_and_exits_after_n_publications_without_leaking_token
 #[tokio::test]
 async fn tail_quiet_prints_only_the_summary() {
     let emulator = start(EmulatorConfig::default()).await;
-    let child = tail(&emulator, USER_TOKEN, &["-q", "-n", "2", "channel-chat:1"]).spawn().unwrap();
-    wait_until(&emulator, "tail subscribed", |e| e.subscriber_count("channel-chat:1") == 1).await;
+    let child = tail(&emulator, USER_TOKEN, &["-q", "-n", "2", "channel-chat:1"])
+        .spawn()
+        .unwrap();
+    wait_until(&emulator, "tail subscribed", |e| {
+        e.subscriber_count("channel-chat:1") == 1
+    })
+    .await;
     emulator.publish("channel-chat:1", chat(1, "a"));
     emulator.publish("channel-chat:1", chat(2, "b"));
     let done = finish(child).await;
@@ -121,7 +164,12 @@ async fn tail_quiet_prints_only_the_summary() {
 #[tokio::test]
 async fn tail_exits_non_zero_with_one_line_on_a_rejected_token() {
     let emulator = start(EmulatorConfig::default()).await;
-    let done = finish(tail(&emulator, "wrong-token", &["channel-chat:1"]).spawn().unwrap()).await;
+    let done = finish(
+        tail(&emulator, "wrong-token", &["channel-chat:1"])
+            .spawn()
+            .unwrap(),
+    )
+    .await;
     assert!(!done.status.success());
     let last = done.stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("tail: "), "{last}");
@@ -132,13 +180,26 @@ async fn tail_exits_non_zero_with_one_line_on_a_rejected_token() {
 #[tokio::test]
 async fn after_a_3500_close_with_a_revoked_token_tail_exits_within_two_more_attempts() {
     let emulator = start(EmulatorConfig::default()).await;
-    let child = tail(&emulator, USER_TOKEN, &["channel-chat:1"]).spawn().unwrap();
-    wait_until(&emulator, "tail subscribed", |e| e.subscriber_count("channel-chat:1") == 1).await;
-    let token_calls_before = emulator.rest_calls().iter().filter(|c| c.path == "/v1/websocket/token").count();
+    let child = tail(&emulator, USER_TOKEN, &["channel-chat:1"])
+        .spawn()
+        .unwrap();
+    wait_until(&emulator, "tail subscribed", |e| {
+        e.subscriber_count("channel-chat:1") == 1
+    })
+    .await;
+    let token_calls_before = emulator
+        .rest_calls()
+        .iter()
+        .filter(|c| c.path == "/v1/websocket/token")
+        .count();
     emulator.revoke_access_token(USER_TOKEN); // also closes the connection with 3500
     let done = finish(child).await;
     assert!(!done.status.success());
-    let attempts = emulator.rest_calls().iter().filter(|c| c.path == "/v1/websocket/token").count()
+    let attempts = emulator
+        .rest_calls()
+        .iter()
+        .filter(|c| c.path == "/v1/websocket/token")
+        .count()
         - token_calls_before;
     assert!(attempts <= 2, "{attempts} more connection attempts");
     let last = done.stderr.lines().last().unwrap_or_default();

@@ -263,6 +263,9 @@ impl Link {
 
     /// Writes every queued frame.
     async fn flush(&mut self) -> Result<(), SessionEnd> {
+        if self.outgoing.is_empty() {
+            return Ok(());
+        }
         for frame in self.outgoing.drain(..) {
             self.socket
                 .feed(Message::Text(frame.into()))
@@ -517,7 +520,7 @@ impl Actor {
                         Some(Command::Subscribe(channel)) => {
                             self.want(&channel);
                         }
-                        Some(Command::Unsubscribe(channel)) => self.unwant(&channel),
+                        Some(Command::Unsubscribe(channel)) => self.unwant(channel),
                     }
                 }
                 () = self.outbox.sender().closed() => return Err(CloseReason::Requested),
@@ -896,15 +899,8 @@ impl Actor {
                     {
                         send_unsubscribe(link, &channel, self.config.command_timeout);
                     }
-                    if self.subs.contains_key(channel.as_str()) {
-                        self.unwant(&channel);
-                        batch.retain(|name| name.as_ref() != channel);
-                        self.outbox.lifecycle(Event::Unsubscribed {
-                            channel,
-                            code: 0,
-                            reason: "unsubscribe called".into(),
-                        });
-                    }
+                    batch.retain(|name| name.as_ref() != channel);
+                    self.unwant(channel);
                 }
             }
             next = match self.commands.try_recv() {
@@ -1157,9 +1153,16 @@ impl Actor {
         Some(name)
     }
 
-    fn unwant(&mut self, channel: &str) {
-        self.subs.remove(channel);
-        self.sub_timer = None;
+    /// Removes `channel` from the wanted set and tells the caller.
+    fn unwant(&mut self, channel: String) {
+        if self.subs.remove(channel.as_str()).is_some() {
+            self.sub_timer = None;
+            self.outbox.lifecycle(Event::Unsubscribed {
+                channel,
+                code: 0,
+                reason: "unsubscribe called".into(),
+            });
+        }
     }
 
     fn send_subscribe(&mut self, link: &mut Link, channel: &Arc<str>) {
