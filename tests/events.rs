@@ -443,6 +443,10 @@ fn web_socket_channels_accept_the_php_sdk_key() {
         serde_json::from_str(r#"{"private_limited_chat":"lp"}"#).expect("decodes");
     assert_eq!(channels.limited_private_chat.as_deref(), Some("lp"));
     assert_eq!(channels.private(), ["lp"]);
+    let both: WebSocketChannels =
+        serde_json::from_str(r#"{"limited_private_chat":"doc","private_limited_chat":"sdk"}"#)
+            .expect("both keys at once still decode");
+    assert_eq!(both.limited_private_chat.as_deref(), Some("doc"));
 }
 
 #[test]
