@@ -443,6 +443,10 @@ fn web_socket_channels_accept_the_php_sdk_key() {
         serde_json::from_str(r#"{"private_limited_chat":"lp"}"#).expect("decodes");
     assert_eq!(channels.limited_private_chat.as_deref(), Some("lp"));
     assert_eq!(channels.private(), ["lp"]);
+    let both: WebSocketChannels =
+        serde_json::from_str(r#"{"limited_private_chat":"doc","private_limited_chat":"sdk"}"#)
+            .expect("both keys at once still decode");
+    assert_eq!(both.limited_private_chat.as_deref(), Some("doc"));
 }
 
 #[test]
@@ -963,4 +967,70 @@ fn every_fixture_event_round_trips_through_serialize() {
         let rebuilt = serde_json::json!({"type": event.kind(), "data": data}).to_string();
         assert_eq!(decode(&rebuilt), event, "{name}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// With the rest of the crate
+// ---------------------------------------------------------------------------
+
+#[test]
+fn frame_lines_decode_to_events_in_order() {
+    use vklive_pubsub::protocol::{Reply, decode_frame};
+    let chat: serde_json::Value =
+        serde_json::from_str(&fixture("channel_chat_message_send.json")).expect("JSON");
+    let frame = [
+        format!(r#"{{"push":{{"channel":"channel-chat:1","pub":{{"data":{chat},"offset":7}}}}}}"#),
+        "{}".to_owned(),
+        "not json".to_owned(),
+        r#"{"push":{"channel":"channel-info:1","pub":{"data":{"type":"reaction","data":{}}}}}"#
+            .to_owned(),
+    ]
+    .join("\n");
+    let events: Vec<VkEvent> = decode_frame::<Reply>(&frame)
+        .filter_map(Result::ok)
+        .filter_map(|reply| reply.push?.publication)
+        .map(|publication| VkEvent::decode(&publication.data))
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(VkEvent::kind).collect();
+    assert_eq!(kinds, ["channel_chat_message_send", "reaction"]);
+    assert_eq!(events[0], VkEvent::ChatMessage(expected_chat_message()));
+}
+
+/// A `Write` into a shared buffer, to read back what tracing printed.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut buffer = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn decode_failures_are_logged_at_debug_without_payload_values() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let json =
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":"SECRET_TEXT"}}}"#;
+    let event = tracing::subscriber::with_default(subscriber, || decode(json));
+    assert!(matches!(event, VkEvent::Unknown(_)));
+    let output =
+        String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+    assert!(output.contains("DEBUG"), "{output}");
+    assert!(output.contains("channel_chat_message_send"), "{output}");
+    assert!(!output.contains("SECRET_TEXT"), "{output}");
 }

@@ -229,34 +229,68 @@ impl ChannelKey {
 /// `channel.web_socket_channels`: the pubsub channel names, to be used
 /// verbatim (their format is undocumented; never build them).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+#[serde(from = "WireChannels")]
 pub struct WebSocketChannels {
     /// Public chat.
-    #[serde(default)]
     pub chat: Option<String>,
     /// Private chat (needs a subscription token).
-    #[serde(default)]
     pub private_chat: Option<String>,
     /// Channel events.
-    #[serde(default)]
     pub info: Option<String>,
     /// Private channel events (needs a subscription token).
-    #[serde(default)]
     pub private_info: Option<String>,
     /// Channel points, public side.
-    #[serde(default)]
     pub channel_points: Option<String>,
     /// Channel points, owner side (needs a subscription token).
-    #[serde(default)]
     pub private_channel_points: Option<String>,
     /// Limited chat (needs a subscription token).
-    #[serde(default)]
     pub limited_chat: Option<String>,
     /// Limited private chat (needs a subscription token). The docs' key is
     /// `limited_private_chat`; the PHP SDK's `private_limited_chat` is
     /// accepted too.
-    #[serde(default, alias = "private_limited_chat")]
     pub limited_private_chat: Option<String>,
+}
+
+/// The wire form of [`WebSocketChannels`]. The SDK's key is a separate field
+/// rather than a serde alias: with an alias, a body carrying both keys would
+/// be a "duplicate field" error and lose every channel name.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+struct WireChannels {
+    #[serde(default)]
+    chat: Option<String>,
+    #[serde(default)]
+    private_chat: Option<String>,
+    #[serde(default)]
+    info: Option<String>,
+    #[serde(default)]
+    private_info: Option<String>,
+    #[serde(default)]
+    channel_points: Option<String>,
+    #[serde(default)]
+    private_channel_points: Option<String>,
+    #[serde(default)]
+    limited_chat: Option<String>,
+    #[serde(default)]
+    limited_private_chat: Option<String>,
+    #[serde(default)]
+    private_limited_chat: Option<String>,
+}
+
+impl From<WireChannels> for WebSocketChannels {
+    fn from(wire: WireChannels) -> WebSocketChannels {
+        WebSocketChannels {
+            chat: wire.chat,
+            private_chat: wire.private_chat,
+            info: wire.info,
+            private_info: wire.private_info,
+            channel_points: wire.channel_points,
+            private_channel_points: wire.private_channel_points,
+            limited_chat: wire.limited_chat,
+            // The documented key wins when both are present.
+            limited_private_chat: wire.limited_private_chat.or(wire.private_limited_chat),
+        }
+    }
 }
 
 impl WebSocketChannels {

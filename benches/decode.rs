@@ -1,0 +1,87 @@
+//! Decoding cost of VK events.
+//!
+//! - `typed_chat`: `VkEvent::decode` of one realistic chat publication payload
+//!   (the `chat_message` fixture: Cyrillic, emoji, badges, roles, every part kind);
+//! - `frame_to_event`: one server frame line, `{"push":{"channel":…,"pub":{"data":…}}}`,
+//!   through `protocol::decode_frame::<Reply>` and then `VkEvent::decode`;
+//! - `frame_batch_16`: the same with sixteen publications in one frame;
+//! - `via_value_baseline`: the same payload through `serde_json::Value` first,
+//!   the approach the two-phase decoder avoids (for comparison only).
+//!
+//! Run: `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::value::RawValue;
+use vklive_pubsub::event::{ChatMessage, VkEvent};
+use vklive_pubsub::protocol::{Reply, decode_frame};
+
+const CHAT_FIXTURE: &str = include_str!("../tests/fixtures/channel_chat_message_send.json");
+
+/// The chat payload as it travels: compact JSON.
+fn chat_payload() -> Box<RawValue> {
+    let value: serde_json::Value = serde_json::from_str(CHAT_FIXTURE).expect("fixture is JSON");
+    RawValue::from_string(value.to_string()).expect("valid JSON")
+}
+
+fn push_line(payload: &RawValue, offset: u64) -> String {
+    format!(
+        r#"{{"push":{{"channel":"channel-chat:123456","pub":{{"data":{},"offset":{offset}}}}}}}"#,
+        payload.get()
+    )
+}
+
+/// Decodes every publication of a frame; returns how many were typed.
+fn decode_frame_events(frame: &str) -> usize {
+    decode_frame::<Reply>(frame)
+        .filter_map(Result::ok)
+        .filter_map(|reply| reply.push?.publication)
+        .map(|publication| VkEvent::decode(&publication.data))
+        .filter(|event| !matches!(event, VkEvent::Unknown(_)))
+        .count()
+}
+
+fn typed_chat(c: &mut Criterion) {
+    let payload = chat_payload();
+    assert!(matches!(VkEvent::decode(&payload), VkEvent::ChatMessage(_)));
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("typed_chat", |b| {
+        b.iter(|| VkEvent::decode(black_box(&payload)))
+    });
+    group.bench_function("via_value_baseline", |b| {
+        b.iter(|| via_value(black_box(payload.get())))
+    });
+    group.finish();
+}
+
+/// What a one-phase decoder through `serde_json::Value` would cost.
+fn via_value(payload: &str) -> Option<ChatMessage> {
+    let mut value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let message = value.get_mut("data")?.get_mut("chat_message")?.take();
+    serde_json::from_value(message).ok()
+}
+
+fn frames(c: &mut Criterion) {
+    let payload = chat_payload();
+    let line = push_line(&payload, 1);
+    let batch: Vec<String> = (1..=16).map(|offset| push_line(&payload, offset)).collect();
+    let batch = batch.join("\n");
+    assert_eq!(decode_frame_events(&line), 1);
+    assert_eq!(decode_frame_events(&batch), 16);
+
+    let mut group = c.benchmark_group("frame");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("frame_to_event", |b| {
+        b.iter(|| decode_frame_events(black_box(&line)))
+    });
+    group.throughput(Throughput::Elements(16));
+    group.bench_function("frame_batch_16", |b| {
+        b.iter(|| decode_frame_events(black_box(&batch)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, typed_chat, frames);
+criterion_main!(benches);
