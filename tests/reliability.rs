@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use vklive_pubsub::auth::{OAuthRefresher, TokenPair, TokenStore, VkApi};
 use vklive_pubsub::emulator::EmulatorConfig;
-use vklive_pubsub::{Client, CloseReason, ErrorKind, Event, Recovery, Secret};
+use vklive_pubsub::{CloseReason, ErrorKind, Event, Recovery, Secret};
 
 fn ids(publications: &[vklive_pubsub::Publication]) -> Vec<i64> {
     publications.iter().filter_map(chat_id).collect()

@@ -1,1 +1,551 @@
-//! An emulator of the VK DevAPI and its Centrifugo pubsub (work in progress).
+//! An in-process emulator of the VK DevAPI (REST) and its Centrifugo v4 pubsub
+//! (client protocol v2, JSON over WebSocket), for your bot's tests and demos.
+//!
+//! Enable the `emulator` feature (usually as a dev-dependency feature). The
+//! emulator binds `127.0.0.1:0`, serves the REST methods the connector uses
+//! and the WebSocket endpoint on the same port, and lets the test drive it:
+//! publish events, inject faults, and observe what the client did.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use vklive_pubsub::emulator::{demo_chat_message, Emulator, EmulatorConfig};
+//!
+//! let emulator = Emulator::start(EmulatorConfig::default()).await?;
+//! emulator.add_user("test-access-token", 42, "tester");
+//! let names = emulator.add_channel("mychannel", 1);
+//!
+//! // Point your bot at emulator.api_url() (REST base) and emulator.ws_url()
+//! // (pubsub) with the Bearer token "test-access-token", then:
+//! assert!(emulator.wait_for(|e| e.subscriber_count(&names.chat) == 1, Duration::from_secs(5)).await);
+//! let offset = emulator.publish(&names.chat, demo_chat_message(1, "привет 👋"));
+//! assert_eq!(offset, 1);
+//! emulator.abort_all(); // the bot must reconnect and recover what it missed
+//! emulator.shutdown();
+//! # Ok(()) }
+//! ```
+//!
+//! # What it serves
+//! - `GET /v1/websocket/token` (Bearer user token or Basic app credentials),
+//!   `GET /v1/websocket/subscription_token?channels=a,b` (user only; denied or
+//!   unknown channels are simply missing from the answer, the VK rule),
+//!   `GET /v1/channel?channel_url=<slug>`, and `POST /oauth/server/token`
+//!   (`grant_type=refresh_token`, rotating refresh tokens). Errors use VK's
+//!   `{"error":…,"error_description":…}` shape; unknown paths answer 404
+//!   `{"error":"unknown_api_method"}`.
+//! - `/connection/websocket`: a strict Centrifugo server — framing, ping/pong,
+//!   stale and pong timeouts, token expiry with grace, private channels,
+//!   channel limit, history with epoch/offset and recovery. Protocol misuse
+//!   closes the connection with the code a real server uses (3501, 3500, …)
+//!   and is recorded in [`Emulator::violations`].
+//! - `/_emulator/…`: HTTP control endpoints for tests written in other
+//!   languages (see [`Emulator`] and the `emulator` example).
+//!
+//! # Channel naming
+//! [`Emulator::add_channel`] with id `N` registers these names (the real
+//! format is undocumented; clients must take names from `web_socket_channels`
+//! and never build them):
+//!
+//! | key | name | needs a subscription token |
+//! |---|---|---|
+//! | `chat` | `channel-chat:N` | no |
+//! | `info` | `channel-info:N` | no |
+//! | `channel_points` | `channel-points:N` | no |
+//! | `private_chat` | `channel-private-chat:N` | yes |
+//! | `private_info` | `channel-private-info:N` | yes |
+//! | `private_channel_points` | `channel-private-points:N` | yes |
+//! | `limited_chat` | `channel-limited-chat:N` | yes |
+//! | `limited_private_chat` | `channel-limited-private-chat:N` | yes |
+//!
+//! Any channel in these namespaces can be subscribed (and published to) even
+//! if `add_channel` was never called; another namespace answers error 102.
+//! A private channel without a token answers 103, with an unknown token 103,
+//! with an expired one 109; a token for another channel or user closes the
+//! connection with 3500, as Centrifugo does.
+//!
+//! # Lifetime
+//! The server runs in tasks spawned on the tokio runtime that called
+//! [`Emulator::start`]. [`Emulator`] is a cheap handle: dropping every clone
+//! does **not** stop the server — it runs until [`Emulator::shutdown`] or
+//! until the runtime ends (which, in a `#[tokio::test]`, is the end of the
+//! test).
+
+mod control;
+mod demo;
+mod pubsub;
+mod rest;
+mod state;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::protocol::Command;
+
+pub use demo::{
+    DemoUser, chat_message_delete, chat_message_send, demo_chat_message, demo_users, follow_create,
+    link_part, mention_part, raid_income, reward_demand_create, smile_part, subscription_create,
+    text_part,
+};
+
+use state::Shared;
+
+/// Settings of an [`Emulator`]. `Default` gives Centrifugo's defaults.
+///
+/// Build it with struct update syntax so new fields do not break your tests:
+/// `EmulatorConfig { ping_interval: Duration::from_secs(1), ..Default::default() }`.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Server ping interval (25 s). The first ping `{}` goes out at a random
+    /// moment in `[N/2, N)` after connect, then one every `N`. Zero: no pings.
+    pub ping_interval: Duration,
+    /// How long the server waits for the pong to each ping (8 s) before it
+    /// closes with 3012 "no pong".
+    pub pong_timeout: Duration,
+    /// How long a new WebSocket may go without a successful `connect` (10 s)
+    /// before the server closes it with 3502 "stale".
+    pub stale_timeout: Duration,
+    /// Subscriptions per connection (`Some(128)`); one more answers error 106.
+    pub channel_limit: Option<usize>,
+    /// Lifetime of the pubsub tokens the REST side issues (`None`: they never
+    /// expire). With `Some(t)`, connect and subscribe replies carry
+    /// `expires: true` and `ttl`, and the server enforces expiry.
+    pub token_ttl: Option<Duration>,
+    /// Grace after a token's expiry (25 s): a connection not refreshed by
+    /// then is closed with 3005, a subscription gets an unsubscribe push 2501.
+    pub expiry_grace: Duration,
+    /// Publications kept per channel for recovery (300).
+    pub history_size: usize,
+    /// Whether the writer merges queued lines into one text frame joined by
+    /// `\n` (true), or sends one line per frame.
+    pub batch_frames: bool,
+    /// Lifetime of access tokens issued by `POST /oauth/server/token`
+    /// (`None`: they never stop working, `expires_in` says 3600).
+    pub access_token_lifetime: Option<Duration>,
+    /// Most channels one `subscription_token` request may name (100); more
+    /// answers 400 `invalid_param`.
+    pub max_channels_per_token_request: usize,
+    /// Lines queued per connection before the server gives up on a slow
+    /// client and closes it with 3008 "slow" (65 536).
+    pub outgoing_queue_capacity: usize,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(8),
+            stale_timeout: Duration::from_secs(10),
+            channel_limit: Some(128),
+            token_ttl: None,
+            expiry_grace: Duration::from_secs(25),
+            history_size: 300,
+            batch_frames: true,
+            access_token_lifetime: None,
+            max_channels_per_token_request: 100,
+            outgoing_queue_capacity: 65_536,
+        }
+    }
+}
+
+/// The eight WebSocket channel names of one VK channel, as `GET /v1/channel`
+/// returns them in `web_socket_channels`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ChannelNames {
+    /// Public chat.
+    pub chat: String,
+    /// Messages visible only to the token's user (needs a subscription token).
+    pub private_chat: String,
+    /// Public channel events: follows, raids, subscriptions.
+    pub info: String,
+    /// Private variant of `info` (needs a subscription token).
+    pub private_info: String,
+    /// Public channel-points events.
+    pub channel_points: String,
+    /// Owner-side channel points, e.g. reward demands (needs a subscription token).
+    pub private_channel_points: String,
+    /// Chat for restricted users (needs a subscription token).
+    pub limited_chat: String,
+    /// Private chat for restricted users (needs a subscription token).
+    pub limited_private_chat: String,
+}
+
+impl ChannelNames {
+    /// The names the emulator uses for the VK channel with this id.
+    pub fn for_channel_id(channel_id: u64) -> ChannelNames {
+        ChannelNames {
+            chat: format!("channel-chat:{channel_id}"),
+            private_chat: format!("channel-private-chat:{channel_id}"),
+            info: format!("channel-info:{channel_id}"),
+            private_info: format!("channel-private-info:{channel_id}"),
+            channel_points: format!("channel-points:{channel_id}"),
+            private_channel_points: format!("channel-private-points:{channel_id}"),
+            limited_chat: format!("channel-limited-chat:{channel_id}"),
+            limited_private_chat: format!("channel-limited-private-chat:{channel_id}"),
+        }
+    }
+
+    /// All eight names, public ones first.
+    pub fn all(&self) -> Vec<String> {
+        vec![
+            self.chat.clone(),
+            self.info.clone(),
+            self.channel_points.clone(),
+            self.private_chat.clone(),
+            self.private_info.clone(),
+            self.private_channel_points.clone(),
+            self.limited_chat.clone(),
+            self.limited_private_chat.clone(),
+        ]
+    }
+
+    /// The names that need a subscription token.
+    pub fn private(&self) -> Vec<String> {
+        self.all().split_off(3)
+    }
+}
+
+/// Whether a channel name belongs to a namespace the emulator knows, and
+/// whether that namespace needs a subscription token: `Some(private)`, or
+/// `None` for an unknown namespace (error 102).
+pub fn channel_kind(channel: &str) -> Option<bool> {
+    state::namespace_privacy(channel)
+}
+
+/// One command the server received, in arrival order.
+#[derive(Debug, Clone)]
+pub struct ReceivedCommand {
+    /// Id of the WebSocket connection (1, 2, 3, … in accept order).
+    pub connection: u64,
+    /// The decoded command (a pong is `Command::default()`).
+    pub command: Command,
+}
+
+/// One REST call the emulator answered (never with credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestCall {
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// Path, e.g. `/v1/websocket/token`.
+    pub path: String,
+    /// Raw query string without `?` (empty when there is none).
+    pub query: String,
+}
+
+/// A running emulator: a cheap, cloneable handle to the server.
+///
+/// Every method that changes state takes effect at once for the connections
+/// that are open (except [`Emulator::set_ping_interval`], which applies to new
+/// connections). Nothing here blocks on the network.
+#[derive(Clone)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl Emulator {
+    /// Starts the emulator on `127.0.0.1` with a free port.
+    pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
+        Emulator::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).await
+    }
+
+    /// Starts the emulator on the given address (port 0 picks a free one).
+    pub async fn start_on(addr: SocketAddr, config: EmulatorConfig) -> std::io::Result<Emulator> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config));
+        let router = rest::router(Arc::clone(&shared));
+        let mut stop = shared.shutdown.subscribe();
+        tokio::spawn(async move {
+            let stopped = async move {
+                // Ends when shutdown() flips the flag or every sender is gone.
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            if let Err(error) = axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::warn!(%error, "emulator server stopped");
+            }
+        });
+        Ok(Emulator { shared, addr })
+    }
+
+    /// Stops accepting connections and closes the open ones with 3001
+    /// "shutdown". Idempotent.
+    pub fn shutdown(&self) {
+        self.shared
+            .lock()
+            .close_all(crate::protocol::codes::CLOSE_SHUTDOWN, "shutdown");
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL of the REST API, e.g. `http://127.0.0.1:PORT`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The pubsub URL with VK's query string.
+    pub fn ws_url(&self) -> String {
+        format!(
+            "ws://{}/connection/websocket?format=json&cf_protocol_version=v2",
+            self.addr
+        )
+    }
+
+    /// The OAuth token endpoint.
+    pub fn oauth_token_url(&self) -> String {
+        format!("http://{}/oauth/server/token", self.addr)
+    }
+
+    /// Base URL of the HTTP control endpoints (`…/publish`, `…/stats`, …).
+    pub fn control_url(&self) -> String {
+        format!("http://{}/_emulator", self.addr)
+    }
+
+    // ----- identities -------------------------------------------------------
+
+    /// Registers a user and a valid Bearer access token for it (never expires).
+    pub fn add_user(&self, access_token: &str, user_id: u64, nick: &str) {
+        self.shared.lock().add_user(access_token, user_id, nick);
+    }
+
+    /// Registers an application whose `Basic` credentials are valid.
+    pub fn add_app(&self, client_id: &str, client_secret: &str) {
+        self.shared.lock().add_app(client_id, client_secret);
+    }
+
+    /// Revokes an access token: the API answers 401 for it from now on, the
+    /// pubsub tokens it obtained stop working (connect closes 3500), and the
+    /// live pubsub connections of its user are closed with 3500 "invalid token".
+    pub fn revoke_access_token(&self, access_token: &str) {
+        self.shared.lock().revoke_access_token(access_token);
+    }
+
+    /// Registers a refresh token of `user_id` for the app `client_id`, to be
+    /// exchanged at [`Emulator::oauth_token_url`].
+    pub fn add_refresh_token(&self, refresh_token: &str, user_id: u64, client_id: &str) {
+        self.shared
+            .lock()
+            .add_refresh_token(refresh_token, user_id, client_id);
+    }
+
+    /// Issues a connection token for `user_id` directly, bypassing REST.
+    /// `ttl` overrides the configured token lifetime (`Some(Duration::ZERO)`
+    /// makes a token that is already expired).
+    pub fn issue_connection_token(&self, user_id: u64, ttl: Option<Duration>) -> String {
+        self.shared.lock().issue_connection_token_for(user_id, ttl)
+    }
+
+    /// Issues a subscription token for `user_id` and `channel` directly,
+    /// bypassing REST and [`Emulator::deny`]. `ttl` as in
+    /// [`Emulator::issue_connection_token`].
+    pub fn issue_subscription_token(
+        &self,
+        user_id: u64,
+        channel: &str,
+        ttl: Option<Duration>,
+    ) -> String {
+        self.shared
+            .lock()
+            .issue_subscription_token_for(user_id, channel, ttl)
+    }
+
+    // ----- channels ----------------------------------------------------------
+
+    /// Registers a VK channel: `GET /v1/channel?channel_url=<slug>` answers
+    /// with it, and its names (see the module docs) are returned.
+    pub fn add_channel(&self, slug: &str, channel_id: u64) -> ChannelNames {
+        self.shared.lock().add_channel(slug, channel_id)
+    }
+
+    /// `subscription_token` requests of `user_id` omit `channel` from now on.
+    pub fn deny(&self, user_id: u64, channel: &str) {
+        self.shared.lock().deny(user_id, channel);
+    }
+
+    /// Publishes `data` (the VK envelope `{"type":…,"data":…}`) into a
+    /// channel: every subscriber gets a `pub` push, and the publication is
+    /// kept in history. Returns its offset (1, 2, 3, … per epoch).
+    pub fn publish(&self, channel: &str, data: serde_json::Value) -> u64 {
+        self.shared.lock().publish(channel, &data)
+    }
+
+    /// Sends a text frame, verbatim, to every open connection (connected or
+    /// not): for malformed-line tests and pre-built benchmark frames.
+    pub fn send_raw(&self, frame: &str) {
+        self.shared.lock().send_raw(frame);
+    }
+
+    /// Restarts a channel's stream: a new epoch, offsets from 1 again, history
+    /// cleared. Current subscribers get an unsubscribe push 2500
+    /// "insufficient state" (as a positioned Centrifugo subscription would),
+    /// so a client resubscribes and learns that recovery failed.
+    pub fn restart_channel(&self, channel: &str) {
+        self.shared.lock().restart_channel(channel);
+    }
+
+    /// Ends every subscription to `channel` with an unsubscribe push carrying
+    /// `code` (below 2500 terminal, 2500 and up resubscribe) and `reason`.
+    pub fn unsubscribe_all(&self, channel: &str, code: u32, reason: &str) {
+        self.shared.lock().unsubscribe_all(channel, code, reason);
+    }
+
+    // ----- fault switches ----------------------------------------------------
+
+    /// Closes every open connection with a WebSocket close frame carrying
+    /// `code` and `reason`, after what was already queued for it.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        self.shared.lock().close_all(code, reason);
+    }
+
+    /// Drops every TCP connection at once, with no close frame.
+    pub fn abort_all(&self) {
+        self.shared.lock().abort_all();
+    }
+
+    /// While silent, connections stay open but the server sends nothing at
+    /// all: no pings, no pushes, no replies (they are dropped, not delayed).
+    /// Commands are still received and processed.
+    pub fn set_silent(&self, silent: bool) {
+        self.shared.silent.store(silent, Ordering::SeqCst);
+    }
+
+    /// Changes the lifetime of pubsub tokens issued from now on, and the
+    /// expiry grace for connections and subscriptions checked from now on.
+    pub fn set_token_ttl(&self, ttl: Option<Duration>, grace: Duration) {
+        let mut state = self.shared.lock();
+        state.config.token_ttl = ttl;
+        state.config.expiry_grace = grace;
+    }
+
+    /// Changes the per-connection channel limit.
+    pub fn set_channel_limit(&self, limit: Option<usize>) {
+        self.shared.lock().config.channel_limit = limit;
+    }
+
+    /// Changes the ping interval for connections opened from now on.
+    pub fn set_ping_interval(&self, interval: Duration) {
+        self.shared.lock().config.ping_interval = interval;
+    }
+
+    /// The next `count` REST calls (`/v1/*` and the OAuth endpoint) answer
+    /// `status` with a VK error body (and `Retry-After` when given).
+    pub fn fail_next_rest(&self, count: usize, status: u16, retry_after_secs: Option<u64>) {
+        self.shared
+            .lock()
+            .fail_next_rest(count, status, retry_after_secs);
+    }
+
+    /// The next `count` WebSocket upgrade requests answer `status` (e.g. 503)
+    /// instead of upgrading.
+    pub fn fail_next_ws_upgrade(&self, count: usize, status: u16) {
+        self.shared.lock().fail_next_ws_upgrade(count, status);
+    }
+
+    // ----- observation -------------------------------------------------------
+
+    /// Connections that completed `connect` and are still open.
+    pub fn connection_count(&self) -> usize {
+        self.shared.lock().connection_count()
+    }
+
+    /// Open WebSockets, whether they sent `connect` or not.
+    pub fn socket_count(&self) -> usize {
+        self.shared.lock().socket_count()
+    }
+
+    /// Live subscriptions to `channel`.
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        self.shared.lock().subscriber_count(channel)
+    }
+
+    /// The current `(epoch, top offset)` of a channel's stream.
+    pub fn stream_position(&self, channel: &str) -> (String, u64) {
+        self.shared.lock().stream_position(channel)
+    }
+
+    /// Every command received, in arrival order, pongs included (the last
+    /// 100 000).
+    pub fn received_commands(&self) -> Vec<ReceivedCommand> {
+        self.shared.lock().received.iter().cloned().collect()
+    }
+
+    /// Every REST call answered, in order (the last 100 000).
+    pub fn rest_calls(&self) -> Vec<RestCall> {
+        self.shared.lock().rest_calls.iter().cloned().collect()
+    }
+
+    /// Pings (`{}`) the server sent.
+    pub fn pings_sent(&self) -> u64 {
+        self.shared.pings_sent.load(Ordering::SeqCst)
+    }
+
+    /// Pongs received in answer to a ping.
+    pub fn pongs_received(&self) -> u64 {
+        self.shared.pongs_received.load(Ordering::SeqCst)
+    }
+
+    /// Every close code the server sent, in order (the last 100 000).
+    pub fn close_codes(&self) -> Vec<u16> {
+        self.shared.lock().close_codes.iter().copied().collect()
+    }
+
+    /// Protocol misuse the server saw: unsolicited pong, command before
+    /// connect, undecodable line, … (the last 100 000).
+    pub fn violations(&self) -> Vec<String> {
+        self.shared.lock().violations.iter().cloned().collect()
+    }
+
+    /// Polls `condition` every ~5 ms until it holds (true) or `timeout`
+    /// passes (false).
+    pub async fn wait_for(&self, condition: impl Fn(&Emulator) -> bool, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if condition(self) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    // ----- demo traffic ------------------------------------------------------
+
+    /// Publishes realistic traffic about `messages_per_second` times a
+    /// second until the handle is aborted or the emulator shuts down: mostly
+    /// `channel_chat_message_send` on `names.chat` (Cyrillic and Latin nicks,
+    /// moderators, badges, emoji, mentions, smiles, links), now and then a
+    /// follow on `names.info` and a reward demand on
+    /// `names.private_channel_points`, rarely a raid or a paid subscription.
+    pub fn start_demo(
+        &self,
+        names: &ChannelNames,
+        messages_per_second: f64,
+    ) -> tokio::task::JoinHandle<()> {
+        demo::spawn(self.clone(), names.clone(), messages_per_second)
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        *self.shared.shutdown.borrow()
+    }
+}
