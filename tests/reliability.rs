@@ -367,17 +367,13 @@ async fn invalid_token_close_is_retried_once_with_a_fresh_token() {
     ));
 }
 
-fn unsubscribe_push(channel: &str, code: u32) -> String {
-    serde_json::json!({"push": {"channel": channel, "unsubscribe": {"code": code, "reason": "test"}}}).to_string()
-}
-
 #[tokio::test]
 async fn unsubscribe_push_below_2500_ends_the_subscription() {
     let emulator = start(EmulatorConfig::default()).await;
     let (_client, mut events) =
         connect(builder(&emulator).channels(["channel-chat:1", "channel-chat:2"])).await;
     wait_subscribed(&mut events, &["channel-chat:1", "channel-chat:2"]).await;
-    emulator.send_raw(&unsubscribe_push("channel-chat:1", 2000));
+    emulator.unsubscribe_all("channel-chat:1", 2000, "server unsubscribe");
     let event = wait_for_event(&mut events, |e| matches!(e, Event::Unsubscribed { .. })).await;
     assert!(
         matches!(event, Event::Unsubscribed { ref channel, code: 2000, .. } if channel == "channel-chat:1")
@@ -393,7 +389,7 @@ async fn unsubscribe_push_2500_and_above_resubscribes_with_recovery() {
     wait_subscribed(&mut events, &["channel-chat:1"]).await;
     emulator.publish("channel-chat:1", chat(1, "a"));
     publications(&mut events, 1).await;
-    emulator.send_raw(&unsubscribe_push("channel-chat:1", 2500));
+    emulator.unsubscribe_all("channel-chat:1", 2500, "insufficient state");
     let event = wait_for_event(&mut events, |e| matches!(e, Event::Subscribed { .. })).await;
     assert!(
         matches!(
