@@ -47,11 +47,17 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+        // tungstenite logs whole frames at `trace`, and the `connect` frame
+        // carries the connection token: never let those lines through.
+        .add_directive(
+            vklive_pubsub::SAFE_TUNGSTENITE_LOG
+                .parse()
+                .expect("valid directive"),
+        );
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();

@@ -14,6 +14,18 @@ mod secret;
 pub mod emulator;
 
 pub use auth::{Authorization, Credentials};
+
+/// A `tracing` filter directive to add to your subscriber: `tungstenite`, the
+/// WebSocket library underneath, logs every frame's payload at `trace`, and the
+/// `connect` frame carries the connection token. This crate's own logs never
+/// contain a token at any level.
+///
+/// ```
+/// let filter = tracing_subscriber::EnvFilter::new("trace")
+///     .add_directive(vklive_pubsub::SAFE_TUNGSTENITE_LOG.parse().unwrap());
+/// # let _ = filter;
+/// ```
+pub const SAFE_TUNGSTENITE_LOG: &str = "tungstenite=debug";
 pub use client::{
     Client, ClientBuilder, CloseReason, DEFAULT_WS_URL, Event, Events, Publication, Recovery, State,
 };

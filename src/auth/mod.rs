@@ -297,15 +297,30 @@ pub(crate) fn subscription_token_batches(channels: &[String], size: usize) -> Ve
         .collect()
 }
 
-fn transport_error(endpoint: &str, error: reqwest::Error) -> Error {
+pub(crate) fn transport_error(endpoint: &str, error: reqwest::Error) -> Error {
     let kind = if error.is_timeout() {
         ErrorKind::Timeout
     } else {
         ErrorKind::Transport
     };
-    // `without_url`: the URL holds no token, but the message names the endpoint already.
-    Error::new(kind, format!("{endpoint}: {kind:?}: the request failed"))
-        .with_source(error.without_url())
+    let error = error.without_url();
+    Error::new(
+        kind,
+        format!("{endpoint}: request failed: {}", error_chain(&error)),
+    )
+    .with_source(error)
+}
+
+/// An error and its sources as one line ("error sending request: connection refused").
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

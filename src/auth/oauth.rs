@@ -125,21 +125,12 @@ impl OAuthRefresher {
             .form(&form)
             .send()
             .await
-            .map_err(|error| {
-                Error::new(
-                    ErrorKind::Transport,
-                    format!("{endpoint}: the request failed"),
-                )
-                .with_source(error.without_url())
-            })?;
+            .map_err(|error| super::transport_error(endpoint, error))?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|error| {
-            Error::new(
-                ErrorKind::Transport,
-                format!("{endpoint}: reading the answer failed"),
-            )
-            .with_source(error.without_url())
-        })?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| super::transport_error(endpoint, error))?;
         *current = parse_token_answer(endpoint, status, &body, current, SystemTime::now())?;
         tracing::info!("access token refreshed");
         if let Some(store) = &self.store {
