@@ -1163,3 +1163,17 @@ async fn shutdown_closes_3001_and_stops_listening() {
     };
     within(refused).await;
 }
+
+/// A message over 64 KiB closes the connection with 1009.
+#[tokio::test]
+async fn oversize_message_closes_1009() {
+    let emulator = start(quiet()).await;
+    let mut raw = Raw::connected(&emulator).await;
+    let big = format!(
+        "{}",
+        json!({"id": 2, "subscribe": {"channel": "channel-chat:1", "data": "x".repeat(70_000)}})
+    );
+    raw.send(&big).await;
+    assert_eq!(raw.close_code().await, 1009);
+    assert!(emulator.violations()[0].contains("oversize"));
+}
