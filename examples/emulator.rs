@@ -48,6 +48,9 @@ struct Args {
     /// Lifetime of issued pubsub tokens, seconds (default: never expire).
     #[arg(long)]
     token_ttl: Option<f64>,
+    /// Grace after token expiry before the server enforces it, seconds.
+    #[arg(long, default_value_t = 25.0)]
+    expiry_grace: f64,
     /// Also register an app with these Basic credentials (`id:secret`).
     #[arg(long)]
     app: Option<String>,
@@ -67,6 +70,7 @@ async fn main() -> std::io::Result<()> {
         ping_interval: seconds(args.ping_interval),
         pong_timeout: seconds(args.pong_timeout),
         token_ttl: args.token_ttl.map(seconds),
+        expiry_grace: seconds(args.expiry_grace),
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start_on(SocketAddr::new(args.host, args.port), config).await?;

@@ -286,7 +286,8 @@ async fn unsolicited_pong_closes_3501() {
 async fn answered_pings_keep_the_connection() {
     let emulator = start(EmulatorConfig {
         ping_interval: Duration::from_millis(200),
-        pong_timeout: Duration::from_millis(150),
+        // Generous: a busy machine must not turn a prompt pong into a 3012.
+        pong_timeout: Duration::from_secs(2),
         ..EmulatorConfig::default()
     })
     .await;
@@ -946,4 +947,233 @@ async fn control_endpoints_publish_and_report() {
         emulator.rest_calls().is_empty(),
         "control calls are not REST calls"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Robustness and extras
+// ---------------------------------------------------------------------------
+
+/// A client that cannot keep up (its queue overflows) is closed with 3008.
+#[tokio::test]
+async fn slow_client_is_closed_3008() {
+    let emulator = start(EmulatorConfig {
+        outgoing_queue_capacity: 8,
+        ..quiet()
+    })
+    .await;
+    let mut raw = Raw::connected(&emulator).await;
+    raw.send(r#"{"id":2,"subscribe":{"channel":"channel-chat:1"}}"#)
+        .await;
+    raw.next().await;
+    // On this single-threaded runtime the writer cannot run in between.
+    for n in 0..100 {
+        emulator.publish("channel-chat:1", demo_chat_message(n, "flood"));
+    }
+    assert_eq!(raw.close_code().await, 3008);
+    assert_eq!(emulator.close_codes(), vec![3008]);
+    assert_eq!(emulator.subscriber_count("channel-chat:1"), 0);
+}
+
+/// Publications racing a subscribe are neither lost nor duplicated: the
+/// pushes continue exactly where the subscribe reply's offset ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publications_racing_a_subscribe_are_not_lost_or_duplicated() {
+    let emulator = start(quiet()).await;
+    let channel = "channel-chat:1";
+    const LAST: u64 = 3000;
+    let publisher = {
+        let emulator = emulator.clone();
+        tokio::spawn(async move {
+            for n in 1..=LAST {
+                emulator.publish(channel, json!({"type": "t", "data": {"n": n}}));
+                if n % 10 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    let mut raw = Raw::connected(&emulator).await;
+    raw.send(&json!({"id": 2, "subscribe": {"channel": channel}}).to_string())
+        .await;
+    let reply = loop {
+        let line = raw.next().await;
+        if line["id"] == 2 {
+            break line;
+        }
+    };
+    let mut expected = reply["subscribe"]["offset"].as_u64().unwrap_or(0) + 1;
+    while expected <= LAST {
+        let push = raw.next().await;
+        assert_eq!(push["push"]["pub"]["offset"], expected, "{push}");
+        expected += 1;
+    }
+    within(publisher).await.unwrap();
+}
+
+/// Recovery racing live publications delivers every offset exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_racing_live_publications_delivers_each_offset_once() {
+    let emulator = start(EmulatorConfig {
+        history_size: 1000,
+        ..quiet()
+    })
+    .await;
+    let channel = "channel-chat:1";
+    for n in 1..=20 {
+        emulator.publish(channel, json!({"n": n}));
+    }
+    let (epoch, _) = emulator.stream_position(channel);
+    const LAST: u64 = 400;
+    let publisher = {
+        let emulator = emulator.clone();
+        tokio::spawn(async move {
+            for n in 21..=LAST {
+                emulator.publish(channel, json!({"n": n}));
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut raw = Raw::connected(&emulator).await;
+    raw.send(
+        &json!({"id": 2, "subscribe": {"channel": channel, "recover": true, "epoch": epoch, "offset": 5}})
+            .to_string(),
+    )
+    .await;
+    let reply = raw.next().await;
+    let result = &reply["subscribe"];
+    let mut seen: Vec<u64> = Vec::new();
+    if result["recovered"] == true {
+        assert_eq!(result["offset"], 5);
+        seen.extend(
+            result["publications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["offset"].as_u64().unwrap()),
+        );
+    } else {
+        // Too many missed already (the publisher was fast): a clean restart point.
+        assert_eq!(result["was_recovering"], true);
+        seen.push(result["offset"].as_u64().unwrap());
+    }
+    while seen.last().copied().unwrap_or(5) < LAST {
+        let push = raw.next().await;
+        seen.push(push["push"]["pub"]["offset"].as_u64().unwrap());
+    }
+    let first = seen[0];
+    let expected: Vec<u64> = (first..=LAST).collect();
+    assert_eq!(seen, expected);
+    within(publisher).await.unwrap();
+}
+
+/// Demo traffic publishes VK-shaped chat messages on the chat channel.
+#[tokio::test]
+async fn demo_traffic_publishes_chat_messages() {
+    let emulator = start(quiet()).await;
+    let names = emulator.add_channel("demo", 1);
+    let mut raw = Raw::connected(&emulator).await;
+    raw.send(&json!({"id": 2, "subscribe": {"channel": names.chat}}).to_string())
+        .await;
+    raw.next().await;
+    let demo = emulator.start_demo(&names, 500.0);
+    for _ in 0..5 {
+        let push = raw.next().await;
+        let data = &push["push"]["pub"]["data"];
+        assert_eq!(data["type"], "channel_chat_message_send", "{push}");
+        let message = &data["data"]["chat_message"];
+        assert!(message["author"]["nick"].is_string());
+        assert!(!message["parts"].as_array().unwrap().is_empty());
+    }
+    demo.abort();
+}
+
+/// An injected upgrade failure answers the HTTP status instead of upgrading.
+#[tokio::test]
+async fn failed_upgrade_answers_the_injected_status() {
+    let emulator = start(quiet()).await;
+    emulator.fail_next_ws_upgrade(1, 503);
+    match within(connect_async(emulator.ws_url())).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+        }
+        other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
+    }
+    Raw::connected(&emulator).await;
+}
+
+/// `unsubscribe_all` sends an unsubscribe push with the given code.
+#[tokio::test]
+async fn server_unsubscribe_push_carries_the_code() {
+    let emulator = start(quiet()).await;
+    let mut raw = Raw::connected(&emulator).await;
+    raw.send(r#"{"id":2,"subscribe":{"channel":"channel-info:4"}}"#)
+        .await;
+    raw.next().await;
+    emulator.unsubscribe_all("channel-info:4", 2000, "server unsubscribe");
+    let push = raw.next().await;
+    assert_eq!(
+        push,
+        json!({"push": {"channel": "channel-info:4", "unsubscribe": {"code": 2000, "reason": "server unsubscribe"}}})
+    );
+    assert_eq!(emulator.subscriber_count("channel-info:4"), 0);
+}
+
+/// With batching off, every line comes in its own frame.
+#[tokio::test]
+async fn unbatched_writer_sends_one_line_per_frame() {
+    let emulator = start(EmulatorConfig {
+        batch_frames: false,
+        ..quiet()
+    })
+    .await;
+    let mut raw = Raw::open(&emulator).await;
+    let token = emulator.issue_connection_token(USER, None);
+    raw.send(&format!(
+        "{}\n{}",
+        json!({"id": 1, "connect": {"token": token}}),
+        json!({"id": 2, "subscribe": {"channel": "channel-chat:1"}})
+    ))
+    .await;
+    for expected in [1, 2] {
+        match within(raw.ws.next()).await {
+            Some(Ok(Message::Text(text))) => {
+                assert!(!text.as_str().contains('\n'));
+                let line: Value = serde_json::from_str(text.as_str()).unwrap();
+                assert_eq!(line["id"], expected);
+            }
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// After `shutdown` open connections get 3001 and new ones are refused.
+#[tokio::test]
+async fn shutdown_closes_3001_and_stops_listening() {
+    let emulator = start(quiet()).await;
+    let mut raw = Raw::connected(&emulator).await;
+    emulator.shutdown();
+    assert_eq!(raw.close_code().await, 3001);
+    let refused = async {
+        loop {
+            if connect_async(emulator.ws_url()).await.is_err() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    within(refused).await;
+}
+
+/// A message over 64 KiB closes the connection with 1009.
+#[tokio::test]
+async fn oversize_message_closes_1009() {
+    let emulator = start(quiet()).await;
+    let mut raw = Raw::connected(&emulator).await;
+    let big = format!(
+        "{}",
+        json!({"id": 2, "subscribe": {"channel": "channel-chat:1", "data": "x".repeat(70_000)}})
+    );
+    raw.send(&big).await;
+    assert_eq!(raw.close_code().await, 1009);
+    assert!(emulator.violations()[0].contains("oversize"));
 }

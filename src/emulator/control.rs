@@ -11,7 +11,7 @@
 //! | `POST /_emulator/restart_channel` | `{"channel":…}` | `{}` |
 //! | `POST /_emulator/send_raw` | `{"frame":…}` | `{}` |
 //! | `POST /_emulator/fail_rest` | `{"count":…,"status":…,"retry_after":…}` | `{}` |
-//! | `GET /_emulator/stats` | — | connections, pings, pongs, violations, close codes, … |
+//! | `GET /_emulator/stats` | — | connections, pings, pongs, violations, close codes, commands by name, subscribers |
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -163,6 +163,11 @@ async fn fail_rest(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Re
 async fn stats(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
     let state = shared.lock();
     let subscribers: BTreeMap<String, usize> = state.subscriber_counts();
+    let mut commands: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for received in &state.received {
+        let name = received.command.request_name().unwrap_or("pong");
+        *commands.entry(name).or_default() += 1;
+    }
     Json(json!({
         "connections": state.connection_count(),
         "sockets": state.socket_count(),
@@ -171,6 +176,7 @@ async fn stats(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
         "violations": state.violations,
         "close_codes": state.close_codes,
         "received_commands": state.received.len(),
+        "commands": commands,
         "rest_calls": state.rest_calls.len(),
         "subscribers": subscribers,
     }))

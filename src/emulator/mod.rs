@@ -63,6 +63,27 @@
 //! with an expired one 109; a token for another channel or user closes the
 //! connection with 3500, as Centrifugo does.
 //!
+//! # Faults and observation
+//! [`Emulator::close_all`], [`Emulator::abort_all`], [`Emulator::set_silent`],
+//! [`Emulator::send_raw`], [`Emulator::restart_channel`],
+//! [`Emulator::unsubscribe_all`], [`Emulator::fail_next_rest`] and
+//! [`Emulator::fail_next_ws_upgrade`] break things on purpose;
+//! [`Emulator::received_commands`], [`Emulator::rest_calls`],
+//! [`Emulator::close_codes`], [`Emulator::violations`] and the counters tell
+//! what your client did. A well-behaved client leaves `violations()` empty.
+//!
+//! # From other languages
+//! `cargo run --features emulator --example emulator -- --ping-interval 1`
+//! starts a standalone emulator (user token `demo-token`, channel slug `demo`
+//! with id 1) and prints one JSON line with `api_url`, `ws_url`,
+//! `oauth_token_url`, `control_url` and the channel names, then runs until
+//! stdin closes. The control endpoints under `control_url` (`POST …/publish`
+//! `{"channel":…,"data":…}`, `POST …/abort`, `POST …/close`
+//! `{"code":…,"reason":…}`, `POST …/silent`, `POST …/restart_channel`,
+//! `POST …/send_raw`, `POST …/fail_rest`, `GET …/stats`) mirror the methods
+//! here. `tests/conformance/run.sh` drives it with the official
+//! `centrifuge-python` SDK.
+//!
 //! # Lifetime
 //! The server runs in tasks spawned on the tokio runtime that called
 //! [`Emulator::start`]. [`Emulator`] is a cheap handle: dropping every clone

@@ -22,8 +22,14 @@ use tokio::time::{Duration, Instant, sleep_until};
 use super::state::{Kill, Out, Outcome, Shared, State};
 use crate::protocol::{Command, codes};
 
-/// Inbound message size limit (Centrifugo's `websocket.message_size_limit`).
+/// Inbound message size limit (Centrifugo's `websocket.message_size_limit`):
+/// bigger messages close the connection with 1009.
 const MAX_MESSAGE_SIZE: usize = 65_536;
+/// What the transport itself accepts. Larger than [`MAX_MESSAGE_SIZE`] so the
+/// session can read an oversize message whole and close cleanly with 1009;
+/// when the transport refuses a message, unread bytes would turn the close
+/// into a TCP reset.
+const TRANSPORT_MESSAGE_LIMIT: usize = 1 << 20;
 /// Most lines merged into one outgoing frame.
 const MAX_BATCH_LINES: usize = 512;
 /// Stop merging lines once a frame is this big.
@@ -41,8 +47,8 @@ pub(crate) async fn upgrade(
             StatusCode::from_u16(failure.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         return (status, "upgrade refused by the emulator").into_response();
     }
-    ws.max_message_size(MAX_MESSAGE_SIZE)
-        .max_frame_size(MAX_MESSAGE_SIZE)
+    ws.max_message_size(TRANSPORT_MESSAGE_LIMIT)
+        .max_frame_size(TRANSPORT_MESSAGE_LIMIT)
         .on_upgrade(move |socket| run_connection(shared, socket))
 }
 
@@ -290,15 +296,15 @@ impl Session {
                             }
                         }
                         Some(Err(error)) => {
-                            if self.phase == Phase::Closing {
-                                return;
-                            }
-                            let text = error.to_string();
-                            if text.contains("too long") || text.contains("limit") {
-                                self.close(1009, "message too big", Some(format!("oversize message: {text}")));
-                            } else {
-                                return;
-                            }
+                            // A dropped TCP connection is not protocol misuse.
+                            tracing::debug!(connection = self.id, %error, "emulator: read error");
+                            return;
+                        }
+                        Some(Ok(Message::Text(text) )) if text.len() > MAX_MESSAGE_SIZE => {
+                            self.oversize(text.len());
+                        }
+                        Some(Ok(Message::Binary(bytes))) if bytes.len() > MAX_MESSAGE_SIZE => {
+                            self.oversize(bytes.len());
                         }
                         Some(Ok(Message::Text(text))) => self.on_frame(text.as_str()),
                         Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
@@ -355,6 +361,16 @@ impl Session {
             state.close_connection(self.id, code, reason);
         }
         self.linger();
+    }
+
+    fn oversize(&mut self, len: usize) {
+        self.close(
+            1009,
+            "message too big",
+            Some(format!(
+                "oversize message: {len} bytes > {MAX_MESSAGE_SIZE}"
+            )),
+        );
     }
 
     fn bad_request(&mut self, violation: impl Into<String>) {

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Conformance: the official centrifuge-python SDK against the emulator.
 
-Usage: centrifuge_python_conformance.py '<the JSON line the emulator example printed>'
+Usage: centrifuge_python_conformance.py '<the JSON line the emulator printed>' [main|refresh]
 
-The emulator must run with a short ping interval (run.sh passes
---ping-interval 1). Every wait is bounded; the last line printed is
-"conformance: X passed, Y failed" and the exit status is 1 on any failure.
+Scenario "main" (the default) needs an emulator with a short ping interval
+(run.sh passes --ping-interval 1). Scenario "refresh" needs expiring tokens
+(run.sh passes --token-ttl 3 --expiry-grace 2): the SDK must keep the
+connection and a private subscription alive with refresh / sub_refresh.
+Every wait is bounded; the last line printed is
+"conformance[<scenario>]: X passed, Y failed" and the exit status is 1 on any
+failure.
 """
 
 import asyncio
@@ -231,15 +235,18 @@ class Conformance:
         assert stats["violations"] == [], stats["violations"]
         assert self.client_events.disconnected == [], self.client_events.disconnected
 
-    async def run(self):
-        tests = [
+    def tests(self):
+        return [
             self.test_connect_with_rest_tokens_and_subscribe,
             self.test_publications_arrive_in_order_with_offsets,
             self.test_pings_answered_one_for_one,
             self.test_recovery_after_abort,
             self.test_reconnects_after_close_3011_and_recovers,
         ]
+
+    async def run(self, scenario):
         passed = failed = 0
+        tests = self.tests()
         for test in tests:
             name = test.__name__.removeprefix("test_")
             try:
@@ -266,16 +273,82 @@ class Conformance:
         except (OSError, urllib.error.URLError) as error:
             failed += 1
             print(f"FAIL stats: {error!r}", flush=True)
-        print(f"conformance: {passed} passed, {failed} failed", flush=True)
+        print(f"conformance[{scenario}]: {passed} passed, {failed} failed", flush=True)
         return failed == 0
 
 
+class RefreshConformance(Conformance):
+    """Tokens expire after a few seconds: the SDK refreshes them in place."""
+
+    async def connection_token(self):
+        reply = await call("GET", self.api + "/v1/websocket/token", token=self.token)
+        return reply["data"]["token"]
+
+    async def subscription_token(self, channel):
+        query = urllib.parse.urlencode({"channels": channel})
+        reply = await call("GET", self.api + "/v1/websocket/subscription_token?" + query, token=self.token)
+        for entry in reply["data"]["channel_tokens"]:
+            if entry["channel"] == channel:
+                return entry["token"]
+        raise AssertionError(f"no subscription token for {channel}")
+
+    def tests(self):
+        return [self.test_tokens_are_refreshed_in_place]
+
+    async def test_tokens_are_refreshed_in_place(self):
+        self.client = Client(
+            self.info["ws_url"],
+            events=self.client_events,
+            get_token=self.connection_token,
+            min_reconnect_delay=0.5,
+            max_reconnect_delay=1.0,
+            proxy=None,
+        )
+        private = self.client.new_subscription(
+            self.private,
+            events=self.private_events,
+            get_token=self.subscription_token,
+            recoverable=True,
+        )
+        await asyncio.wait_for(self.client.connect(), STEP)
+        await private.subscribe()
+        await asyncio.wait_for(private.ready(), STEP)
+
+        async def refreshed():
+            stats = await self.stats()
+            commands = stats["commands"]
+            return commands.get("refresh", 0) >= 2 and commands.get("sub_refresh", 0) >= 2, stats
+
+        deadline = time.monotonic() + 3 * STEP
+        while True:
+            done, stats = await refreshed()
+            if done:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no refresh / sub_refresh twice: {stats}")
+            await asyncio.sleep(0.2)
+        for n in range(1, 4):
+            await self.publish(self.private, n)
+        await wait_until(lambda: len(self.private_events.publications) >= 3, "3 private publications")
+        self.check_stream(self.private_events, self.private)
+        assert stats["close_codes"] == [], stats
+        assert stats["violations"] == [], stats
+        assert stats["connections"] == 1, stats
+        assert self.client_events.connected == 1, "the SDK reconnected instead of refreshing"
+        assert len(self.private_events.subscribed) == 1, "the subscription was renewed, not refreshed"
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
     info = json.loads(sys.argv[1])
-    ok = asyncio.run(Conformance(info).run())
+    scenario = sys.argv[2] if len(sys.argv) == 3 else "main"
+    scenarios = {"main": Conformance, "refresh": RefreshConformance}
+    if scenario not in scenarios:
+        print(__doc__, file=sys.stderr)
+        return 2
+    ok = asyncio.run(scenarios[scenario](info).run(scenario))
     return 0 if ok else 1
 
 
