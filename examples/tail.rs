@@ -47,18 +47,18 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
-        // tungstenite logs whole frames at `trace`, and the `connect` frame
-        // carries the connection token: never let those lines through.
-        .add_directive(
-            vklive_pubsub::SAFE_TUNGSTENITE_LOG
-                .parse()
-                .expect("valid directive"),
-        );
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    use tracing_subscriber::prelude::*;
+    let wanted = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // tungstenite dumps whole frames at `trace`, tokens included: drop those lines.
+    let safe = filter_fn(|metadata| !vklive_pubsub::may_contain_tokens(metadata));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(wanted.and(safe)),
+        )
         .init();
     let args = Args::parse();
     match run(args).await {

@@ -15,17 +15,21 @@ pub mod emulator;
 
 pub use auth::{Authorization, Credentials};
 
-/// A `tracing` filter directive to add to your subscriber: `tungstenite`, the
-/// WebSocket library underneath, logs every frame's payload at `trace`, and the
-/// `connect` frame carries the connection token. This crate's own logs never
-/// contain a token at any level.
+/// Whether a log line from a dependency may carry a token: `tungstenite`,
+/// the WebSocket library underneath, logs every frame's payload at `trace`,
+/// and the `connect` frame carries the connection token. This crate's own
+/// logs never contain a token at any level; filter these out in your
+/// subscriber if you log dependencies at `trace`:
 ///
 /// ```
+/// use tracing_subscriber::filter::{filter_fn, FilterExt};
 /// let filter = tracing_subscriber::EnvFilter::new("trace")
-///     .add_directive(vklive_pubsub::SAFE_TUNGSTENITE_LOG.parse().unwrap());
+///     .and(filter_fn(|metadata| !vklive_pubsub::may_contain_tokens(metadata)));
 /// # let _ = filter;
 /// ```
-pub const SAFE_TUNGSTENITE_LOG: &str = "tungstenite=debug";
+pub fn may_contain_tokens(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tungstenite")
+}
 pub use client::{
     Client, ClientBuilder, CloseReason, DEFAULT_WS_URL, Event, Events, Publication, Recovery, State,
 };
