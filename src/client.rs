@@ -22,6 +22,9 @@ pub const DEFAULT_WS_URL: &str =
 /// change. The stream ends after [`Event::Closed`].
 #[derive(Debug)]
 #[non_exhaustive]
+// Publications are nearly every event: boxing them to shrink the rare
+// lifecycle variants would add an allocation per publication.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A publication in a subscribed channel, in order.
     Publication(Publication),
