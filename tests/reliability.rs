@@ -581,3 +581,96 @@ async fn a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_a
         "resident memory grew by {growth} bytes"
     );
 }
+
+fn subscribes_to(
+    emulator: &vklive_pubsub::emulator::Emulator,
+    channel: &str,
+) -> Vec<Option<String>> {
+    emulator
+        .received_commands()
+        .into_iter()
+        .filter_map(|c| c.command.subscribe)
+        .filter(|s| s.channel == channel)
+        .map(|s| s.token.map(|t| t.expose_secret().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_expired_connection_token_gets_109_then_a_fresh_token() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.expire_next_tokens(1);
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let connects = emulator
+        .received_commands()
+        .iter()
+        .filter(|c| c.command.connect.is_some())
+        .count();
+    assert_eq!(connects, 2, "one refused with 109, one with a fresh token");
+    let token_calls = emulator
+        .rest_calls()
+        .iter()
+        .filter(|c| c.path == "/v1/websocket/token")
+        .count();
+    assert_eq!(token_calls, 2);
+}
+
+#[tokio::test]
+async fn an_expired_subscription_token_gets_109_then_a_fresh_token() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    emulator.expire_next_tokens(1);
+    client.subscribe("channel-private-chat:77").await.unwrap();
+    wait_subscribed(&mut events, &["channel-private-chat:77"]).await;
+    let tokens = subscribes_to(&emulator, "channel-private-chat:77");
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert!(tokens.iter().all(Option::is_some));
+    assert_ne!(
+        tokens[0], tokens[1],
+        "the retry used a freshly fetched token"
+    );
+    assert_eq!(
+        emulator.connection_count(),
+        1,
+        "no reconnect for a subscription token"
+    );
+}
+
+#[tokio::test]
+async fn temporary_subscribe_errors_are_retried_with_backoff() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.fail_next_subscribes(2, 111, true);
+    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    loop {
+        match next_event(&mut events).await {
+            Event::Subscribed { .. } => break,
+            Event::SubscriptionFailed { code, .. } => panic!("gave up on a temporary error {code}"),
+            _ => {}
+        }
+    }
+    assert_eq!(subscribes_to(&emulator, "channel-chat:1").len(), 3);
+}
+
+#[tokio::test]
+async fn permanent_subscribe_errors_fail_only_that_channel() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    emulator.fail_next_subscribes(1, 107, false);
+    client.subscribe("channel-chat:2").await.unwrap();
+    let event = wait_for_event(&mut events, |e| {
+        matches!(e, Event::SubscriptionFailed { .. })
+    })
+    .await;
+    assert!(
+        matches!(event, Event::SubscriptionFailed { ref channel, code: 107, .. } if channel == "channel-chat:2")
+    );
+    assert_eq!(
+        subscribes_to(&emulator, "channel-chat:2").len(),
+        1,
+        "not retried"
+    );
+    emulator.publish("channel-chat:1", chat(1, "unaffected"));
+    assert_eq!(ids(&publications(&mut events, 1).await), [1]);
+}

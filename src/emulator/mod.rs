@@ -481,6 +481,21 @@ impl Emulator {
         self.shared.lock().fail_next_ws_upgrade(count, status);
     }
 
+    /// The next `count` pubsub tokens the server issues (connection or
+    /// subscription, over REST or `issue_*`) are already expired, so the
+    /// client's `connect` or `subscribe` with them gets error 109.
+    pub fn expire_next_tokens(&self, count: usize) {
+        self.shared.lock().expire_next_tokens(count);
+    }
+
+    /// The next `count` subscribe commands (from any connection) are refused
+    /// with error `code`, marked `temporary` or not.
+    pub fn fail_next_subscribes(&self, count: usize, code: u32, temporary: bool) {
+        self.shared
+            .lock()
+            .fail_next_subscribes(count, code, temporary);
+    }
+
     // ----- observation -------------------------------------------------------
 
     /// Connections that completed `connect` and are still open.

@@ -223,6 +223,10 @@ pub(crate) struct State {
     next_connection: u64,
     fail_rest: Option<InjectedFailure>,
     fail_upgrade: Option<InjectedFailure>,
+    /// Pubsub tokens still to be issued already expired (`expire_next_tokens`).
+    expire_next: usize,
+    /// Subscribes still to be refused with this error (`fail_next_subscribes`).
+    fail_subscribe: Option<(usize, ErrorReply)>,
     pub(crate) received: VecDeque<ReceivedCommand>,
     pub(crate) rest_calls: VecDeque<RestCall>,
     pub(crate) close_codes: VecDeque<u16>,
@@ -333,6 +337,8 @@ impl State {
             next_connection: 0,
             fail_rest: None,
             fail_upgrade: None,
+            expire_next: 0,
+            fail_subscribe: None,
             received: VecDeque::new(),
             rest_calls: VecDeque::new(),
             close_codes: VecDeque::new(),
@@ -424,8 +430,13 @@ impl State {
         self.apps.get(client_id).is_some_and(|s| s == secret)
     }
 
-    fn token_expiry(&self, ttl: Option<Duration>) -> Option<Instant> {
-        ttl.map(|ttl| Instant::now() + ttl)
+    fn token_expiry(&mut self, ttl: Option<Duration>) -> Option<Instant> {
+        let now = Instant::now();
+        if self.expire_next > 0 {
+            self.expire_next -= 1;
+            return Some(now.checked_sub(Duration::from_secs(1)).unwrap_or(now));
+        }
+        ttl.map(|ttl| now + ttl)
     }
 
     fn prune_tokens(&mut self) {
@@ -941,6 +952,15 @@ impl State {
         let Some(private) = namespace_privacy(channel) else {
             return self.reply_error(id, command_id, codes::UNKNOWN_CHANNEL);
         };
+        if let Some(error) = self.take_subscribe_failure() {
+            let reply = Reply {
+                id: command_id,
+                error: Some(error),
+                ..Reply::default()
+            };
+            self.deliver(id, Out::Line(line(&reply)));
+            return Outcome::Done;
+        }
         let Some(entry) = self.connections.get(&id) else {
             return Outcome::Done;
         };
@@ -1177,6 +1197,29 @@ impl State {
             status,
             retry_after: None,
         });
+    }
+
+    pub(crate) fn expire_next_tokens(&mut self, count: usize) {
+        self.expire_next = count;
+    }
+
+    pub(crate) fn fail_next_subscribes(&mut self, count: usize, code: u32, temporary: bool) {
+        let error = ErrorReply {
+            code,
+            message: error_message(code).to_owned(),
+            temporary,
+        };
+        self.fail_subscribe = (count > 0).then_some((count, error));
+    }
+
+    fn take_subscribe_failure(&mut self) -> Option<ErrorReply> {
+        let (remaining, error) = self.fail_subscribe.as_mut()?;
+        *remaining -= 1;
+        let error = error.clone();
+        if *remaining == 0 {
+            self.fail_subscribe = None;
+        }
+        Some(error)
     }
 
     fn take(slot: &mut Option<InjectedFailure>) -> Option<InjectedFailure> {
