@@ -92,7 +92,20 @@ async fn run(mut args: Args) -> Result<(), String> {
             .map_err(|error| error.to_string())?;
     for slug in &args.channel_urls {
         let info = api.channel(slug).await.map_err(|error| error.to_string())?;
-        channels.extend(info.web_socket_channels.all());
+        let names = &info.web_socket_channels;
+        channels.extend(names.public());
+        // Private channels only when this user is granted a token for them
+        // (VK's rule: no token in the answer means no access).
+        let private = names.private();
+        let granted = api
+            .subscription_tokens(&private)
+            .await
+            .map_err(|error| error.to_string())?;
+        channels.extend(
+            private
+                .into_iter()
+                .filter(|name| granted.contains_key(name)),
+        );
     }
     if channels.is_empty() {
         return Err("no channels: name some, or use --channel-url SLUG".into());

@@ -1,5 +1,9 @@
 //! The `tail` example as a user runs it: against a standalone emulator,
 //! with `-n`, `-q`, on a revoked token, and with `RUST_LOG=trace`.
+//!
+//! These run the `tail` binary that `cargo test --all-features` builds with
+//! every target; when selecting only this file (`--test tail`), build it
+//! first with `cargo build --all-features --example tail`.
 
 mod common;
 
@@ -214,4 +218,52 @@ async fn after_a_3500_close_with_a_revoked_token_tail_exits_within_two_more_atte
     assert!(attempts <= 2, "{attempts} more connection attempts");
     let cause = one_line_cause(&done.stderr);
     assert!(cause.contains("401") || cause.contains("3500"), "{cause}");
+}
+
+#[tokio::test]
+async fn tail_channel_url_follows_public_channels_and_only_the_granted_private_ones() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let names = emulator.add_channel("streamer", 2);
+    emulator.deny(USER_ID, &names.private_info);
+    let child = tail(
+        &emulator,
+        USER_TOKEN,
+        &["-n", "1", "--channel-url", "streamer"],
+    )
+    .spawn()
+    .unwrap();
+    wait_until(&emulator, "tail subscribed everything", |e| {
+        e.subscriber_count(&names.chat) == 1 && e.subscriber_count(&names.private_chat) == 1
+    })
+    .await;
+    emulator.publish(&names.chat, chat(1, "hi"));
+    let done = finish(child).await;
+    assert!(done.status.success(), "{}", done.stderr);
+    let subscribed: Vec<String> = done
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["event"] == "subscribed")
+        .map(|line| line["channel"].as_str().unwrap().to_owned())
+        .collect();
+    for expected in [
+        &names.chat,
+        &names.info,
+        &names.channel_points,
+        &names.private_chat,
+    ] {
+        assert!(
+            subscribed.contains(expected),
+            "{expected} in {subscribed:?}"
+        );
+    }
+    assert!(
+        !subscribed.contains(&names.private_info),
+        "denied channel skipped"
+    );
+    assert!(
+        !done.stdout.contains("subscription_failed"),
+        "{}",
+        done.stdout
+    );
 }
