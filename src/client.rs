@@ -131,6 +131,7 @@ pub struct ClientBuilder {
     api_url: String,
     ws_url: String,
     channels: Vec<String>,
+    request_timeout: Option<Duration>,
     config: Config,
 }
 
@@ -188,6 +189,13 @@ impl ClientBuilder {
         self
     }
 
+    /// How long one API request may take (default 10 s); slower ones are
+    /// retried with backoff.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
     /// How many events wait for the caller before publications are dropped
     /// and counted in [`Event::Lagged`] (default 4096).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
@@ -222,7 +230,10 @@ impl ClientBuilder {
     ///
     /// Must be called inside a tokio runtime.
     pub fn spawn(self) -> Result<(Client, Events), Error> {
-        let api = VkApi::new(&self.api_url, self.credentials)?;
+        let mut api = VkApi::new(&self.api_url, self.credentials)?;
+        if let Some(timeout) = self.request_timeout {
+            api = api.with_request_timeout(timeout)?;
+        }
         url::Url::parse(&self.ws_url).map_err(|error| {
             Error::new(
                 ErrorKind::InvalidArgument,
@@ -277,6 +288,7 @@ impl Client {
             api_url: DEFAULT_API_URL.to_owned(),
             ws_url: DEFAULT_WS_URL.to_owned(),
             channels: Vec::new(),
+            request_timeout: None,
             config: Config::default(),
         }
     }

@@ -674,3 +674,22 @@ async fn permanent_subscribe_errors_fail_only_that_channel() {
     emulator.publish("channel-chat:1", chat(1, "unaffected"));
     assert_eq!(ids(&publications(&mut events, 1).await), [1]);
 }
+
+#[tokio::test]
+async fn api_timeouts_are_retried_with_backoff() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.delay_next_rest(1, Duration::from_secs(2));
+    let (_client, mut events) = connect(
+        builder(&emulator)
+            .channel("channel-chat:1")
+            .request_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let token_calls = emulator
+        .rest_calls()
+        .iter()
+        .filter(|c| c.path == "/v1/websocket/token")
+        .count();
+    assert_eq!(token_calls, 2, "the timed-out call was retried");
+}

@@ -172,19 +172,19 @@ impl VkApi {
                 format!("invalid API URL {base_url:?}: {error}"),
             )
         })?;
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("vklive-pubsub/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| {
-                Error::new(ErrorKind::InvalidArgument, "cannot build the HTTP client")
-                    .with_source(error)
-            })?;
+        let http = http_client(REQUEST_TIMEOUT)?;
         Ok(VkApi {
             http,
             base,
             credentials,
         })
+    }
+
+    /// Gives every request at most `timeout` (default 10 s); a request that
+    /// takes longer fails with [`ErrorKind::Timeout`], which is retryable.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Result<Self, Error> {
+        self.http = http_client(timeout)?;
+        Ok(self)
     }
 
     /// The credentials source this client uses.
@@ -287,6 +287,17 @@ impl VkApi {
         tracing::debug!(%endpoint, status, "API answered");
         parse_response(&endpoint, status, retry_after, &body)
     }
+}
+
+fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("vklive-pubsub/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| {
+            Error::new(ErrorKind::InvalidArgument, "cannot build the HTTP client")
+                .with_source(error)
+        })
 }
 
 /// Splits `channels` into comma-joined lists of at most `size` names.

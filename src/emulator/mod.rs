@@ -481,6 +481,12 @@ impl Emulator {
         self.shared.lock().fail_next_ws_upgrade(count, status);
     }
 
+    /// The next `count` REST calls (`/v1/*` and OAuth) are answered only after
+    /// `delay`, to exercise client timeouts.
+    pub fn delay_next_rest(&self, count: usize, delay: Duration) {
+        self.shared.lock().delay_next_rest(count, delay);
+    }
+
     /// The next `count` pubsub tokens the server issues (connection or
     /// subscription, over REST or `issue_*`) are already expired, so the
     /// client's `connect` or `subscribe` with them gets error 109.

@@ -74,11 +74,18 @@ fn injected(failure: InjectedFailure) -> Response {
     response
 }
 
-/// Records the call; returns the injected failure's response, if one is pending.
-fn begin(shared: &Shared, method: &Method, uri: &Uri) -> Option<Response> {
-    let mut state = shared.lock();
-    state.record_rest(method.as_str(), uri.path(), uri.query().unwrap_or(""));
-    state.take_rest_failure().map(injected)
+/// Records the call, waits out an injected delay, and returns the injected
+/// failure's response, if one is pending.
+async fn begin(shared: &Shared, method: &Method, uri: &Uri) -> Option<Response> {
+    let delay = {
+        let mut state = shared.lock();
+        state.record_rest(method.as_str(), uri.path(), uri.query().unwrap_or(""));
+        state.take_rest_delay()
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    shared.lock().take_rest_failure().map(injected)
 }
 
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
@@ -101,7 +108,7 @@ async fn websocket_token(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(response) = begin(&shared, &method, &uri) {
+    if let Some(response) = begin(&shared, &method, &uri).await {
         return response;
     }
     let mut state = shared.lock();
@@ -126,7 +133,7 @@ async fn subscription_token(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(response) = begin(&shared, &method, &uri) {
+    if let Some(response) = begin(&shared, &method, &uri).await {
         return response;
     }
     let mut state = shared.lock();
@@ -168,7 +175,7 @@ async fn channel(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(response) = begin(&shared, &method, &uri) {
+    if let Some(response) = begin(&shared, &method, &uri).await {
         return response;
     }
     let state = shared.lock();
@@ -193,7 +200,7 @@ async fn oauth_token(
     body: Bytes,
 ) -> Response {
     use base64::Engine as _;
-    if let Some(response) = begin(&shared, &method, &uri) {
+    if let Some(response) = begin(&shared, &method, &uri).await {
         return response;
     }
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
@@ -261,7 +268,7 @@ async fn unknown_method(
 ) -> Response {
     let path = uri.path();
     if path.starts_with("/v1/") || path.starts_with("/oauth/") {
-        if let Some(response) = begin(&shared, &method, &uri) {
+        if let Some(response) = begin(&shared, &method, &uri).await {
             return response;
         }
     }

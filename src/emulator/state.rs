@@ -223,6 +223,8 @@ pub(crate) struct State {
     next_connection: u64,
     fail_rest: Option<InjectedFailure>,
     fail_upgrade: Option<InjectedFailure>,
+    /// REST calls still to be answered late (`delay_next_rest`).
+    delay_rest: Option<(usize, Duration)>,
     /// Pubsub tokens still to be issued already expired (`expire_next_tokens`).
     expire_next: usize,
     /// Subscribes still to be refused with this error (`fail_next_subscribes`).
@@ -337,6 +339,7 @@ impl State {
             next_connection: 0,
             fail_rest: None,
             fail_upgrade: None,
+            delay_rest: None,
             expire_next: 0,
             fail_subscribe: None,
             received: VecDeque::new(),
@@ -1197,6 +1200,20 @@ impl State {
             status,
             retry_after: None,
         });
+    }
+
+    pub(crate) fn delay_next_rest(&mut self, count: usize, delay: Duration) {
+        self.delay_rest = (count > 0).then_some((count, delay));
+    }
+
+    pub(crate) fn take_rest_delay(&mut self) -> Option<Duration> {
+        let (remaining, delay) = self.delay_rest.as_mut()?;
+        *remaining -= 1;
+        let delay = *delay;
+        if *remaining == 0 {
+            self.delay_rest = None;
+        }
+        Some(delay)
     }
 
     pub(crate) fn expire_next_tokens(&mut self, count: usize) {
