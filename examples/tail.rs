@@ -123,6 +123,7 @@ async fn run(mut args: Args) -> Result<(), String> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let mut closing = false;
     let outcome = loop {
         // Flush only when no event is ready, so bursts cost one write.
         let event = match events.next().now_or_never() {
@@ -131,7 +132,8 @@ async fn run(mut args: Args) -> Result<(), String> {
                 let _ = out.flush();
                 tokio::select! {
                     event = events.next() => event,
-                    _ = &mut ctrl_c => {
+                    _ = &mut ctrl_c, if !closing => {
+                        closing = true;
                         let _ = client.close().await;
                         continue;
                     }
@@ -141,15 +143,17 @@ async fn run(mut args: Args) -> Result<(), String> {
         let Some(event) = event else {
             break Ok(());
         };
-        if matches!(event, Event::Publication(_)) {
-            publications += 1;
-        }
         if let Event::Closed { reason } = event {
             break match reason {
-                CloseReason::Requested => Ok(()),
                 CloseReason::Failed(error) => Err(error.to_string()),
                 _ => Ok(()),
             };
+        }
+        if matches!(event, Event::Publication(_)) {
+            if closing {
+                continue; // past -n N, or interrupted: print nothing more
+            }
+            publications += 1;
         }
         if !args.quiet {
             let line = event_json(&event);
@@ -157,7 +161,8 @@ async fn run(mut args: Args) -> Result<(), String> {
                 break Ok(()); // stdout closed (e.g. piped into `head`)
             }
         }
-        if args.count.is_some_and(|count| publications >= count) {
+        if !closing && args.count.is_some_and(|count| publications >= count) {
+            closing = true;
             let _ = client.close().await;
         }
     };

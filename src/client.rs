@@ -51,7 +51,8 @@ pub enum Event {
     SubscriptionFailed {
         /// The channel.
         channel: String,
-        /// Centrifugo error code (103 permission denied, 106 limit exceeded, ...).
+        /// Centrifugo error code (103 permission denied, 106 limit exceeded,
+        /// 107 for an invalid name), or 0 when the API refused its token request.
         code: u32,
         /// The server's message.
         reason: String,

@@ -235,9 +235,20 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// Whether this line is a server ping (`{}`): no id, no push, no result.
+    /// Whether this line is a server ping (`{}`): no id, no push, no error,
+    /// no result. Anything else without an id is not answered with a pong,
+    /// since an unsolicited pong makes the server close with 3501.
     pub fn is_ping(&self) -> bool {
-        self.id == 0 && self.push.is_none() && self.error.is_none()
+        self.id == 0
+            && self.push.is_none()
+            && self.error.is_none()
+            && self.connect.is_none()
+            && self.subscribe.is_none()
+            && self.unsubscribe.is_none()
+            && self.refresh.is_none()
+            && self.sub_refresh.is_none()
+            && self.publish.is_none()
+            && self.history.is_none()
     }
 }
 
@@ -743,6 +754,10 @@ mod tests {
         assert_eq!(publication.data.get(), "{\"type\":\"x\",\"data\":{}}");
         assert!(replies[3].is_ping());
         assert!(!replies[0].is_ping());
+        let stray: Vec<Reply> = decode_frame("{\"connect\":{}}")
+            .map(Result::unwrap)
+            .collect();
+        assert!(!stray[0].is_ping(), "a result without an id is not a ping");
     }
 
     #[test]

@@ -122,16 +122,7 @@ async fn answers_every_ping_exactly_once_over_several_intervals() {
     wait_subscribed(&mut events, &["channel-chat:1"]).await;
 
     wait_until(&emulator, "six pings", |e| e.pings_sent() >= 6).await;
-    wait_until(&emulator, "a pong for every ping", |e| {
-        e.pongs_received() >= e.pings_sent()
-    })
-    .await;
-    assert_eq!(emulator.pongs_received(), emulator.pings_sent());
-    assert!(
-        emulator.violations().is_empty(),
-        "{:?}",
-        emulator.violations()
-    );
+    wait_pings_answered(&emulator).await;
     assert!(
         emulator.close_codes().is_empty(),
         "{:?}",
@@ -290,4 +281,63 @@ async fn first_subscription_reports_no_recovery() {
             ..
         }
     ));
+}
+
+/// A stand-in server that answers the client's first frame (connect and
+/// subscribe, pipelined) with ONE frame holding both replies, two
+/// publications and a ping; returns what the client sent next.
+async fn one_frame_server(listener: tokio::net::TcpListener) -> String {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use vklive_pubsub::protocol::{Command, decode_frame};
+
+    let (tcp, _) = listener.accept().await.unwrap();
+    let mut socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let first = socket.next().await.unwrap().unwrap().into_text().unwrap();
+    let ids: Vec<u32> = decode_frame::<Command>(&first)
+        .map(|c| c.unwrap().id)
+        .collect();
+    assert_eq!(ids.len(), 2, "connect and subscribe pipelined: {first}");
+    let push = |id: i64| serde_json::json!({"push": {"channel": "channel-chat:1", "pub": {"data": chat(id, "x"), "offset": id}}});
+    let frame = format!(
+        "{{\"id\":{},\"connect\":{{\"client\":\"fake\",\"ping\":25,\"pong\":true}}}}\n\
+         {{\"id\":{},\"subscribe\":{{\"recoverable\":true,\"epoch\":\"e\",\"offset\":0}}}}\n{}\n{}\n{{}}\n",
+        ids[0],
+        ids[1],
+        push(1),
+        push(2)
+    );
+    socket.send(Message::Text(frame.into())).await.unwrap();
+    let next = socket.next().await.unwrap().unwrap().into_text().unwrap();
+    next.to_string()
+}
+
+#[tokio::test]
+async fn one_frame_with_replies_pushes_and_a_ping_is_handled_line_by_line() {
+    let emulator = start(EmulatorConfig::default()).await; // REST side only
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_url = format!(
+        "ws://{}/connection/websocket",
+        listener.local_addr().unwrap()
+    );
+    let server = tokio::spawn(one_frame_server(listener));
+    let (_client, mut events) = connect(
+        Client::with_user_token(USER_TOKEN)
+            .api_url(emulator.api_url())
+            .ws_url(ws_url)
+            .channel("channel-chat:1"),
+    )
+    .await;
+    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let received = publications(&mut events, 2).await;
+    assert_eq!(
+        received.iter().filter_map(chat_id).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(
+        received.iter().map(|p| p.offset).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let after = within(server).await.unwrap();
+    assert_eq!(after, "{}", "exactly one pong for the ping, nothing else");
 }

@@ -124,7 +124,8 @@ async fn tail_prints_ndjson_and_exits_after_n_publications_without_leaking_token
         e.subscriber_count(&names.chat) == 1
     })
     .await;
-    for id in 1..=3 {
+    // More than -n: tail must print exactly 3 and stop.
+    for id in 1..=50 {
         emulator.publish(&names.chat, chat(id, "hello from the test"));
     }
     let done = finish(child).await;
@@ -165,8 +166,9 @@ async fn tail_quiet_prints_only_the_summary() {
         e.subscriber_count("channel-chat:1") == 1
     })
     .await;
-    emulator.publish("channel-chat:1", chat(1, "a"));
-    emulator.publish("channel-chat:1", chat(2, "b"));
+    for id in 1..=20 {
+        emulator.publish("channel-chat:1", chat(id, "a"));
+    }
     let done = finish(child).await;
     assert!(done.status.success(), "{}", done.stderr);
     let lines: Vec<&str> = done.stdout.lines().collect();
@@ -179,13 +181,11 @@ async fn tail_quiet_prints_only_the_summary() {
 #[tokio::test]
 async fn tail_exits_non_zero_with_one_line_on_a_rejected_token() {
     let emulator = start(EmulatorConfig::default()).await;
-    let done = finish(
-        tail(&emulator, "wrong-token", &["channel-chat:1"])
-            .spawn()
-            .unwrap(),
-    )
-    .await;
+    let mut command = tail(&emulator, "wrong-token", &["channel-chat:1"]);
+    command.env_remove("RUST_LOG"); // default logging: stderr holds the cause alone
+    let done = finish(command.spawn().unwrap()).await;
     assert!(!done.status.success());
+    assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
     let cause = one_line_cause(&done.stderr);
     assert!(cause.contains("401"), "{cause}");
     assert!(!done.stderr.contains("wrong-token"));

@@ -345,6 +345,21 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// An answer that does not have the documented shape. Only the error's class
+/// and position are kept: serde's message can quote a value from the body,
+/// and the body may hold a token.
+pub(crate) fn unexpected_body(endpoint: &str, status: u16, error: &serde_json::Error) -> Error {
+    Error::new(
+        ErrorKind::Protocol,
+        format!(
+            "{endpoint}: HTTP {status} with an unexpected body ({:?} error at line {}, column {})",
+            error.classify(),
+            error.line(),
+            error.column()
+        ),
+    )
+}
+
 /// Turns an API answer into data or a typed error naming the endpoint, the
 /// status and the server's own description.
 pub(crate) fn parse_response<T: DeserializeOwned>(
@@ -356,12 +371,7 @@ pub(crate) fn parse_response<T: DeserializeOwned>(
     if (200..300).contains(&status) {
         return serde_json::from_slice::<Envelope<T>>(body)
             .map(|envelope| envelope.data)
-            .map_err(|error| {
-                Error::new(
-                    ErrorKind::Protocol,
-                    format!("{endpoint}: HTTP {status} with an unexpected body: {error}"),
-                )
-            });
+            .map_err(|error| unexpected_body(endpoint, status, &error));
     }
     let described = serde_json::from_slice::<ApiErrorBody>(body).unwrap_or_default();
     let mut message = format!("{endpoint}: HTTP {status}");
@@ -433,10 +443,15 @@ mod tests {
 
     #[test]
     fn unexpected_success_bodies_are_protocol_errors_without_the_body() {
-        let body = br#"{"data":{"tok":"secret-value"}}"#;
-        let error = parse_response::<TokenData>("GET /t", 200, None, body).unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Protocol);
-        assert!(!error.to_string().contains("secret-value"), "{error}");
+        for body in [
+            &br#"{"data":{"tok":"secret-value"}}"#[..],
+            br#"{"data":"secret-value"}"#,
+            br#"{"data":{"token":["secret-value"]}}"#,
+        ] {
+            let error = parse_response::<TokenData>("GET /t", 200, None, body).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Protocol);
+            assert!(!error.to_string().contains("secret-value"), "{error}");
+        }
     }
 
     #[test]

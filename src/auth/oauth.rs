@@ -162,21 +162,18 @@ fn parse_token_answer(
         };
         return Err(Error::new(kind, error.to_string()).with_status(status));
     }
-    let answer: TokenResponse = serde_json::from_slice(body).map_err(|error| {
-        Error::new(
-            ErrorKind::Protocol,
-            format!("{endpoint}: HTTP {status} with an unexpected body: {error}"),
-        )
-    })?;
+    let answer: TokenResponse = serde_json::from_slice(body)
+        .map_err(|error| super::unexpected_body(endpoint, status, &error))?;
     Ok(TokenPair {
         access_token: answer.access_token,
         refresh_token: answer
             .refresh_token
             .filter(|token| !token.is_empty())
             .unwrap_or_else(|| old.refresh_token.clone()),
+        // A huge `expires_in` must not overflow: treat it as "unknown".
         expires_at: answer
             .expires_in
-            .map(|secs| now + Duration::from_secs(secs)),
+            .and_then(|secs| now.checked_add(Duration::from_secs(secs))),
     })
 }
 
@@ -248,6 +245,13 @@ mod tests {
         assert_eq!(new.access_token.expose_secret(), "new");
         assert_eq!(new.refresh_token.expose_secret(), "keep-me");
         assert_eq!(new.expires_at, Some(now + Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn absurd_lifetimes_do_not_overflow() {
+        let body = br#"{"access_token":"a","expires_in":18446744073709551615}"#;
+        let new = parse_token_answer("POST t", 200, body, &pair("r"), SystemTime::now()).unwrap();
+        assert_eq!(new.expires_at, None);
     }
 
     #[test]

@@ -39,11 +39,16 @@ impl Backoff {
 
     /// The delay before retry `attempt` with a fresh random draw, never
     /// shorter than what the server asked for (`Retry-After`).
+    /// The server's wish is capped at [`MAX_SERVER_DELAY`], so a bogus
+    /// `Retry-After` cannot park the client for days.
     pub fn next_delay(&self, attempt: u32, server_asked: Option<Duration>) -> Duration {
         let delay = self.delay(attempt, rand_unit());
-        server_asked.map_or(delay, |asked| delay.max(asked))
+        server_asked.map_or(delay, |asked| delay.max(asked.min(MAX_SERVER_DELAY)))
     }
 }
+
+/// The longest `Retry-After` honoured.
+pub const MAX_SERVER_DELAY: Duration = Duration::from_secs(300);
 
 /// A random number in `[0, 1)` without a dependency: the standard library's
 /// randomly seeded hasher is enough for jitter.
@@ -103,6 +108,8 @@ mod tests {
         let delay = backoff.next_delay(0, Some(Duration::from_secs(3)));
         assert!(delay >= Duration::from_secs(3));
         assert!(backoff.next_delay(0, None) <= Duration::from_secs(1));
+        let absurd = Some(Duration::from_secs(86_400 * 365));
+        assert_eq!(backoff.next_delay(0, absurd), MAX_SERVER_DELAY);
     }
 
     #[test]

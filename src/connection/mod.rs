@@ -248,16 +248,17 @@ impl Link {
         self.queue_line(&protocol::Command::default());
     }
 
+    /// Appends a line to the last frame, or starts a new frame when the line
+    /// would take the last one past `MAX_OUTGOING_FRAME`.
     fn queue_line(&mut self, command: &protocol::Command) {
+        let mut line = String::new();
+        protocol::append_line(&mut line, command);
         match self.outgoing.last_mut() {
-            Some(frame) if frame.len() < MAX_OUTGOING_FRAME => {
-                protocol::append_line(frame, command)
+            Some(frame) if frame.len() + 1 + line.len() <= MAX_OUTGOING_FRAME => {
+                frame.push('\n');
+                frame.push_str(&line);
             }
-            _ => {
-                let mut frame = String::new();
-                protocol::append_line(&mut frame, command);
-                self.outgoing.push(frame);
-            }
+            _ => self.outgoing.push(line),
         }
     }
 
@@ -344,11 +345,22 @@ impl Actor {
     /// Runs until the connection ends for good, then hands over the final event.
     pub(crate) async fn run(mut self) {
         let reason = self.run_until_stopped().await;
+        // Debug, not warn: the caller receives the error in `Event::Closed`
+        // and decides how to report it.
         match &reason {
-            CloseReason::Failed(error) => tracing::warn!(%error, "connection ended"),
+            CloseReason::Failed(error) => tracing::debug!(%error, "connection ended"),
             CloseReason::Requested => tracing::debug!("connection closed as requested"),
         }
         self.state.send_replace(State::Closed);
+        // No command can be served any more: refuse new ones and answer the
+        // `close()` calls already waiting, so none of them waits for the
+        // caller to drain the stream.
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            if let Command::Close(done) = command {
+                let _ = done.send(());
+            }
+        }
         self.outbox.finish(Event::Closed { reason }).await;
     }
 
@@ -453,13 +465,14 @@ impl Actor {
         let mut late = Vec::new();
         let names: Vec<Arc<str>> = self.subs.keys().cloned().collect();
         for name in names {
+            if let Some(sub) = self.subs.get_mut(&name) {
+                sub.status = SubStatus::AwaitingToken;
+            }
             if fetched.contains(name.as_ref()) {
-                if let Some(sub) = self.subs.get_mut(&name) {
-                    sub.token = tokens.get(name.as_ref()).cloned();
-                    sub.needs_token = false;
-                }
-                self.send_subscribe(&mut link, &name);
+                let token = tokens.get(name.as_ref()).cloned();
+                self.subscribe_with_token(&mut link, &name, token);
             } else {
+                // Wanted while the tokens were being fetched.
                 late.push(name);
             }
         }
@@ -672,8 +685,7 @@ impl Actor {
         link.ping_interval = (result.ping > 0).then(|| Duration::from_secs(result.ping.into()));
         link.pong = result.pong;
         link.connected_at = Some(now);
-        link.refresh_at =
-            (result.expires && result.ttl > 0).then(|| now + policy::refresh_delay(result.ttl));
+        link.refresh_at = refresh_deadline(result.expires, result.ttl);
         self.failures = 0;
         self.state.send_replace(State::Connected);
         tracing::info!(client = %result.client, ping = result.ping, "connected");
@@ -702,8 +714,7 @@ impl Actor {
         let result = reply.subscribe.unwrap_or_default();
         sub.status = SubStatus::Subscribed;
         sub.failures = 0;
-        sub.refresh_at = (result.expires && result.ttl > 0)
-            .then(|| Instant::now() + policy::refresh_delay(result.ttl));
+        sub.refresh_at = refresh_deadline(result.expires, result.ttl);
         let recovery = match (result.was_recovering, result.recovered) {
             (false, _) => Recovery::NotRequested,
             (true, true) => Recovery::Recovered,
@@ -732,16 +743,21 @@ impl Actor {
         let action = codes::error_action(error.code, error.temporary);
         tracing::debug!(channel = %channel, code = error.code, ?action, "subscribe refused");
         match action {
-            codes::ErrorAction::RefreshToken => self.schedule_resubscribe(channel, true),
-            codes::ErrorAction::Retry => self.schedule_resubscribe(channel, false),
-            codes::ErrorAction::Fail => {
-                self.subs.remove(channel);
-                self.outbox.lifecycle(Event::SubscriptionFailed {
-                    channel: channel.to_string(),
-                    code: error.code,
-                    reason: error.message,
-                });
-            }
+            codes::ErrorAction::RefreshToken => self.schedule_resubscribe(channel, true, None),
+            codes::ErrorAction::Retry => self.schedule_resubscribe(channel, false, None),
+            codes::ErrorAction::Fail => self.fail_channel(channel, error.code, error.message),
+        }
+    }
+
+    /// Gives up on `channel` and tells the caller why.
+    fn fail_channel(&mut self, channel: &str, code: u32, reason: String) {
+        if self.subs.remove(channel).is_some() {
+            self.sub_timer = None;
+            self.outbox.lifecycle(Event::SubscriptionFailed {
+                channel: channel.to_owned(),
+                code,
+                reason,
+            });
         }
     }
 
@@ -757,8 +773,7 @@ impl Actor {
             )));
         }
         let result = reply.refresh.unwrap_or_default();
-        link.refresh_at = (result.expires && result.ttl > 0)
-            .then(|| Instant::now() + policy::refresh_delay(result.ttl));
+        link.refresh_at = refresh_deadline(result.expires, result.ttl);
         tracing::debug!(ttl = result.ttl, "connection token refreshed");
         None
     }
@@ -775,12 +790,11 @@ impl Actor {
             (Some(error), _) => {
                 tracing::debug!(channel = %channel, code = error.code, "sub_refresh refused; resubscribing");
                 send_unsubscribe(link, channel, self.config.command_timeout);
-                self.schedule_resubscribe(channel, true);
+                self.schedule_resubscribe(channel, true, None);
             }
             (None, result) => {
                 let result = result.unwrap_or_default();
-                sub.refresh_at = (result.expires && result.ttl > 0)
-                    .then(|| Instant::now() + policy::refresh_delay(result.ttl));
+                sub.refresh_at = refresh_deadline(result.expires, result.ttl);
             }
         }
     }
@@ -824,7 +838,7 @@ impl Actor {
                 "server unsubscribed; resubscribing"
             );
             let fresh_token = push.code == codes::UNSUBSCRIBE_EXPIRED;
-            self.schedule_resubscribe(&name, fresh_token);
+            self.schedule_resubscribe(&name, fresh_token, None);
         } else {
             self.subs.remove(channel);
             self.sub_timer = None;
@@ -988,7 +1002,21 @@ impl Actor {
             }
             TokenAnswer::Channels {
                 result: Err(error), ..
-            } if !error.is_retryable() => Some(SessionEnd::Stop(CloseReason::Failed(error))),
+            } if error.kind() == ErrorKind::Unauthorized => {
+                Some(SessionEnd::Stop(CloseReason::Failed(error)))
+            }
+            TokenAnswer::Channels {
+                channels,
+                result: Err(error),
+                ..
+            } if !error.is_retryable() => {
+                // The API refused this batch for good: those channels fail,
+                // the connection and its other channels go on.
+                for channel in channels {
+                    self.fail_channel(&channel, 0, error.to_string());
+                }
+                None
+            }
             TokenAnswer::Channels {
                 purpose,
                 channels,
@@ -997,7 +1025,9 @@ impl Actor {
                 tracing::warn!(%error, "subscription token request failed; retrying");
                 for channel in channels {
                     match purpose {
-                        Purpose::Subscribe => self.schedule_resubscribe(&channel, true),
+                        Purpose::Subscribe => {
+                            self.schedule_resubscribe(&channel, true, error.retry_after())
+                        }
                         Purpose::Refresh => {
                             if let Some(sub) = self.subs.get_mut(&channel) {
                                 sub.refresh_at = Some(Instant::now() + REFRESH_RETRY);
@@ -1132,7 +1162,16 @@ impl Actor {
 
     /// Adds `channel` to the wanted set; returns its name if it is new.
     fn want(&mut self, channel: &str) -> Option<Arc<str>> {
-        if channel.is_empty() || self.subs.contains_key(channel) {
+        if channel.is_empty() || channel.contains(',') {
+            // A comma would split the name in the token request's list.
+            self.outbox.lifecycle(Event::SubscriptionFailed {
+                channel: channel.to_owned(),
+                code: codes::BAD_REQUEST,
+                reason: "invalid channel name".into(),
+            });
+            return None;
+        }
+        if self.subs.contains_key(channel) {
             return None;
         }
         let name: Arc<str> = channel.into();
@@ -1191,12 +1230,18 @@ impl Actor {
         sub.status = SubStatus::Subscribing(id);
     }
 
-    /// Resubscribes `channel` after its own backoff, with a fresh token if asked.
-    fn schedule_resubscribe(&mut self, channel: &Arc<str>, fresh_token: bool) {
+    /// Resubscribes `channel` after its own backoff (at least what the server
+    /// asked for), with a fresh token if asked.
+    fn schedule_resubscribe(
+        &mut self,
+        channel: &Arc<str>,
+        fresh_token: bool,
+        server_asked: Option<Duration>,
+    ) {
         let Some(sub) = self.subs.get_mut(channel) else {
             return;
         };
-        let delay = self.config.backoff.next_delay(sub.failures, None);
+        let delay = self.config.backoff.next_delay(sub.failures, server_asked);
         sub.failures = sub.failures.saturating_add(1);
         sub.status = SubStatus::Idle;
         sub.needs_token |= fresh_token;
@@ -1215,6 +1260,11 @@ impl Actor {
         }
         self.sub_timer = None;
     }
+}
+
+/// When to refresh a token the server said expires in `ttl` seconds.
+fn refresh_deadline(expires: bool, ttl: u32) -> Option<Instant> {
+    (expires && ttl > 0).then(|| Instant::now() + policy::refresh_delay(ttl))
 }
 
 fn send_unsubscribe(link: &mut Link, channel: &str, timeout: Duration) {

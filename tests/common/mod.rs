@@ -112,3 +112,38 @@ pub async fn wait_until(emulator: &Emulator, what: &str, condition: impl Fn(&Emu
         "timed out waiting for: {what}"
     );
 }
+
+/// Awaits `future`, failing the test instead of hanging.
+pub async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(TIMEOUT, future)
+        .await
+        .expect("timed out")
+}
+
+/// How many REST calls the emulator saw on `path`.
+pub fn rest_count(emulator: &Emulator, path: &str) -> usize {
+    emulator
+        .rest_calls()
+        .iter()
+        .filter(|call| call.path == path)
+        .count()
+}
+
+/// Waits until every ping the emulator sent was answered. A ping may be in
+/// flight at any moment, so "answered" means at most one outstanding; extra
+/// pongs would show up as violations.
+pub async fn wait_pings_answered(emulator: &Emulator) {
+    wait_until(emulator, "a pong for every ping", |e| {
+        e.pongs_received() + 1 >= e.pings_sent()
+    })
+    .await;
+    assert!(
+        emulator.pongs_received() <= emulator.pings_sent(),
+        "more pongs than pings"
+    );
+    assert!(
+        emulator.violations().is_empty(),
+        "{:?}",
+        emulator.violations()
+    );
+}
