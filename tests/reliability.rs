@@ -217,11 +217,7 @@ async fn refreshes_an_expired_access_token_once_for_concurrent_requests_and_stor
     for result in results {
         assert!(result.is_ok(), "{result:?}");
     }
-    let refreshes = emulator
-        .rest_calls()
-        .iter()
-        .filter(|call| call.path == "/oauth/server/token")
-        .count();
+    let refreshes = rest_count(&emulator, "/oauth/server/token");
     assert_eq!(refreshes, 1, "one refresh for five concurrent 401s");
     let saved = store.0.lock().unwrap().clone();
     assert_eq!(saved.len(), 1);
@@ -281,11 +277,7 @@ async fn retries_the_api_through_503_503_then_200() {
     emulator.fail_next_rest(2, 503, None);
     let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
     wait_subscribed(&mut events, &["channel-chat:1"]).await;
-    let token_calls = emulator
-        .rest_calls()
-        .iter()
-        .filter(|c| c.path == "/v1/websocket/token")
-        .count();
+    let token_calls = rest_count(&emulator, "/v1/websocket/token");
     assert_eq!(token_calls, 3);
 }
 
@@ -439,11 +431,7 @@ async fn live_subscribe_burst_shares_token_requests_and_unsubscribe_stops_delive
 }
 
 fn token_requests(emulator: &vklive_pubsub::emulator::Emulator) -> usize {
-    emulator
-        .rest_calls()
-        .iter()
-        .filter(|c| c.path == "/v1/websocket/subscription_token")
-        .count()
+    rest_count(emulator, "/v1/websocket/subscription_token")
 }
 
 #[tokio::test]
@@ -603,11 +591,7 @@ async fn an_expired_connection_token_gets_109_then_a_fresh_token() {
         .filter(|c| c.command.connect.is_some())
         .count();
     assert_eq!(connects, 2, "one refused with 109, one with a fresh token");
-    let token_calls = emulator
-        .rest_calls()
-        .iter()
-        .filter(|c| c.path == "/v1/websocket/token")
-        .count();
+    let token_calls = rest_count(&emulator, "/v1/websocket/token");
     assert_eq!(token_calls, 2);
 }
 
@@ -684,10 +668,6 @@ async fn api_timeouts_are_retried_with_backoff() {
     )
     .await;
     wait_subscribed(&mut events, &["channel-chat:1"]).await;
-    let token_calls = emulator
-        .rest_calls()
-        .iter()
-        .filter(|c| c.path == "/v1/websocket/token")
-        .count();
+    let token_calls = rest_count(&emulator, "/v1/websocket/token");
     assert_eq!(token_calls, 2, "the timed-out call was retried");
 }

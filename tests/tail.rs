@@ -201,20 +201,11 @@ async fn after_a_3500_close_with_a_revoked_token_tail_exits_within_two_more_atte
         e.subscriber_count("channel-chat:1") == 1
     })
     .await;
-    let token_calls_before = emulator
-        .rest_calls()
-        .iter()
-        .filter(|c| c.path == "/v1/websocket/token")
-        .count();
+    let token_calls_before = rest_count(&emulator, "/v1/websocket/token");
     emulator.revoke_access_token(USER_TOKEN); // also closes the connection with 3500
     let done = finish(child).await;
     assert!(!done.status.success());
-    let attempts = emulator
-        .rest_calls()
-        .iter()
-        .filter(|c| c.path == "/v1/websocket/token")
-        .count()
-        - token_calls_before;
+    let attempts = rest_count(&emulator, "/v1/websocket/token") - token_calls_before;
     assert!(attempts <= 2, "{attempts} more connection attempts");
     let cause = one_line_cause(&done.stderr);
     assert!(cause.contains("401") || cause.contains("3500"), "{cause}");
