@@ -22,6 +22,9 @@ pub const DEFAULT_WS_URL: &str =
 /// change. The stream ends after [`Event::Closed`].
 #[derive(Debug)]
 #[non_exhaustive]
+// Publications are nearly every event and the largest variant: boxing them
+// would add an allocation per event to shrink the rare lifecycle ones.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A publication in a subscribed channel, in order.
     Publication(Publication),

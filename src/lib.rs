@@ -23,9 +23,12 @@ pub use auth::{Authorization, Credentials};
 ///
 /// ```
 /// use tracing_subscriber::filter::{filter_fn, FilterExt};
+/// use tracing_subscriber::prelude::*;
 /// let filter = tracing_subscriber::EnvFilter::new("trace")
 ///     .and(filter_fn(|metadata| !vklive_pubsub::may_contain_tokens(metadata)));
-/// # let _ = filter;
+/// let subscriber = tracing_subscriber::registry()
+///     .with(tracing_subscriber::fmt::layer().with_filter(filter));
+/// # let _ = subscriber;
 /// ```
 pub fn may_contain_tokens(metadata: &tracing::Metadata<'_>) -> bool {
     *metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tungstenite")
