@@ -54,7 +54,7 @@ pub(crate) fn namespace_privacy(channel: &str) -> Option<bool> {
         .map(|(_, private)| *private)
 }
 
-/// What [`State::blast`] queued.
+/// What [`Emulator::blast`](super::Emulator::blast) queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct BlastReport {
     /// Offset of the first publication.
