@@ -38,7 +38,7 @@ use policy::AfterClose;
 use crate::auth::VkApi;
 use crate::client::{CloseReason, Event, Publication, Recovery, State};
 use crate::error::{Error, ErrorKind};
-use crate::event::VkEvent;
+use crate::event::{TypedPayload, VkEvent};
 use crate::protocol::{self, Reply, codes};
 use crate::secret::Secret;
 
@@ -607,8 +607,14 @@ impl Actor {
 
     fn on_frame(&mut self, link: &mut Link, frame: &str) -> Option<SessionEnd> {
         tracing::trace!(bytes = frame.len(), "frame received");
-        for line in protocol::decode_frame::<Reply>(frame) {
-            match line {
+        for (number, line) in protocol::frame_lines(frame) {
+            // The common line, a publication with a typed VK event, in one
+            // pass; anything else through the general decoder.
+            if let Some(publication) = protocol::decode_publication(line, TypedPayload) {
+                self.on_typed_publication(publication);
+                continue;
+            }
+            match protocol::decode_line::<Reply>(number, line) {
                 Ok(reply) => {
                     if let Some(end) = self.on_reply(link, reply) {
                         return Some(end);
@@ -785,19 +791,30 @@ impl Actor {
         }
     }
 
+    /// The name of `channel` if it is subscribed, else `None` (logged).
+    fn subscribed(&self, channel: &str) -> Option<Arc<str>> {
+        let name = self
+            .subs
+            .get_key_value(channel)
+            .and_then(|(name, sub)| (sub.status == SubStatus::Subscribed).then(|| name.clone()));
+        if name.is_none() {
+            tracing::debug!(channel, "publication for a channel not subscribed dropped");
+        }
+        name
+    }
+
+    fn on_typed_publication(&mut self, publication: protocol::PublicationLine<'_, VkEvent>) {
+        if let Some(channel) = self.subscribed(&publication.channel)
+            && self.accept(&channel, publication.offset)
+        {
+            self.hand_over(channel, publication.offset, publication.data);
+        }
+    }
+
     fn on_push(&mut self, link: &mut Link, push: protocol::Push) -> Option<SessionEnd> {
         if let Some(publication) = push.publication {
-            let channel = self
-                .subs
-                .get_key_value(push.channel.as_str())
-                .and_then(|(name, sub)| {
-                    (sub.status == SubStatus::Subscribed).then(|| name.clone())
-                });
-            match channel {
-                Some(channel) => self.deliver(&channel, publication),
-                None => {
-                    tracing::debug!(channel = %push.channel, "publication for a channel not subscribed dropped")
-                }
+            if let Some(channel) = self.subscribed(&push.channel) {
+                self.deliver(&channel, publication);
             }
         } else if let Some(unsubscribe) = push.unsubscribe {
             self.on_unsubscribe_push(&push.channel, unsubscribe);
@@ -839,22 +856,34 @@ impl Actor {
     /// Hands a publication over, exactly once: offsets at or below the stored
     /// position were delivered already (a recovery overlapping live traffic).
     fn deliver(&mut self, channel: &Arc<str>, publication: protocol::Publication) {
+        if self.accept(channel, publication.offset) {
+            let event = VkEvent::decode(&publication.data);
+            self.hand_over(channel.clone(), publication.offset, event);
+        }
+    }
+
+    /// Whether a publication at `offset` is new, advancing the channel's
+    /// position if so.
+    fn accept(&mut self, channel: &str, offset: u64) -> bool {
         if let Some(sub) = self.subs.get_mut(channel)
             && let Some(position) = &mut sub.position
-            && publication.offset > 0
+            && offset > 0
         {
-            if publication.offset <= position.offset {
-                tracing::debug!(channel = %channel, offset = publication.offset, "duplicate publication dropped");
-                return;
+            if offset <= position.offset {
+                tracing::debug!(channel = %channel, offset, "duplicate publication dropped");
+                return false;
             }
             // Advance before handing over, so a lagging caller cannot make
             // the position go backwards.
-            position.offset = publication.offset;
+            position.offset = offset;
         }
-        let event = VkEvent::decode(&publication.data);
+        true
+    }
+
+    fn hand_over(&mut self, channel: Arc<str>, offset: u64, event: VkEvent) {
         self.outbox.publication(Event::Publication(Publication {
-            channel: channel.clone(),
-            offset: publication.offset,
+            channel,
+            offset,
             event,
         }));
     }
