@@ -607,6 +607,13 @@ impl Actor {
 
     fn on_frame(&mut self, link: &mut Link, frame: &str) -> Option<SessionEnd> {
         tracing::trace!(bytes = frame.len(), "frame received");
+        let end = self.on_lines(link, frame);
+        // The frame's publications were held: hand them over together.
+        self.outbox.release();
+        end
+    }
+
+    fn on_lines(&mut self, link: &mut Link, frame: &str) -> Option<SessionEnd> {
         for (number, line) in protocol::frame_lines(frame) {
             // The common line, a publication with a typed VK event, in one
             // pass; anything else through the general decoder.
@@ -881,7 +888,7 @@ impl Actor {
     }
 
     fn hand_over(&mut self, channel: Arc<str>, offset: u64, event: VkEvent) {
-        self.outbox.publication(Event::Publication(Publication {
+        self.outbox.hold(Event::Publication(Publication {
             channel,
             offset,
             event,
