@@ -110,6 +110,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Serialize;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::protocol::Command;
@@ -295,6 +296,11 @@ impl Emulator {
     pub async fn start_on(addr: SocketAddr, config: EmulatorConfig) -> std::io::Result<Emulator> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        // As Centrifugo (Go sets TCP_NODELAY on every TCP connection): a small
+        // push must not wait behind Nagle's algorithm for the previous ACK.
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let shared = Arc::new(Shared::new(config));
         let router = rest::router(Arc::clone(&shared));
         let mut stop = shared.shutdown.subscribe();
