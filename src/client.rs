@@ -1,6 +1,7 @@
 //! The caller's side: [`ClientBuilder`], the cloneable [`Client`] handle and
 //! the [`Events`] stream.
 
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::auth::{Authorization, Credentials, DEFAULT_API_URL, VkApi};
 use crate::connection::{self, Backoff, Config};
@@ -88,6 +90,64 @@ pub struct Publication {
     pub offset: u64,
     /// The decoded event.
     pub event: VkEvent,
+}
+
+/// What travels from the connection actor to [`Events`]: a ready event, or
+/// a publication whose payload is decoded by [`Events`], in the caller's
+/// task.
+///
+/// Why the caller's task: a typed event is a tree of `String`s and `Vec`s
+/// (about nine allocations for a chat message). Built in the actor's task
+/// and dropped in the caller's, on another thread of a multi-threaded
+/// runtime, every one of them is freed on a thread that did not allocate
+/// it, which the system allocator serializes on a lock shared with the
+/// allocating thread. Decoded where it is dropped, nothing crosses threads
+/// but a reference to the received frame.
+///
+/// Publications are nearly every delivery; the rare events are boxed so that
+/// a channel slot is the size of a publication, not of the largest event.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    Event(Box<Event>),
+    Publication(RawPublication),
+}
+
+impl From<Event> for Delivery {
+    fn from(event: Event) -> Self {
+        Delivery::Event(Box::new(event))
+    }
+}
+
+impl Delivery {
+    fn into_event(self) -> Event {
+        match self {
+            Delivery::Event(event) => *event,
+            Delivery::Publication(raw) => Event::Publication(raw.decode()),
+        }
+    }
+}
+
+/// A publication the actor accepted (subscribed channel, new offset, a
+/// line that decodes), with its payload still in the received frame.
+#[derive(Debug)]
+pub(crate) struct RawPublication {
+    pub(crate) channel: Arc<str>,
+    pub(crate) offset: u64,
+    /// The whole frame, shared (a reference count, not a copy).
+    pub(crate) frame: Utf8Bytes,
+    /// Where the payload (`pub.data`) is in the frame.
+    pub(crate) data: Range<usize>,
+}
+
+impl RawPublication {
+    fn decode(self) -> Publication {
+        let text = self.frame.as_str().get(self.data).unwrap_or("null");
+        Publication {
+            channel: self.channel,
+            offset: self.offset,
+            event: VkEvent::decode_json(text),
+        }
+    }
 }
 
 /// The recovery outcome of a (re)subscription.
@@ -328,15 +388,17 @@ fn closed_error() -> Error {
 /// The stream of [`Event`]s. Ends after [`Event::Closed`].
 #[derive(Debug)]
 pub struct Events {
-    receiver: mpsc::Receiver<Event>,
+    receiver: mpsc::Receiver<Delivery>,
 }
 
 impl Events {
     /// Drains the stream up to its final event and returns the failure it
     /// carries (used by [`ClientBuilder::connect`]).
     async fn take_failure(&mut self) -> Error {
-        while let Some(event) = self.receiver.recv().await {
-            if let Event::Closed { reason } = event {
+        while let Some(delivery) = self.receiver.recv().await {
+            if let Delivery::Event(event) = delivery
+                && let Event::Closed { reason } = *event
+            {
                 return match reason {
                     CloseReason::Failed(error) => error,
                     CloseReason::Requested => closed_error(),
@@ -351,6 +413,8 @@ impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.receiver.poll_recv(cx)
+        self.receiver
+            .poll_recv(cx)
+            .map(|delivery| delivery.map(Delivery::into_event))
     }
 }

@@ -23,12 +23,13 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
+use serde_json::value::RawValue;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use backoff::Backoff;
@@ -36,9 +37,9 @@ use outbox::Outbox;
 use policy::AfterClose;
 
 use crate::auth::VkApi;
-use crate::client::{CloseReason, Event, Publication, Recovery, State};
+use crate::client::{CloseReason, Delivery, Event, Publication, RawPublication, Recovery, State};
 use crate::error::{Error, ErrorKind};
-use crate::event::{TypedPayload, VkEvent};
+use crate::event::VkEvent;
 use crate::protocol::{self, Reply, codes};
 use crate::secret::Secret;
 
@@ -184,7 +185,7 @@ enum Wake<'a> {
     Message(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
     Command(Option<Command>),
     Tokens(TokenAnswer),
-    Room(mpsc::Permit<'a, Event>),
+    Room(mpsc::Permit<'a, Delivery>),
     EventsDropped,
     Timer,
 }
@@ -319,7 +320,7 @@ impl Actor {
         ws_url: String,
         channels: Vec<String>,
         commands: mpsc::Receiver<Command>,
-        events: mpsc::Sender<Event>,
+        events: mpsc::Sender<Delivery>,
         state: watch::Sender<State>,
     ) -> Self {
         let mut actor = Actor {
@@ -582,7 +583,7 @@ impl Actor {
         message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
     ) -> Option<SessionEnd> {
         match message {
-            Some(Ok(Message::Text(text))) => self.on_frame(link, text.as_str()),
+            Some(Ok(Message::Text(text))) => self.on_frame(link, &text),
             Some(Ok(Message::Close(frame))) => Some(match frame {
                 Some(frame) => SessionEnd::ServerClosed {
                     code: frame.code.into(),
@@ -605,7 +606,7 @@ impl Actor {
         }
     }
 
-    fn on_frame(&mut self, link: &mut Link, frame: &str) -> Option<SessionEnd> {
+    fn on_frame(&mut self, link: &mut Link, frame: &Utf8Bytes) -> Option<SessionEnd> {
         tracing::trace!(bytes = frame.len(), "frame received");
         let end = self.on_lines(link, frame);
         // The frame's publications were held: hand them over together.
@@ -613,12 +614,14 @@ impl Actor {
         end
     }
 
-    fn on_lines(&mut self, link: &mut Link, frame: &str) -> Option<SessionEnd> {
-        for (number, line) in protocol::frame_lines(frame) {
-            // The common line, a publication with a typed VK event, in one
-            // pass; anything else through the general decoder.
-            if let Some(publication) = protocol::decode_publication(line, TypedPayload) {
-                self.on_typed_publication(publication);
+    fn on_lines(&mut self, link: &mut Link, frame: &Utf8Bytes) -> Option<SessionEnd> {
+        for (number, line) in protocol::frame_lines(frame.as_str()) {
+            // The common line, a publication push, in one pass that leaves
+            // its payload in the frame for `Events` to decode; anything else
+            // through the general decoder.
+            let raw = std::marker::PhantomData::<&RawValue>;
+            if let Some(publication) = protocol::decode_publication(line, raw) {
+                self.on_raw_publication(frame, publication);
                 continue;
             }
             match protocol::decode_line::<Reply>(number, line) {
@@ -810,11 +813,23 @@ impl Actor {
         name
     }
 
-    fn on_typed_publication(&mut self, publication: protocol::PublicationLine<'_, VkEvent>) {
+    fn on_raw_publication(
+        &mut self,
+        frame: &Utf8Bytes,
+        publication: protocol::PublicationLine<'_, &RawValue>,
+    ) {
         if let Some(channel) = self.subscribed(&publication.channel)
             && self.accept(&channel, publication.offset)
         {
-            self.hand_over(channel, publication.offset, publication.data);
+            // The payload is a slice of the frame: its place, not a copy.
+            let data = publication.data.get();
+            let start = data.as_ptr() as usize - frame.as_str().as_ptr() as usize;
+            self.outbox.hold(Delivery::Publication(RawPublication {
+                channel,
+                offset: publication.offset,
+                frame: frame.clone(),
+                data: start..start + data.len(),
+            }));
         }
     }
 
@@ -888,11 +903,12 @@ impl Actor {
     }
 
     fn hand_over(&mut self, channel: Arc<str>, offset: u64, event: VkEvent) {
-        self.outbox.hold(Event::Publication(Publication {
-            channel,
-            offset,
-            event,
-        }));
+        self.outbox
+            .hold(Delivery::from(Event::Publication(Publication {
+                channel,
+                offset,
+                event,
+            })));
     }
 
     // --- commands from the caller ---------------------------------------
@@ -957,7 +973,7 @@ impl Actor {
         loop {
             tokio::select! {
                 message = link.socket.next() => match message {
-                    Some(Ok(Message::Text(text))) => { self.on_frame(link, text.as_str()); }
+                    Some(Ok(Message::Text(text))) => { self.on_frame(link, &text); }
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => return,
                 },

@@ -5,7 +5,32 @@ use std::collections::VecDeque;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{Permit, Sender};
 
-use crate::client::Event;
+use crate::client::{Delivery, Event};
+
+/// What the outbox carries: an [`Event`], or something that stands for one
+/// ([`Delivery`], whose publications the caller's task decodes).
+pub(crate) trait Item: From<Event> {
+    /// The count of an `Event::Lagged`, to add dropped publications to.
+    fn lagged(&mut self) -> Option<&mut u64>;
+}
+
+impl Item for Event {
+    fn lagged(&mut self) -> Option<&mut u64> {
+        match self {
+            Event::Lagged { dropped } => Some(dropped),
+            _ => None,
+        }
+    }
+}
+
+impl Item for Delivery {
+    fn lagged(&mut self) -> Option<&mut u64> {
+        match self {
+            Delivery::Event(event) => event.lagged(),
+            Delivery::Publication(_) => None,
+        }
+    }
+}
 
 /// Lifecycle events kept while the caller is not reading. They are rare, so
 /// reaching this limit means the caller stopped reading for good.
@@ -20,18 +45,18 @@ const BACKLOG_LIMIT: usize = 1024;
 /// were lost. Lifecycle events are never dropped while fewer than
 /// `BACKLOG_LIMIT` wait. Memory therefore stays bounded by the channel's
 /// capacity plus the small backlog.
-pub(crate) struct Outbox {
-    tx: Sender<Event>,
-    backlog: VecDeque<Event>,
-    /// Publications decoded from the frame being read, not yet offered.
-    held: Vec<Event>,
+pub(crate) struct Outbox<T: Item = Delivery> {
+    tx: Sender<T>,
+    backlog: VecDeque<T>,
+    /// Publications from the frame being read, not yet offered.
+    held: Vec<T>,
 }
 
 /// Most publications held before they are offered anyway.
 const HOLD_LIMIT: usize = 128;
 
-impl Outbox {
-    pub(crate) fn new(tx: Sender<Event>) -> Self {
+impl<T: Item> Outbox<T> {
+    pub(crate) fn new(tx: Sender<T>) -> Self {
         Outbox {
             tx,
             backlog: VecDeque::new(),
@@ -46,7 +71,7 @@ impl Outbox {
     /// finds the caller's task parked (it drained the previous one at once)
     /// and wakes it again, a futex wake and a context switch per event.
     /// Offered together, a frame's publications cost one wake-up.
-    pub(crate) fn hold(&mut self, event: Event) {
+    pub(crate) fn hold(&mut self, event: T) {
         self.held.push(event);
         if self.held.len() >= HOLD_LIMIT {
             self.release();
@@ -66,7 +91,7 @@ impl Outbox {
         self.held = held;
     }
 
-    pub(crate) fn sender(&self) -> &Sender<Event> {
+    pub(crate) fn sender(&self) -> &Sender<T> {
         &self.tx
     }
 
@@ -76,7 +101,7 @@ impl Outbox {
     }
 
     /// Hands over a publication, or drops and counts it if the caller lags.
-    pub(crate) fn publication(&mut self, event: Event) {
+    pub(crate) fn publication(&mut self, event: T) {
         self.flush_ready();
         if self.backlog.is_empty() {
             match self.tx.try_send(event) {
@@ -90,6 +115,7 @@ impl Outbox {
     /// Hands over a lifecycle event, keeping it in the backlog if the caller
     /// lags. Held publications go first: they happened before it.
     pub(crate) fn lifecycle(&mut self, event: Event) {
+        let event = T::from(event);
         self.release();
         self.flush_ready();
         if self.backlog.is_empty() {
@@ -104,7 +130,7 @@ impl Outbox {
 
     /// Uses a reserved slot for the oldest waiting event, then sends whatever
     /// else fits.
-    pub(crate) fn flush(&mut self, permit: Permit<'_, Event>) {
+    pub(crate) fn flush(&mut self, permit: Permit<'_, T>) {
         match self.backlog.pop_front() {
             Some(event) => permit.send(event),
             None => drop(permit),
@@ -121,7 +147,7 @@ impl Outbox {
                 return;
             }
         }
-        let _ = self.tx.send(last).await;
+        let _ = self.tx.send(T::from(last)).await;
     }
 
     fn flush_ready(&mut self) {
@@ -141,14 +167,14 @@ impl Outbox {
     }
 
     fn count_dropped(&mut self) {
-        if let Some(Event::Lagged { dropped }) = self.backlog.back_mut() {
+        if let Some(dropped) = self.backlog.back_mut().and_then(Item::lagged) {
             *dropped += 1;
         } else {
-            self.push_backlog(Event::Lagged { dropped: 1 });
+            self.push_backlog(T::from(Event::Lagged { dropped: 1 }));
         }
     }
 
-    fn push_backlog(&mut self, event: Event) {
+    fn push_backlog(&mut self, event: T) {
         if self.backlog.len() >= BACKLOG_LIMIT {
             self.backlog.pop_front();
         }

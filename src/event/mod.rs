@@ -214,6 +214,11 @@ impl VkEvent {
     /// fails to decode is logged at `debug` (position and error class only,
     /// no payload values; the full error at `trace`).
     pub fn decode(payload: &RawValue) -> VkEvent {
+        // The common case in one pass; anything unusual the long way below,
+        // which gives the same event (see `TypedPayload`).
+        if let Some(event) = one_pass(payload.get()) {
+            return event;
+        }
         let envelope = match serde_json::from_str::<Envelope>(payload.get()) {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -237,6 +242,15 @@ impl VkEvent {
         match serde_json::from_str::<&RawValue>(payload) {
             Ok(raw) => VkEvent::decode(raw),
             Err(_) => VkEvent::unknown("", &string_payload(payload)),
+        }
+    }
+
+    /// [`VkEvent::decode`] of text that is known to be one JSON value (a
+    /// slice of a line the protocol decoder accepted).
+    pub(crate) fn decode_json(payload: &str) -> VkEvent {
+        match one_pass(payload) {
+            Some(event) => event,
+            None => VkEvent::decode_str(payload),
         }
     }
 
@@ -346,6 +360,14 @@ fn next_typed<'de, A: MapAccess<'de>>(kind: &str, map: &mut A) -> Result<VkEvent
         }
         _ => return Err(serde::de::Error::custom("not a typed event")),
     })
+}
+
+/// A payload typed by [`TypedPayload`], or `None` if it needs the long way.
+fn one_pass(payload: &str) -> Option<VkEvent> {
+    let mut deserializer = serde_json::Deserializer::from_str(payload);
+    let event = TypedPayload.deserialize(&mut deserializer).ok()?;
+    deserializer.end().ok()?;
+    Some(event)
 }
 
 /// Decodes `data` for a known `type`; `None` for a type this crate does not know.
