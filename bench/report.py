@@ -45,10 +45,11 @@ def load(path):
 
 def svg_chart(rows, path):
     """Horizontal bars of CPU per event, one per client, values written on them."""
-    width, left, bar, gap, top = 720, 170, 34, 16, 54
+    width, left, bar, gap, top = 820, 250, 34, 16, 54
     height = top + len(rows) * (bar + gap) + 40
     scale = (width - left - 90) / max(value for _, value, _ in rows)
-    colours = {"vklive-pubsub": "#d9480f", "centrifuge-js": "#1971c2", "centrifuge-python": "#2f9e44"}
+    colours = {"vklive-pubsub": "#d9480f", "vklive-pubsub (current_thread)": "#f08c00",
+               "centrifuge-js": "#1971c2", "centrifuge-python": "#2f9e44"}
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="14">',
@@ -80,19 +81,26 @@ def main():
     results = ours["results"]
     e2e = results.get("e2e", {})
     base = e2e.get("marginal_cpu_us")
-    rows = [("vklive-pubsub", base)] + [(peer["client"], peer["marginal_cpu_us"]) for peer in peers]
+    rows = [("vklive-pubsub", base)]
+    current = results.get("e2e-current", {}).get("marginal_cpu_us")
+    if current is not None:
+        rows.append(("vklive-pubsub (current_thread)", current))
+    rows += [(peer["client"], peer["marginal_cpu_us"]) for peer in peers]
 
     print()
     print(f"CPU per event, end to end ({e2e.get('large')} vs {e2e.get('small')} publications, {e2e.get('per_frame')} a frame)")
-    print(f"  {'client':<20} {'µs/event':>9} {'× vklive-pubsub':>16}")
+    print(f"  {'client':<32} {'µs/event':>9} {'× vklive-pubsub':>16}")
     for name, value in rows:
-        print(f"  {name:<20} {value:>9.3f} {value / base:>15.1f}×")
+        print(f"  {name:<32} {value:>9.3f} {value / base:>15.1f}×")
     js = next((value for name, value in rows if name == "centrifuge-js"), None)
 
     checks = []
-    checks.append(("end to end ≤ 1.5 µs CPU/event", base is not None and base <= 1.5, f"{base:.3f} µs"))
+    checks.append(("end to end ≤ 1.5 µs CPU/event (#[tokio::main] runtime)", base is not None and base <= 1.5, f"{base:.3f} µs"))
+    if current is not None:
+        checks.append(("end to end ≤ 1.5 µs CPU/event (current_thread runtime)", current <= 1.5, f"{current:.3f} µs"))
     if js is not None:
-        checks.append(("≥ 8× cheaper than centrifuge-js", js / base >= 8, f"{js / base:.1f}×"))
+        figure = f"{js / base:.1f}×" + (f" ({js / current:.1f}× on current_thread)" if current else "")
+        checks.append(("≥ 8× cheaper than centrifuge-js", js / base >= 8, figure))
     channels = results.get("channels")
     if channels:
         checks.append(("1000 channels subscribed ≤ 1 s", channels["subscribe_s"] <= 1.0 and channels["subscribed"] == 1000, f"{channels['subscribe_s']:.3f} s"))
@@ -105,7 +113,7 @@ def main():
     print()
     print("targets")
     for what, met, figure in checks:
-        print(f"  {'met ' if met else 'MISS'}  {what:<62} {figure}")
+        print(f"  {'met ' if met else 'MISS'}  {what:<66} {figure}")
     print()
 
     if svg:

@@ -47,8 +47,13 @@ struct Args {
     /// bench starts `emulator` from its own directory.
     #[arg(long)]
     info: Option<String>,
-    /// Workloads to run, comma-separated: e2e, channels, latency.
-    #[arg(long, default_value = "e2e,channels,latency", value_delimiter = ',')]
+    /// Workloads to run, comma-separated: e2e, e2e-current, channels,
+    /// latency (`e2e-current` is `e2e` on a current-thread runtime).
+    #[arg(
+        long,
+        default_value = "e2e,e2e-current,channels,latency",
+        value_delimiter = ','
+    )]
     workloads: Vec<String>,
     /// Publications in the small run of the two-point method.
     #[arg(long, default_value_t = 20_000)]
@@ -176,7 +181,10 @@ fn start_emulator() -> (std::process::Child, String) {
 
 fn print_table(results: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    if let Some(e2e) = results.get("e2e") {
+    for e2e in ["e2e", "e2e-current"]
+        .iter()
+        .filter_map(|key| results.get(*key))
+    {
         eprintln!();
         eprintln!(
             "end to end ({} runtime, {} publications a frame)",
@@ -260,8 +268,13 @@ fn print_table(results: &Value) {
 fn worker(workload: &str, args: &Args) {
     let info: Value = serde_json::from_str(args.info.as_deref().unwrap_or("null"))
         .expect("--info is the emulator's JSON line");
+    let mut args = args.clone();
+    if workload == "e2e-current" {
+        args.runtime = String::from("current");
+    }
+    let args = &args;
     let runtime = match (workload, args.runtime.as_str()) {
-        ("e2e", "current") => tokio::runtime::Builder::new_current_thread()
+        ("e2e" | "e2e-current", "current") => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
         _ => tokio::runtime::Builder::new_multi_thread()
@@ -271,7 +284,7 @@ fn worker(workload: &str, args: &Args) {
     .expect("tokio runtime");
     let result = runtime.block_on(async {
         match workload {
-            "e2e" => e2e(&info, args).await,
+            "e2e" | "e2e-current" => e2e(&info, args).await,
             "channels" => channels(&info, args).await,
             "latency" => latency(&info, args).await,
             other => panic!("unknown workload {other}"),

@@ -109,8 +109,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::Serialize;
 use axum::serve::ListenerExt;
+use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::protocol::Command;
