@@ -572,6 +572,13 @@ impl Actor {
             if let Err(end) = link.flush().await {
                 return end;
             }
+            if self.outbox.backing_up() {
+                // Let the caller's task, if it shares this thread, take
+                // publications before more frames are read: otherwise a burst
+                // of buffered frames fills the channel, and what does not fit
+                // is dropped as `Lagged`.
+                tokio::task::yield_now().await;
+            }
         }
     }
 

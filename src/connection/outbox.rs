@@ -91,6 +91,11 @@ impl<T: Item> Outbox<T> {
         self.held = held;
     }
 
+    /// Whether the channel is more than half full.
+    pub(crate) fn backing_up(&self) -> bool {
+        self.tx.capacity() < self.tx.max_capacity() / 2
+    }
+
     pub(crate) fn sender(&self) -> &Sender<T> {
         &self.tx
     }
@@ -275,6 +280,20 @@ mod tests {
             Event::Lagged { dropped } if dropped == HOLD_LIMIT as u64 - 2
         ));
         assert_eq!(offset_of(&rx.recv().await.unwrap()), last);
+    }
+
+    #[tokio::test]
+    async fn backing_up_once_the_channel_is_more_than_half_full() {
+        let (tx, mut rx) = mpsc::channel::<Event>(4);
+        let mut outbox = Outbox::new(tx);
+        outbox.publication(publication(1));
+        outbox.publication(publication(2));
+        assert!(!outbox.backing_up());
+        outbox.publication(publication(3));
+        assert!(outbox.backing_up());
+        rx.recv().await.unwrap();
+        rx.recv().await.unwrap();
+        assert!(!outbox.backing_up());
     }
 
     #[tokio::test]
