@@ -133,19 +133,44 @@ impl Delivery {
 pub(crate) struct RawPublication {
     pub(crate) channel: Arc<str>,
     pub(crate) offset: u64,
-    /// The whole frame, shared (a reference count, not a copy).
-    pub(crate) frame: Utf8Bytes,
-    /// Where the payload (`pub.data`) is in the frame.
-    pub(crate) data: Range<usize>,
+    pub(crate) data: Payload,
+}
+
+/// A publication's payload (`pub.data`), one JSON value as received.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// A place in the received frame, shared (a reference count, not a copy).
+    Shared {
+        frame: Utf8Bytes,
+        range: Range<usize>,
+    },
+    /// A copy, for a frame mostly made of something else: a queued publication
+    /// must not keep a large frame alive.
+    Owned(Box<str>),
+}
+
+impl Payload {
+    fn text(&self) -> &str {
+        match self {
+            Payload::Shared { frame, range } => frame.as_str().get(range.clone()).unwrap_or("null"),
+            Payload::Owned(text) => text,
+        }
+    }
+
+    /// Turns a shared payload into a copy.
+    pub(crate) fn unshare(&mut self) {
+        if let Payload::Shared { .. } = self {
+            *self = Payload::Owned(self.text().into());
+        }
+    }
 }
 
 impl RawPublication {
     fn decode(self) -> Publication {
-        let text = self.frame.as_str().get(self.data).unwrap_or("null");
         Publication {
             channel: self.channel,
             offset: self.offset,
-            event: VkEvent::decode_json(text),
+            event: VkEvent::decode_json(self.data.text()),
         }
     }
 }
@@ -392,6 +417,11 @@ pub struct Events {
 }
 
 impl Events {
+    #[cfg(test)]
+    pub(crate) fn from_receiver(receiver: mpsc::Receiver<Delivery>) -> Events {
+        Events { receiver }
+    }
+
     /// Drains the stream up to its final event and returns the failure it
     /// carries (used by [`ClientBuilder::connect`]).
     async fn take_failure(&mut self) -> Error {

@@ -37,7 +37,9 @@ use outbox::Outbox;
 use policy::AfterClose;
 
 use crate::auth::VkApi;
-use crate::client::{CloseReason, Delivery, Event, Publication, RawPublication, Recovery, State};
+use crate::client::{
+    CloseReason, Delivery, Event, Payload, Publication, RawPublication, Recovery, State,
+};
 use crate::error::{Error, ErrorKind};
 use crate::event::VkEvent;
 use crate::protocol::{self, Reply, codes};
@@ -615,20 +617,35 @@ impl Actor {
 
     fn on_frame(&mut self, link: &mut Link, frame: &Utf8Bytes) -> Option<SessionEnd> {
         tracing::trace!(bytes = frame.len(), "frame received");
-        let end = self.on_lines(link, frame);
+        let mut shared = 0;
+        let end = self.on_lines(link, frame, &mut shared);
+        // Queued publications keep their frame alive: only where they are
+        // most of it, so that memory stays proportional to what is queued.
+        // (Those offered early, in a frame of more than a hundred, share it
+        // with at least that many others.)
+        if shared * 2 < frame.len() {
+            self.outbox.unshare_held();
+        }
         // The frame's publications were held: hand them over together.
         self.outbox.release();
         end
     }
 
-    fn on_lines(&mut self, link: &mut Link, frame: &Utf8Bytes) -> Option<SessionEnd> {
+    /// Handles each line; `shared` adds up the payload bytes of the
+    /// publications handed over as places in `frame`.
+    fn on_lines(
+        &mut self,
+        link: &mut Link,
+        frame: &Utf8Bytes,
+        shared: &mut usize,
+    ) -> Option<SessionEnd> {
         for (number, line) in protocol::frame_lines(frame.as_str()) {
             // The common line, a publication push, in one pass that leaves
             // its payload in the frame for `Events` to decode; anything else
             // through the general decoder.
             let raw = std::marker::PhantomData::<&RawValue>;
             if let Some(publication) = protocol::decode_publication(line, raw) {
-                self.on_raw_publication(frame, publication);
+                *shared += self.on_raw_publication(frame, publication);
                 continue;
             }
             match protocol::decode_line::<Reply>(number, line) {
@@ -820,24 +837,31 @@ impl Actor {
         name
     }
 
+    /// Hands a publication over with its payload left in the frame; returns
+    /// the payload's length (0 if it was not handed over).
     fn on_raw_publication(
         &mut self,
         frame: &Utf8Bytes,
         publication: protocol::PublicationLine<'_, &RawValue>,
-    ) {
-        if let Some(channel) = self.subscribed(&publication.channel)
-            && self.accept(&channel, publication.offset)
-        {
-            // The payload is a slice of the frame: its place, not a copy.
-            let data = publication.data.get();
-            let start = data.as_ptr() as usize - frame.as_str().as_ptr() as usize;
-            self.outbox.hold(Delivery::Publication(RawPublication {
-                channel,
-                offset: publication.offset,
-                frame: frame.clone(),
-                data: start..start + data.len(),
-            }));
+    ) -> usize {
+        let Some(channel) = self.subscribed(&publication.channel) else {
+            return 0;
+        };
+        if !self.accept(&channel, publication.offset) {
+            return 0;
         }
+        // The payload is a slice of the frame: its place, not a copy.
+        let data = publication.data.get();
+        let start = data.as_ptr() as usize - frame.as_str().as_ptr() as usize;
+        self.outbox.hold(Delivery::Publication(RawPublication {
+            channel,
+            offset: publication.offset,
+            data: Payload::Shared {
+                frame: frame.clone(),
+                range: start..start + data.len(),
+            },
+        }));
+        data.len()
     }
 
     fn on_push(&mut self, link: &mut Link, push: protocol::Push) -> Option<SessionEnd> {

@@ -12,6 +12,9 @@ use crate::client::{Delivery, Event};
 pub(crate) trait Item: From<Event> {
     /// The count of an `Event::Lagged`, to add dropped publications to.
     fn lagged(&mut self) -> Option<&mut u64>;
+
+    /// Stops sharing the received frame, if it does.
+    fn unshare(&mut self) {}
 }
 
 impl Item for Event {
@@ -28,6 +31,12 @@ impl Item for Delivery {
         match self {
             Delivery::Event(event) => event.lagged(),
             Delivery::Publication(_) => None,
+        }
+    }
+
+    fn unshare(&mut self) {
+        if let Delivery::Publication(publication) = self {
+            publication.data.unshare();
         }
     }
 }
@@ -76,6 +85,11 @@ impl<T: Item> Outbox<T> {
         if self.held.len() >= HOLD_LIMIT {
             self.release();
         }
+    }
+
+    /// Copies the payloads of the held publications out of their frame.
+    pub(crate) fn unshare_held(&mut self) {
+        self.held.iter_mut().for_each(Item::unshare);
     }
 
     /// Offers the held publications, in order, under the slow-consumer rule.
@@ -294,6 +308,46 @@ mod tests {
         rx.recv().await.unwrap();
         rx.recv().await.unwrap();
         assert!(!outbox.backing_up());
+    }
+
+    #[tokio::test]
+    async fn unshared_payloads_no_longer_keep_the_frame_and_decode_the_same() {
+        use crate::client::{Delivery, Events, Payload, RawPublication};
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+        let payload = r#"{"type":"channel_chat_message_delete","data":{"chat_message":{"id":7}}}"#;
+        let frame = Utf8Bytes::from(format!("{{\"big\":\"{}\"}}\n{payload}", "x".repeat(1000)));
+        let start = frame.as_str().find(payload).unwrap();
+        let (tx, rx) = mpsc::channel::<Delivery>(4);
+        let mut outbox = Outbox::new(tx);
+        for offset in [1, 2] {
+            outbox.hold(Delivery::Publication(RawPublication {
+                channel: "c".into(),
+                offset,
+                data: Payload::Shared {
+                    frame: frame.clone(),
+                    range: start..start + payload.len(),
+                },
+            }));
+        }
+        outbox.unshare_held();
+        assert!(outbox.held.iter().all(|held| matches!(
+            held,
+            Delivery::Publication(RawPublication {
+                data: Payload::Owned(_),
+                ..
+            })
+        )));
+        outbox.release();
+        let mut events = Events::from_receiver(rx);
+        for offset in [1, 2] {
+            let Some(Event::Publication(publication)) = events.next().await else {
+                panic!("expected a publication");
+            };
+            assert_eq!(publication.offset, offset);
+            assert!(matches!(publication.event, VkEvent::ChatMessageDelete(d) if d.id == 7));
+        }
     }
 
     #[tokio::test]
