@@ -5,6 +5,9 @@
 //! - `frame_to_event`: one server frame line, `{"push":{"channel":…,"pub":{"data":…}}}`,
 //!   through `protocol::decode_frame::<Reply>` and then `VkEvent::decode`;
 //! - `frame_batch_16`: the same with sixteen publications in one frame;
+//! - `one_pass_to_event` / `one_pass_batch_16`: the connector's hot path, the
+//!   same lines through `protocol::decode_publication` with
+//!   `event::TypedPayload` (one scan, no copy of the payload);
 //! - `via_value_baseline`: the same payload through `serde_json::Value` first,
 //!   the approach the two-phase decoder avoids (for comparison only).
 //!
@@ -14,15 +17,17 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::value::RawValue;
-use vklive_pubsub::event::{ChatMessage, VkEvent};
-use vklive_pubsub::protocol::{Reply, decode_frame};
+use vklive_pubsub::event::{ChatMessage, TypedPayload, VkEvent};
+use vklive_pubsub::protocol::{Reply, decode_frame, decode_publication, frame_lines};
 
 const CHAT_FIXTURE: &str = include_str!("../tests/fixtures/channel_chat_message_send.json");
 
-/// The chat payload as it travels: compact JSON.
+/// The chat payload as it travels: compact JSON, `type` first as VK sends it
+/// (a `serde_json::Value` would sort `data` first).
 fn chat_payload() -> Box<RawValue> {
     let value: serde_json::Value = serde_json::from_str(CHAT_FIXTURE).expect("fixture is JSON");
-    RawValue::from_string(value.to_string()).expect("valid JSON")
+    let text = format!(r#"{{"type":{},"data":{}}}"#, value["type"], value["data"]);
+    RawValue::from_string(text).expect("valid JSON")
 }
 
 fn push_line(payload: &RawValue, offset: u64) -> String {
@@ -39,6 +44,14 @@ fn decode_frame_events(frame: &str) -> usize {
         .filter_map(|reply| reply.push?.publication)
         .map(|publication| VkEvent::decode(&publication.data))
         .filter(|event| !matches!(event, VkEvent::Unknown(_)))
+        .count()
+}
+
+/// The connector's path: one pass per line; returns how many were typed.
+fn one_pass_events(frame: &str) -> usize {
+    frame_lines(frame)
+        .filter_map(|(_, line)| decode_publication(line, TypedPayload))
+        .filter(|publication| !matches!(publication.data, VkEvent::Unknown(_)))
         .count()
 }
 
@@ -70,15 +83,23 @@ fn frames(c: &mut Criterion) {
     let batch = batch.join("\n");
     assert_eq!(decode_frame_events(&line), 1);
     assert_eq!(decode_frame_events(&batch), 16);
+    assert_eq!(one_pass_events(&line), 1);
+    assert_eq!(one_pass_events(&batch), 16);
 
     let mut group = c.benchmark_group("frame");
     group.throughput(Throughput::Elements(1));
     group.bench_function("frame_to_event", |b| {
         b.iter(|| decode_frame_events(black_box(&line)))
     });
+    group.bench_function("one_pass_to_event", |b| {
+        b.iter(|| one_pass_events(black_box(&line)))
+    });
     group.throughput(Throughput::Elements(16));
     group.bench_function("frame_batch_16", |b| {
         b.iter(|| decode_frame_events(black_box(&batch)))
+    });
+    group.bench_function("one_pass_batch_16", |b| {
+        b.iter(|| one_pass_events(black_box(&batch)))
     });
     group.finish();
 }

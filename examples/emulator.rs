@@ -51,6 +51,10 @@ struct Args {
     /// Grace after token expiry before the server enforces it, seconds.
     #[arg(long, default_value_t = 25.0)]
     expiry_grace: f64,
+    /// Subscriptions allowed per connection; 0 for no limit (Centrifugo's
+    /// default is 128).
+    #[arg(long, default_value_t = 128)]
+    channel_limit: usize,
     /// Also register an app with these Basic credentials (`id:secret`).
     #[arg(long)]
     app: Option<String>,
@@ -71,6 +75,7 @@ async fn main() -> std::io::Result<()> {
         pong_timeout: seconds(args.pong_timeout),
         token_ttl: args.token_ttl.map(seconds),
         expiry_grace: seconds(args.expiry_grace),
+        channel_limit: (args.channel_limit > 0).then_some(args.channel_limit),
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start_on(SocketAddr::new(args.host, args.port), config).await?;

@@ -1,6 +1,7 @@
 //! The caller's side: [`ClientBuilder`], the cloneable [`Client`] handle and
 //! the [`Events`] stream.
 
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::auth::{Authorization, Credentials, DEFAULT_API_URL, VkApi};
 use crate::connection::{self, Backoff, Config};
@@ -89,6 +91,89 @@ pub struct Publication {
     pub offset: u64,
     /// The decoded event.
     pub event: VkEvent,
+}
+
+/// What travels from the connection actor to [`Events`]: a ready event, or
+/// a publication whose payload is decoded by [`Events`], in the caller's
+/// task.
+///
+/// Why the caller's task: a typed event is a tree of `String`s and `Vec`s
+/// (about nine allocations for a chat message). Built in the actor's task
+/// and dropped in the caller's, on another thread of a multi-threaded
+/// runtime, every one of them is freed on a thread that did not allocate
+/// it, which the system allocator serializes on a lock shared with the
+/// allocating thread. Decoded where it is dropped, nothing crosses threads
+/// but a reference to the received frame.
+///
+/// Publications are nearly every delivery; the rare events are boxed so that
+/// a channel slot is the size of a publication, not of the largest event.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    Event(Box<Event>),
+    Publication(RawPublication),
+}
+
+impl From<Event> for Delivery {
+    fn from(event: Event) -> Self {
+        Delivery::Event(Box::new(event))
+    }
+}
+
+impl Delivery {
+    fn into_event(self) -> Event {
+        match self {
+            Delivery::Event(event) => *event,
+            Delivery::Publication(raw) => Event::Publication(raw.decode()),
+        }
+    }
+}
+
+/// A publication the actor accepted (subscribed channel, new offset, a
+/// line that decodes), with its payload still in the received frame.
+#[derive(Debug)]
+pub(crate) struct RawPublication {
+    pub(crate) channel: Arc<str>,
+    pub(crate) offset: u64,
+    pub(crate) data: Payload,
+}
+
+/// A publication's payload (`pub.data`), one JSON value as received.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// A place in the received frame, shared (a reference count, not a copy).
+    Shared {
+        frame: Utf8Bytes,
+        range: Range<usize>,
+    },
+    /// A copy, for a frame mostly made of something else: a queued publication
+    /// must not keep a large frame alive.
+    Owned(Box<str>),
+}
+
+impl Payload {
+    fn text(&self) -> &str {
+        match self {
+            Payload::Shared { frame, range } => frame.as_str().get(range.clone()).unwrap_or("null"),
+            Payload::Owned(text) => text,
+        }
+    }
+
+    /// Turns a shared payload into a copy.
+    pub(crate) fn unshare(&mut self) {
+        if let Payload::Shared { .. } = self {
+            *self = Payload::Owned(self.text().into());
+        }
+    }
+}
+
+impl RawPublication {
+    fn decode(self) -> Publication {
+        Publication {
+            channel: self.channel,
+            offset: self.offset,
+            event: VkEvent::decode_json(self.data.text()),
+        }
+    }
 }
 
 /// The recovery outcome of a (re)subscription.
@@ -341,15 +426,22 @@ fn closed_error() -> Error {
 /// The stream of [`Event`]s. Ends after [`Event::Closed`].
 #[derive(Debug)]
 pub struct Events {
-    receiver: mpsc::Receiver<Event>,
+    receiver: mpsc::Receiver<Delivery>,
 }
 
 impl Events {
+    #[cfg(test)]
+    pub(crate) fn from_receiver(receiver: mpsc::Receiver<Delivery>) -> Events {
+        Events { receiver }
+    }
+
     /// Drains the stream up to its final event and returns the failure it
     /// carries (used by [`ClientBuilder::connect`]).
     async fn take_failure(&mut self) -> Error {
-        while let Some(event) = self.receiver.recv().await {
-            if let Event::Closed { reason } = event {
+        while let Some(delivery) = self.receiver.recv().await {
+            if let Delivery::Event(event) = delivery
+                && let Event::Closed { reason } = *event
+            {
                 return match reason {
                     CloseReason::Failed(error) => error,
                     CloseReason::Requested => closed_error(),
@@ -364,6 +456,8 @@ impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.receiver.poll_recv(cx)
+        self.receiver
+            .poll_recv(cx)
+            .map(|delivery| delivery.map(Delivery::into_event))
     }
 }

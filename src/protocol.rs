@@ -17,9 +17,10 @@
 //! Decoding never panics: a bad line becomes a [`DecodeError`] and the lines
 //! after it still decode.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde::de::{DeserializeOwned, Deserializer};
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -488,16 +489,240 @@ pub struct DecodeError {
 pub fn decode_frame<T: DeserializeOwned>(
     frame: &str,
 ) -> impl Iterator<Item = Result<T, DecodeError>> + '_ {
+    frame_lines(frame).map(|(number, line)| decode_line(number, line))
+}
+
+/// The non-empty lines of a frame with their 1-based numbers: the split
+/// [`decode_frame`] makes, for callers that decode line by line.
+pub fn frame_lines(frame: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
     frame
         .split('\n')
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(index, line)| {
-            serde_json::from_str(line).map_err(|source| DecodeError {
-                line: index + 1,
-                source,
+        .map(|(index, line)| (index + 1, line))
+}
+
+/// Decodes one line as [`decode_frame`] does; `number` is its 1-based line
+/// number within the frame.
+pub fn decode_line<T: DeserializeOwned>(number: usize, line: &str) -> Result<T, DecodeError> {
+    serde_json::from_str(line).map_err(|source| DecodeError {
+        line: number,
+        source,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Publications in one pass
+// ---------------------------------------------------------------------------
+
+/// A publication push decoded by [`decode_publication`].
+#[derive(Debug)]
+pub struct PublicationLine<'a, T> {
+    /// The channel, borrowed from the line unless it has escapes.
+    pub channel: Cow<'a, str>,
+    /// Position in the channel's stream (0 when absent).
+    pub offset: u64,
+    /// The publication's `data`, decoded by the seed.
+    pub data: T,
+}
+
+/// Decodes a line that is a plain publication push,
+/// `{"push":{"channel":…,"pub":{"data":…,"offset":…}}}`, in one pass: the
+/// publication's `data` goes straight to `seed` instead of being copied into
+/// a [`RawValue`] and scanned again.
+///
+/// `None` means "not decoded here": the line is something else (a reply, a
+/// ping, another push), or something about it is unusual (an unknown key in
+/// `push`, a `null`, a duplicate key, bad JSON), or `seed` failed. Decode such
+/// a line with [`decode_line`]`::<Reply>`, which gives the answer the
+/// connector always gave; whatever `decode_publication` returns agrees with it.
+///
+/// ```
+/// use std::borrow::Cow;
+/// use vklive_pubsub::protocol::decode_publication;
+/// use serde::de::IgnoredAny;
+/// let line = r#"{"push":{"channel":"chat","pub":{"data":{"a":1},"offset":7}}}"#;
+/// let publication = decode_publication(line, std::marker::PhantomData::<IgnoredAny>).unwrap();
+/// assert_eq!((publication.channel, publication.offset), (Cow::Borrowed("chat"), 7));
+/// assert!(decode_publication("{}", std::marker::PhantomData::<IgnoredAny>).is_none());
+/// ```
+pub fn decode_publication<'a, S>(line: &'a str, seed: S) -> Option<PublicationLine<'a, S::Value>>
+where
+    S: DeserializeSeed<'a>,
+{
+    let mut deserializer = serde_json::Deserializer::from_str(line);
+    let publication = deserializer
+        .deserialize_map(one_pass::LineVisitor(seed))
+        .ok()?;
+    deserializer.end().ok()?;
+    Some(publication)
+}
+
+/// The visitors of [`decode_publication`]. They accept exactly what the
+/// derived `Reply`/`Push`/`Publication` decoders accept for a publication
+/// push and nothing more; everything else is an error, and the caller falls
+/// back to those decoders.
+mod one_pass {
+    use std::borrow::Cow;
+    use std::collections::HashMap;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+    use super::{ClientInfo, PublicationLine};
+
+    /// Keys of `Reply` other than `push` (a line with any is not a plain push).
+    const REPLY_KEYS: [&str; 9] = [
+        "id",
+        "error",
+        "connect",
+        "subscribe",
+        "unsubscribe",
+        "refresh",
+        "sub_refresh",
+        "publish",
+        "history",
+    ];
+    /// Keys of `Push` other than `channel` and `pub`.
+    const PUSH_KEYS: [&str; 6] = [
+        "join",
+        "leave",
+        "unsubscribe",
+        "subscribe",
+        "message",
+        "disconnect",
+    ];
+
+    fn unusual<E: de::Error>(what: &str) -> E {
+        E::custom(format_args!("not a plain publication push: {what}"))
+    }
+
+    /// A key, borrowed unless it has escapes.
+    #[derive(serde::Deserialize)]
+    #[serde(transparent)]
+    struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+    /// `{"push": …}`.
+    pub(super) struct LineVisitor<S>(pub(super) S);
+
+    impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for LineVisitor<S> {
+        type Value = PublicationLine<'de, S::Value>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a publication push")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seed = Some(self.0);
+            let mut found = None;
+            while let Some(Key(key)) = map.next_key()? {
+                if key == "push" {
+                    let seed = seed.take().ok_or_else(|| unusual("duplicate push"))?;
+                    found = Some(map.next_value_seed(PushSeed(seed))?);
+                } else if REPLY_KEYS.contains(&key.as_ref()) {
+                    return Err(unusual("a reply field"));
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            found.ok_or_else(|| unusual("no push"))
+        }
+    }
+
+    struct PushSeed<S>(S);
+
+    impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for PushSeed<S> {
+        type Value = PublicationLine<'de, S::Value>;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for PushSeed<S> {
+        type Value = PublicationLine<'de, S::Value>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a push object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seed = Some(self.0);
+            let mut channel: Option<Cow<'de, str>> = None;
+            let mut publication = None;
+            while let Some(Key(key)) = map.next_key()? {
+                match key.as_ref() {
+                    "channel" if channel.is_none() => channel = Some(map.next_value::<Key>()?.0),
+                    "pub" => {
+                        let seed = seed.take().ok_or_else(|| unusual("duplicate pub"))?;
+                        publication = Some(map.next_value_seed(PublicationSeed(seed))?);
+                    }
+                    other if other == "channel" || PUSH_KEYS.contains(&other) => {
+                        return Err(unusual("another push body or a duplicate key"));
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            let (offset, data) = publication.ok_or_else(|| unusual("no pub"))?;
+            Ok(PublicationLine {
+                channel: channel.unwrap_or_default(),
+                offset,
+                data,
             })
-        })
+        }
+    }
+
+    struct PublicationSeed<S>(S);
+
+    impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for PublicationSeed<S> {
+        type Value = (u64, S::Value);
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for PublicationSeed<S> {
+        type Value = (u64, S::Value);
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a publication object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seed = Some(self.0);
+            let mut data = None;
+            let mut offset = None;
+            let (mut info, mut tags) = (false, false);
+            while let Some(Key(key)) = map.next_key()? {
+                match key.as_ref() {
+                    "data" => {
+                        let seed = seed.take().ok_or_else(|| unusual("duplicate data"))?;
+                        data = Some(map.next_value_seed(seed)?);
+                    }
+                    "offset" if offset.is_none() => offset = Some(map.next_value::<u64>()?),
+                    // Read as the derived decoder reads them, so that a line
+                    // it rejects is rejected here too; the values are unused.
+                    "info" if !info => {
+                        info = true;
+                        map.next_value::<Option<ClientInfo>>()?;
+                    }
+                    "tags" if !tags => {
+                        tags = true;
+                        map.next_value::<Option<HashMap<String, String>>>()?;
+                    }
+                    "offset" | "info" | "tags" => return Err(unusual("a duplicate key")),
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            let data = data.ok_or_else(|| unusual("no data"))?;
+            Ok((offset.unwrap_or(0), data))
+        }
+    }
 }
 
 /// Encodes messages as one frame: one JSON line each, joined by `\n`, no

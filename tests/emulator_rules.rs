@@ -1177,3 +1177,96 @@ async fn oversize_message_closes_1009() {
     assert_eq!(raw.close_code().await, 1009);
     assert!(emulator.violations()[0].contains("oversize"));
 }
+
+// ---------------------------------------------------------------------------
+// Benchmark load
+// ---------------------------------------------------------------------------
+
+/// `blast` queues prebuilt frames of `per_frame` push lines with offsets that
+/// continue the stream, keeps history for recovery, and refuses more frames
+/// than a connection's queue holds.
+#[tokio::test]
+async fn blast_sends_prebuilt_frames_that_continue_the_stream() {
+    let emulator = start(quiet()).await;
+    let mut raw = Raw::connected(&emulator).await;
+    raw.send(&json!({"id": 2, "subscribe": {"channel": "channel-chat:1"}}).to_string())
+        .await;
+    assert_eq!(raw.next().await["id"], 2);
+    emulator.publish("channel-chat:1", demo_chat_message(1, "до"));
+    assert_eq!(raw.next().await["push"]["pub"]["offset"], 1);
+
+    let report = emulator.blast("channel-chat:1", 250, 100).expect("fits");
+    assert_eq!((report.first_offset, report.last_offset), (2, 251));
+    assert_eq!((report.frames, report.subscribers), (3, 1));
+    let mut sizes = Vec::new();
+    let mut offset = 1;
+    while sizes.len() < 3 {
+        let Some(Ok(Message::Text(frame))) = within(raw.ws.next()).await else {
+            panic!("expected a text frame");
+        };
+        let lines: Vec<Value> = frame
+            .as_str()
+            .split('\n')
+            .map(|line| serde_json::from_str(line).expect("JSON line"))
+            .collect();
+        for line in &lines {
+            offset += 1;
+            assert_eq!(line["push"]["channel"], "channel-chat:1");
+            assert_eq!(line["push"]["pub"]["offset"], offset);
+            assert_eq!(
+                line["push"]["pub"]["data"]["type"],
+                "channel_chat_message_send"
+            );
+        }
+        sizes.push(lines.len());
+    }
+    assert_eq!(sizes, [100, 100, 50]);
+    assert_eq!(emulator.stream_position("channel-chat:1").1, 251);
+
+    // Recovery serves the blasted publications from history.
+    let epoch = emulator.stream_position("channel-chat:1").0;
+    raw.send(&json!({"id": 3, "unsubscribe": {"channel": "channel-chat:1"}}).to_string())
+        .await;
+    assert_eq!(raw.next().await["id"], 3);
+    raw.send(
+        &json!({"id": 4, "subscribe": {"channel": "channel-chat:1", "recover": true, "epoch": epoch, "offset": 241}})
+            .to_string(),
+    )
+    .await;
+    let reply = raw.next().await;
+    assert_eq!(reply["subscribe"]["recovered"], true, "{reply}");
+    assert_eq!(
+        reply["subscribe"]["publications"].as_array().unwrap().len(),
+        10
+    );
+
+    let error = emulator
+        .blast("channel-chat:1", 100_000, 1)
+        .expect_err("more frames than the queue holds");
+    assert!(error.contains("queue"), "{error}");
+}
+
+/// `publish_paced` publishes at the asked rate with the send time stamped
+/// into the first text part.
+#[tokio::test]
+async fn paced_publications_carry_their_send_time() {
+    let emulator = start(quiet()).await;
+    let mut raw = Raw::connected(&emulator).await;
+    raw.send(&json!({"id": 2, "subscribe": {"channel": "channel-chat:1"}}).to_string())
+        .await;
+    assert_eq!(raw.next().await["id"], 2);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let paced = emulator.publish_paced("channel-chat:1", 5, 1000.0);
+    for offset in 1..=5 {
+        let line = raw.next().await;
+        assert_eq!(line["push"]["pub"]["offset"], offset);
+        let first = &line["push"]["pub"]["data"]["data"]["chat_message"]["parts"][0];
+        let stamp = vklive_pubsub::emulator::stamp_of(first["text"]["content"].as_str().unwrap())
+            .expect("a stamp");
+        assert!(stamp >= before, "{stamp} < {before}");
+    }
+    assert_eq!(paced.join().unwrap(), 5);
+}

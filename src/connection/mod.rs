@@ -23,12 +23,13 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
+use serde_json::value::RawValue;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use backoff::Backoff;
@@ -36,7 +37,9 @@ use outbox::Outbox;
 use policy::AfterClose;
 
 use crate::auth::VkApi;
-use crate::client::{CloseReason, Event, Publication, Recovery, State};
+use crate::client::{
+    CloseReason, Delivery, Event, Payload, Publication, RawPublication, Recovery, State,
+};
 use crate::error::{Error, ErrorKind};
 use crate::event::VkEvent;
 use crate::protocol::{self, Reply, codes};
@@ -184,7 +187,7 @@ enum Wake<'a> {
     Message(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
     Command(Option<Command>),
     Tokens(TokenAnswer),
-    Room(mpsc::Permit<'a, Event>),
+    Room(mpsc::Permit<'a, Delivery>),
     EventsDropped,
     Timer,
 }
@@ -320,7 +323,7 @@ impl Actor {
         ws_url: String,
         channels: Vec<String>,
         commands: mpsc::Receiver<Command>,
-        events: mpsc::Sender<Event>,
+        events: mpsc::Sender<Delivery>,
         state: watch::Sender<State>,
     ) -> Self {
         let mut actor = Actor {
@@ -584,6 +587,13 @@ impl Actor {
             if let Err(end) = link.flush().await {
                 return end;
             }
+            if self.outbox.backing_up() {
+                // Let the caller's task, if it shares this thread, take
+                // publications before more frames are read: otherwise a burst
+                // of buffered frames fills the channel, and what does not fit
+                // is dropped as `Lagged`.
+                tokio::task::yield_now().await;
+            }
         }
     }
 
@@ -595,7 +605,7 @@ impl Actor {
         message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
     ) -> Option<SessionEnd> {
         match message {
-            Some(Ok(Message::Text(text))) => self.on_frame(link, text.as_str()),
+            Some(Ok(Message::Text(text))) => self.on_frame(link, &text),
             Some(Ok(Message::Close(frame))) => Some(match frame {
                 Some(frame) => SessionEnd::ServerClosed {
                     code: frame.code.into(),
@@ -618,10 +628,40 @@ impl Actor {
         }
     }
 
-    fn on_frame(&mut self, link: &mut Link, frame: &str) -> Option<SessionEnd> {
+    fn on_frame(&mut self, link: &mut Link, frame: &Utf8Bytes) -> Option<SessionEnd> {
         tracing::trace!(bytes = frame.len(), "frame received");
-        for line in protocol::decode_frame::<Reply>(frame) {
-            match line {
+        let mut shared = 0;
+        let end = self.on_lines(link, frame, &mut shared);
+        // Queued publications keep their frame alive: only where they are
+        // most of it, so that memory stays proportional to what is queued.
+        // (Those offered early, in a frame of more than a hundred, share it
+        // with at least that many others.)
+        if shared * 2 < frame.len() {
+            self.outbox.unshare_held();
+        }
+        // The frame's publications were held: hand them over together.
+        self.outbox.release();
+        end
+    }
+
+    /// Handles each line; `shared` adds up the payload bytes of the
+    /// publications handed over as places in `frame`.
+    fn on_lines(
+        &mut self,
+        link: &mut Link,
+        frame: &Utf8Bytes,
+        shared: &mut usize,
+    ) -> Option<SessionEnd> {
+        for (number, line) in protocol::frame_lines(frame.as_str()) {
+            // The common line, a publication push, in one pass that leaves
+            // its payload in the frame for `Events` to decode; anything else
+            // through the general decoder.
+            let raw = std::marker::PhantomData::<&RawValue>;
+            if let Some(publication) = protocol::decode_publication(line, raw) {
+                *shared += self.on_raw_publication(frame, publication);
+                continue;
+            }
+            match protocol::decode_line::<Reply>(number, line) {
                 Ok(reply) => {
                     if let Some(end) = self.on_reply(link, reply) {
                         return Some(end);
@@ -799,19 +839,49 @@ impl Actor {
         }
     }
 
+    /// The name of `channel` if it is subscribed, else `None` (logged).
+    fn subscribed(&self, channel: &str) -> Option<Arc<str>> {
+        let name = self
+            .subs
+            .get_key_value(channel)
+            .and_then(|(name, sub)| (sub.status == SubStatus::Subscribed).then(|| name.clone()));
+        if name.is_none() {
+            tracing::debug!(channel, "publication for a channel not subscribed dropped");
+        }
+        name
+    }
+
+    /// Hands a publication over with its payload left in the frame; returns
+    /// the payload's length (0 if it was not handed over).
+    fn on_raw_publication(
+        &mut self,
+        frame: &Utf8Bytes,
+        publication: protocol::PublicationLine<'_, &RawValue>,
+    ) -> usize {
+        let Some(channel) = self.subscribed(&publication.channel) else {
+            return 0;
+        };
+        if !self.accept(&channel, publication.offset) {
+            return 0;
+        }
+        // The payload is a slice of the frame: its place, not a copy.
+        let data = publication.data.get();
+        let start = data.as_ptr() as usize - frame.as_str().as_ptr() as usize;
+        self.outbox.hold(Delivery::Publication(RawPublication {
+            channel,
+            offset: publication.offset,
+            data: Payload::Shared {
+                frame: frame.clone(),
+                range: start..start + data.len(),
+            },
+        }));
+        data.len()
+    }
+
     fn on_push(&mut self, link: &mut Link, push: protocol::Push) -> Option<SessionEnd> {
         if let Some(publication) = push.publication {
-            let channel = self
-                .subs
-                .get_key_value(push.channel.as_str())
-                .and_then(|(name, sub)| {
-                    (sub.status == SubStatus::Subscribed).then(|| name.clone())
-                });
-            match channel {
-                Some(channel) => self.deliver(&channel, publication),
-                None => {
-                    tracing::debug!(channel = %push.channel, "publication for a channel not subscribed dropped")
-                }
+            if let Some(channel) = self.subscribed(&push.channel) {
+                self.deliver(&channel, publication);
             }
         } else if let Some(unsubscribe) = push.unsubscribe {
             self.on_unsubscribe_push(&push.channel, unsubscribe);
@@ -853,24 +923,37 @@ impl Actor {
     /// Hands a publication over, exactly once: offsets at or below the stored
     /// position were delivered already (a recovery overlapping live traffic).
     fn deliver(&mut self, channel: &Arc<str>, publication: protocol::Publication) {
+        if self.accept(channel, publication.offset) {
+            let event = VkEvent::decode(&publication.data);
+            self.hand_over(channel.clone(), publication.offset, event);
+        }
+    }
+
+    /// Whether a publication at `offset` is new, advancing the channel's
+    /// position if so.
+    fn accept(&mut self, channel: &str, offset: u64) -> bool {
         if let Some(sub) = self.subs.get_mut(channel)
             && let Some(position) = &mut sub.position
-            && publication.offset > 0
+            && offset > 0
         {
-            if publication.offset <= position.offset {
-                tracing::debug!(channel = %channel, offset = publication.offset, "duplicate publication dropped");
-                return;
+            if offset <= position.offset {
+                tracing::debug!(channel = %channel, offset, "duplicate publication dropped");
+                return false;
             }
             // Advance before handing over, so a lagging caller cannot make
             // the position go backwards.
-            position.offset = publication.offset;
+            position.offset = offset;
         }
-        let event = VkEvent::decode(&publication.data);
-        self.outbox.publication(Event::Publication(Publication {
-            channel: channel.clone(),
-            offset: publication.offset,
-            event,
-        }));
+        true
+    }
+
+    fn hand_over(&mut self, channel: Arc<str>, offset: u64, event: VkEvent) {
+        self.outbox
+            .hold(Delivery::from(Event::Publication(Publication {
+                channel,
+                offset,
+                event,
+            })));
     }
 
     // --- commands from the caller ---------------------------------------
@@ -935,7 +1018,7 @@ impl Actor {
         loop {
             tokio::select! {
                 message = link.socket.next() => match message {
-                    Some(Ok(Message::Text(text))) => { self.on_frame(link, text.as_str()); }
+                    Some(Ok(Message::Text(text))) => { self.on_frame(link, &text); }
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => return,
                 },

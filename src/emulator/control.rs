@@ -11,7 +11,16 @@
 //! | `POST /_emulator/restart_channel` | `{"channel":…}` | `{}` |
 //! | `POST /_emulator/send_raw` | `{"frame":…}` | `{}` |
 //! | `POST /_emulator/fail_rest` | `{"count":…,"status":…,"retry_after":…}` | `{}` |
-//! | `GET /_emulator/stats` | — | connections, pings, pongs, violations, close codes, commands by name, subscribers |
+//! | `POST /_emulator/fail_ws_upgrade` | `{"count":…,"status":…}` | `{}` (count 0 clears) |
+//! | `POST /_emulator/blast` | `{"channel":…,"count":…,"per_frame":100}` | `{"first_offset","last_offset","frames","bytes","subscribers"}` once every frame is queued |
+//! | `POST /_emulator/paced` | `{"channel":…,"count":…,"rate":…}` | `{}` at once; publishing goes on in the background |
+//! | `GET /_emulator/stats` | — | connections, pings, pongs, violations, close codes, commands by name, REST calls by path, subscribers |
+//!
+//! `blast` and `paced` are load for benchmarks (see [`super::Emulator::blast`]
+//! and [`super::Emulator::publish_paced`]): `blast` builds all the frames
+//! first and answers once they are queued, after which the connection's
+//! writer sends them as fast as the client reads; `paced` stamps each
+//! message's first text part with `⏱<ns since the Unix epoch>`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +49,9 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_emulator/restart_channel", post(restart_channel))
         .route("/_emulator/send_raw", post(send_raw))
         .route("/_emulator/fail_rest", post(fail_rest))
+        .route("/_emulator/fail_ws_upgrade", post(fail_ws_upgrade))
+        .route("/_emulator/blast", post(blast))
+        .route("/_emulator/paced", post(paced))
         .route("/_emulator/stats", get(stats))
 }
 
@@ -160,6 +172,93 @@ async fn fail_rest(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Re
     }
 }
 
+#[derive(Deserialize)]
+struct FailUpgradeBody {
+    count: usize,
+    #[serde(default = "service_unavailable")]
+    status: u16,
+}
+
+fn service_unavailable() -> u16 {
+    503
+}
+
+async fn fail_ws_upgrade(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
+    match parse::<FailUpgradeBody>(&body) {
+        Ok(body) => {
+            shared.lock().fail_next_ws_upgrade(body.count, body.status);
+            ok()
+        }
+        Err(response) => *response,
+    }
+}
+
+#[derive(Deserialize)]
+struct BlastBody {
+    channel: String,
+    count: usize,
+    #[serde(default = "hundred")]
+    per_frame: usize,
+}
+
+fn hundred() -> usize {
+    100
+}
+
+async fn blast(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
+    let body = match parse::<BlastBody>(&body) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    // Building a few hundred megabytes of frames takes a while: keep it off
+    // the runtime's worker threads.
+    let built = tokio::task::spawn_blocking(move || {
+        shared.lock().blast(
+            &body.channel,
+            body.count,
+            body.per_frame,
+            super::blast::chat_payload,
+        )
+    })
+    .await;
+    match built {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(message)) => vk_error(StatusCode::BAD_REQUEST, "invalid_param", &message),
+        Err(error) => vk_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            &error.to_string(),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct PacedBody {
+    channel: String,
+    count: usize,
+    rate: f64,
+}
+
+async fn paced(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
+    match parse::<PacedBody>(&body) {
+        Ok(body) if body.rate.is_finite() && body.rate > 0.0 => {
+            drop(super::blast::spawn_paced(
+                shared,
+                body.channel,
+                body.count,
+                body.rate,
+            ));
+            ok()
+        }
+        Ok(_) => vk_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_param",
+            "rate must be a positive number",
+        ),
+        Err(response) => *response,
+    }
+}
+
 async fn stats(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
     let state = shared.lock();
     let subscribers: BTreeMap<String, usize> = state.subscriber_counts();
@@ -167,6 +266,10 @@ async fn stats(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
     for received in &state.received {
         let name = received.command.request_name().unwrap_or("pong");
         *commands.entry(name).or_default() += 1;
+    }
+    let mut rest: BTreeMap<&str, usize> = BTreeMap::new();
+    for call in &state.rest_calls {
+        *rest.entry(call.path.as_str()).or_default() += 1;
     }
     Json(json!({
         "connections": state.connection_count(),
@@ -178,6 +281,7 @@ async fn stats(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
         "received_commands": state.received.len(),
         "commands": commands,
         "rest_calls": state.rest_calls.len(),
+        "rest_calls_by_path": rest,
         "subscribers": subscribers,
     }))
     .into_response()

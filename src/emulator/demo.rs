@@ -291,7 +291,7 @@ fn pick_str(items: &[&'static str]) -> &'static str {
     items[fastrand::usize(..items.len())]
 }
 
-fn random_parts(users: &[DemoUser]) -> Vec<Value> {
+pub(crate) fn random_parts(users: &[DemoUser]) -> Vec<Value> {
     let mut parts = Vec::new();
     match fastrand::u32(..100) {
         0..=54 => parts.push(text_part(pick_str(&PHRASES))),

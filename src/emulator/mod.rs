@@ -80,9 +80,15 @@
 //! stdin closes. The control endpoints under `control_url` (`POST …/publish`
 //! `{"channel":…,"data":…}`, `POST …/abort`, `POST …/close`
 //! `{"code":…,"reason":…}`, `POST …/silent`, `POST …/restart_channel`,
-//! `POST …/send_raw`, `POST …/fail_rest`, `GET …/stats`) mirror the methods
-//! here. `tests/conformance/run.sh` drives it with the official
+//! `POST …/send_raw`, `POST …/fail_rest`, `POST …/fail_ws_upgrade`,
+//! `POST …/blast`, `POST …/paced`, `GET …/stats`) mirror the methods here. `tests/conformance/run.sh` drives it with the official
 //! `centrifuge-python` SDK.
+//!
+//! # Benchmark load
+//! [`Emulator::blast`] queues many realistic chat publications as prebuilt
+//! frames (written as fast as the client reads), and
+//! [`Emulator::publish_paced`] publishes at a fixed rate with the send time
+//! stamped into each message; `examples/bench.rs` and `bench/run.sh` use them.
 //!
 //! # Lifetime
 //! The server runs in tasks spawned on the tokio runtime that called
@@ -91,6 +97,7 @@
 //! until the runtime ends (which, in a `#[tokio::test]`, is the end of the
 //! test).
 
+mod blast;
 mod control;
 mod demo;
 mod pubsub;
@@ -102,6 +109,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -113,6 +121,8 @@ pub use demo::{
     text_part,
 };
 
+pub use blast::{STAMP_PREFIX, stamp_of};
+pub use state::BlastReport;
 use state::Shared;
 
 /// Settings of an [`Emulator`]. `Default` gives Centrifugo's defaults.
@@ -286,6 +296,11 @@ impl Emulator {
     pub async fn start_on(addr: SocketAddr, config: EmulatorConfig) -> std::io::Result<Emulator> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        // As Centrifugo (Go sets TCP_NODELAY on every TCP connection): a small
+        // push must not wait behind Nagle's algorithm for the previous ACK.
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let shared = Arc::new(Shared::new(config));
         let router = rest::router(Arc::clone(&shared));
         let mut stop = shared.shutdown.subscribe();
@@ -413,6 +428,41 @@ impl Emulator {
     /// not): for malformed-line tests and pre-built benchmark frames.
     pub fn send_raw(&self, frame: &str) {
         self.shared.lock().send_raw(frame);
+    }
+
+    /// Publishes `count` realistic chat messages into `channel` for a
+    /// benchmark: `per_frame` push lines to a text frame, every frame built
+    /// before the first is queued, then written as fast as each subscriber
+    /// reads. Offsets and history advance as with `count` calls of
+    /// [`Emulator::publish`]. The payloads cycle through 512 fixed chat
+    /// messages made by the demo builders (the same bytes in every run), with
+    /// message ids counting up from 700 000 000.
+    ///
+    /// Fails when the frames would not fit a connection's queue
+    /// ([`EmulatorConfig::outgoing_queue_capacity`] frames).
+    pub fn blast(
+        &self,
+        channel: &str,
+        count: usize,
+        per_frame: usize,
+    ) -> Result<BlastReport, String> {
+        self.shared
+            .lock()
+            .blast(channel, count, per_frame, blast::chat_payload)
+    }
+
+    /// Publishes `count` chat messages into `channel` at `rate` a second, one
+    /// at a time, from a thread of its own; each message's first text part is
+    /// [`STAMP_PREFIX`] and the wall-clock time (ns since the Unix epoch) taken
+    /// just before it is queued, which [`stamp_of`] reads back. For latency
+    /// measurements. The thread returns how many it published.
+    pub fn publish_paced(
+        &self,
+        channel: &str,
+        count: usize,
+        rate: f64,
+    ) -> std::thread::JoinHandle<usize> {
+        blast::spawn_paced(Arc::clone(&self.shared), channel.to_owned(), count, rate)
     }
 
     /// Restarts a channel's stream: a new epoch, offsets from 1 again, history

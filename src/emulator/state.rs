@@ -54,6 +54,21 @@ pub(crate) fn namespace_privacy(channel: &str) -> Option<bool> {
         .map(|(_, private)| *private)
 }
 
+/// What [`Emulator::blast`](super::Emulator::blast) queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct BlastReport {
+    /// Offset of the first publication.
+    pub first_offset: u64,
+    /// Offset of the last publication (the channel's new top).
+    pub last_offset: u64,
+    /// Frames queued to each subscriber.
+    pub frames: usize,
+    /// Bytes of those frames (for one subscriber).
+    pub bytes: usize,
+    /// Connections the frames were queued to.
+    pub subscribers: usize,
+}
+
 /// What a connection's writer task is told to send.
 pub(crate) enum Out {
     /// One JSON line; may be merged with others into one frame.
@@ -643,11 +658,16 @@ impl State {
     }
 
     pub(crate) fn publish(&mut self, channel: &str, data: &serde_json::Value) -> u64 {
+        self.publish_raw(channel, raw_json(data))
+    }
+
+    /// [`State::publish`] with the payload already serialized.
+    pub(crate) fn publish_raw(&mut self, channel: &str, data: Box<RawValue>) -> u64 {
         let history_size = self.config.history_size;
         let stream = self.stream_mut(channel);
         stream.top += 1;
         let publication = Publication {
-            data: raw_json(data),
+            data,
             offset: stream.top,
             info: None,
             tags: None,
@@ -672,6 +692,82 @@ impl State {
             self.deliver(id, Out::Line(Arc::clone(&push_line)));
         }
         offset
+    }
+
+    /// Publishes `count` publications in one go, `per_frame` push lines to a
+    /// frame, every frame built before the first is queued. `payload(i)` makes
+    /// the i-th payload. Offsets and history advance as with `count` calls of
+    /// [`State::publish`]; the frames go to each subscriber's queue verbatim,
+    /// so the writer sends them as fast as the client reads.
+    pub(crate) fn blast(
+        &mut self,
+        channel: &str,
+        count: usize,
+        per_frame: usize,
+        mut payload: impl FnMut(usize) -> Box<RawValue>,
+    ) -> Result<BlastReport, String> {
+        let per_frame = per_frame.max(1);
+        let frames = count.div_ceil(per_frame);
+        let room = self.config.outgoing_queue_capacity;
+        if frames > room {
+            return Err(format!(
+                "{frames} frames do not fit a connection's queue of {room}; raise per_frame"
+            ));
+        }
+        let history_size = self.config.history_size;
+        let quoted_channel = serde_json::to_string(channel).map_err(|e| e.to_string())?;
+        let stream = self.stream_mut(channel);
+        let first_offset = stream.top + 1;
+        let keep_from = count.saturating_sub(history_size);
+        let mut built: Vec<Arc<str>> = Vec::with_capacity(frames);
+        let mut frame = String::new();
+        let mut bytes = 0;
+        for index in 0..count {
+            let data = payload(index);
+            let offset = first_offset + index as u64;
+            if !frame.is_empty() {
+                frame.push('\n');
+            }
+            // What `line(&Reply { push: Some(Push { channel, publication }) })`
+            // writes, without a serializer pass over the payload.
+            frame.push_str("{\"push\":{\"channel\":");
+            frame.push_str(&quoted_channel);
+            frame.push_str(",\"pub\":{\"data\":");
+            frame.push_str(data.get());
+            frame.push_str(",\"offset\":");
+            frame.push_str(&offset.to_string());
+            frame.push_str("}}}");
+            if index >= keep_from {
+                stream.history.push_back(Publication {
+                    data,
+                    offset,
+                    info: None,
+                    tags: None,
+                });
+            }
+            if (index + 1) % per_frame == 0 || index + 1 == count {
+                bytes += frame.len();
+                built.push(Arc::from(std::mem::take(&mut frame)));
+            }
+        }
+        while stream.history.len() > history_size {
+            stream.history.pop_front();
+        }
+        stream.top += count as u64;
+        let last_offset = stream.top;
+        let subscribers: Vec<u64> = stream.subscribers.iter().copied().collect();
+        for id in &subscribers {
+            for frame in &built {
+                self.deliver(*id, Out::Raw(Arc::clone(frame)));
+            }
+        }
+        Ok(BlastReport {
+            first_offset,
+            last_offset,
+            frames: built.len(),
+            bytes,
+            subscribers: subscribers.len(),
+        })
     }
 
     pub(crate) fn restart_channel(&mut self, channel: &str) {

@@ -40,7 +40,9 @@ mod time;
 mod user;
 
 use std::borrow::Cow;
+use std::fmt;
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -212,6 +214,11 @@ impl VkEvent {
     /// fails to decode is logged at `debug` (position and error class only,
     /// no payload values; the full error at `trace`).
     pub fn decode(payload: &RawValue) -> VkEvent {
+        // The common case in one pass; anything unusual the long way below,
+        // which gives the same event (see `TypedPayload`).
+        if let Some(event) = one_pass(payload.get()) {
+            return event;
+        }
         let envelope = match serde_json::from_str::<Envelope>(payload.get()) {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -238,6 +245,15 @@ impl VkEvent {
         }
     }
 
+    /// [`VkEvent::decode`] of text that is known to be one JSON value (a
+    /// slice of a line the protocol decoder accepted).
+    pub(crate) fn decode_json(payload: &str) -> VkEvent {
+        match one_pass(payload) {
+            Some(event) => event,
+            None => VkEvent::decode_str(payload),
+        }
+    }
+
     /// The event's `type` as on the wire.
     pub fn kind(&self) -> &str {
         match self {
@@ -258,6 +274,100 @@ impl VkEvent {
             raw: payload.to_owned(),
         })
     }
+}
+
+/// Decodes a publication payload in one pass, as part of a larger document:
+/// the seed for [`protocol::decode_publication`](crate::protocol::decode_publication).
+///
+/// It types what [`VkEvent::decode`] types, with the same result, but fails
+/// instead of falling back: on a type that is not typed (stream events,
+/// unknown types), a duplicate key, and anything that does not decode. With
+/// `type` first (as VK sends it) `data` is decoded in place; with `data`
+/// first it is kept as a slice of the line and decoded once the type is known. The caller then decodes the payload with [`VkEvent::decode`],
+/// which keeps it raw in [`VkEvent::Unknown`] (and logs why).
+///
+/// ```
+/// use vklive_pubsub::event::{TypedPayload, VkEvent};
+/// use vklive_pubsub::protocol::decode_publication;
+/// let line = r#"{"push":{"channel":"c","pub":{"data":{"type":"channel_chat_message_delete","data":{"chat_message":{"id":7}}},"offset":3}}}"#;
+/// let publication = decode_publication(line, TypedPayload).unwrap();
+/// assert!(matches!(publication.data, VkEvent::ChatMessageDelete(deleted) if deleted.id == 7));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TypedPayload;
+
+impl<'de> DeserializeSeed<'de> for TypedPayload {
+    type Value = VkEvent;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<VkEvent, D::Error> {
+        deserializer.deserialize_map(TypedPayload)
+    }
+}
+
+impl<'de> Visitor<'de> for TypedPayload {
+    type Value = VkEvent;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a typed VK event envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VkEvent, A::Error> {
+        let mut kind: Option<Cow<'de, str>> = None;
+        let mut event = None;
+        // `data` before `type`: kept as a slice of the line, decoded at the end.
+        let mut early: Option<&'de RawValue> = None;
+        while let Some(de::Key(key)) = map.next_key()? {
+            match (key.as_ref(), &kind) {
+                ("type", None) => kind = Some(map.next_value::<de::Key>()?.0),
+                ("data", Some(kind)) if event.is_none() && early.is_none() => {
+                    event = Some(next_typed(kind, &mut map)?);
+                }
+                ("data", None) if early.is_none() => early = Some(map.next_value()?),
+                // A key twice: leave it to `VkEvent::decode`.
+                ("type" | "data", _) => return Err(serde::de::Error::custom("duplicate key")),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        match (event, early, kind) {
+            (Some(event), _, _) => Ok(event),
+            (None, Some(data), Some(kind)) => match decode_data(&kind, Some(data)) {
+                Some(Ok(event)) if !matches!(event, VkEvent::Stream(_)) => Ok(event),
+                _ => Err(serde::de::Error::custom("not a typed event")),
+            },
+            _ => Err(serde::de::Error::custom("no data")),
+        }
+    }
+}
+
+/// Decodes the `data` value of a typed `kind` in place.
+fn next_typed<'de, A: MapAccess<'de>>(kind: &str, map: &mut A) -> Result<VkEvent, A::Error> {
+    Ok(match kind {
+        kind::CHAT_MESSAGE_SEND => {
+            VkEvent::ChatMessage(map.next_value::<ChatMessageData>()?.chat_message)
+        }
+        kind::CHAT_MESSAGE_DELETE => {
+            VkEvent::ChatMessageDelete(map.next_value::<ChatMessageDeleteData>()?.chat_message)
+        }
+        kind::FOLLOW_CREATE => VkEvent::Follow(map.next_value::<FollowData>()?.follow),
+        kind::RAID_INCOME => VkEvent::Raid(map.next_value::<RaidData>()?.raid),
+        kind::SUBSCRIPTION_CREATE => {
+            VkEvent::Subscription(map.next_value::<SubscriptionData>()?.subscription)
+        }
+        kind::POINTS_REWARD_DEMAND_CREATE => {
+            VkEvent::RewardDemand(map.next_value::<RewardDemandData>()?.demand)
+        }
+        _ => return Err(serde::de::Error::custom("not a typed event")),
+    })
+}
+
+/// A payload typed by [`TypedPayload`], or `None` if it needs the long way.
+fn one_pass(payload: &str) -> Option<VkEvent> {
+    let mut deserializer = serde_json::Deserializer::from_str(payload);
+    let event = TypedPayload.deserialize(&mut deserializer).ok()?;
+    deserializer.end().ok()?;
+    Some(event)
 }
 
 /// Decodes `data` for a known `type`; `None` for a type this crate does not know.
