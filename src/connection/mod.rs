@@ -676,7 +676,7 @@ impl Actor {
     fn on_reply(&mut self, link: &mut Link, reply: Reply) -> Option<SessionEnd> {
         if reply.id == 0 {
             if let Some(push) = reply.push {
-                return self.on_push(link, push);
+                return self.on_push(push);
             }
             if reply.is_ping() && link.pong {
                 link.send_pong();
@@ -878,7 +878,7 @@ impl Actor {
         data.len()
     }
 
-    fn on_push(&mut self, link: &mut Link, push: protocol::Push) -> Option<SessionEnd> {
+    fn on_push(&mut self, push: protocol::Push) -> Option<SessionEnd> {
         if let Some(publication) = push.publication {
             if let Some(channel) = self.subscribed(&push.channel) {
                 self.deliver(&channel, publication);
@@ -892,7 +892,6 @@ impl Actor {
                 reason: disconnect.reason,
             });
         }
-        let _ = link;
         None
     }
 
