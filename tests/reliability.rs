@@ -16,6 +16,24 @@ fn ids(publications: &[vklive_pubsub::Publication]) -> Vec<i64> {
     publications.iter().filter_map(chat_id).collect()
 }
 
+/// Collects `count` publications, noting the recovery outcome of every
+/// (re)subscription seen on the way.
+async fn publications_noting_recovery(
+    events: &mut vklive_pubsub::Events,
+    count: usize,
+    recoveries: &mut Vec<Recovery>,
+) -> Vec<vklive_pubsub::Publication> {
+    let mut received = Vec::new();
+    while received.len() < count {
+        match next_event(events).await {
+            Event::Publication(publication) => received.push(publication),
+            Event::Subscribed { recovery, .. } => recoveries.push(recovery),
+            _ => {}
+        }
+    }
+    received
+}
+
 #[tokio::test]
 async fn sixty_messages_arrive_exactly_once_in_order_across_a_3001_close_and_a_tcp_abort() {
     let emulator = start(EmulatorConfig::default()).await;
@@ -34,29 +52,13 @@ async fn sixty_messages_arrive_exactly_once_in_order_across_a_3001_close_and_a_t
         emulator.publish(channel, chat(id, "while away"));
     }
     let mut recoveries = Vec::new();
-    let mut more = Vec::new();
-    while more.len() < 20 {
-        match next_event(&mut events).await {
-            Event::Publication(publication) => more.push(publication),
-            Event::Subscribed { recovery, .. } => recoveries.push(recovery),
-            _ => {}
-        }
-    }
-    received.extend(more);
+    received.extend(publications_noting_recovery(&mut events, 20, &mut recoveries).await);
 
     emulator.abort_all();
     for id in 41..=60 {
         emulator.publish(channel, chat(id, "after abort"));
     }
-    let mut more = Vec::new();
-    while more.len() < 20 {
-        match next_event(&mut events).await {
-            Event::Publication(publication) => more.push(publication),
-            Event::Subscribed { recovery, .. } => recoveries.push(recovery),
-            _ => {}
-        }
-    }
-    received.extend(more);
+    received.extend(publications_noting_recovery(&mut events, 20, &mut recoveries).await);
 
     assert_eq!(ids(&received), (1..=60).collect::<Vec<i64>>());
     let offsets: Vec<u64> = received.iter().map(|p| p.offset).collect();
