@@ -88,7 +88,6 @@ pub(crate) enum Command {
 
 /// A channel the caller wants, and where its subscription stands.
 struct Sub {
-    name: Arc<str>,
     status: SubStatus,
     token: Option<Secret>,
     /// Fetch a fresh token before the next subscribe (after 109 or 2501).
@@ -1260,7 +1259,6 @@ impl Actor {
         self.subs.insert(
             name.clone(),
             Sub {
-                name: name.clone(),
                 status: SubStatus::Idle,
                 token: None,
                 needs_token: false,
@@ -1291,7 +1289,7 @@ impl Actor {
             return;
         };
         let mut request = protocol::SubscribeRequest {
-            channel: sub.name.to_string(),
+            channel: channel.to_string(),
             token: sub.token.clone(),
             ..Default::default()
         };
