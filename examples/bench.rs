@@ -86,9 +86,9 @@ struct Args {
     /// Publications sent before the latency measurement starts.
     #[arg(long, default_value_t = 5_000)]
     latency_warmup: usize,
-    /// `event_capacity` of the e2e client; 0 for `--large` + 1 (no drops).
+    /// Delivery budget of the e2e client in bytes; 0 for the default (64 MiB).
     #[arg(long, default_value_t = 0)]
-    event_capacity: usize,
+    delivery_budget: usize,
     /// Internal: run one workload in this process and print its JSON.
     #[arg(long, hide = true)]
     worker: Option<String>,
@@ -159,7 +159,7 @@ fn worker_args(args: &Args) -> Vec<String> {
         ("--rate", args.rate.to_string()),
         ("--latency-count", args.latency_count.to_string()),
         ("--latency-warmup", args.latency_warmup.to_string()),
-        ("--event-capacity", args.event_capacity.to_string()),
+        ("--delivery-budget", args.delivery_budget.to_string()),
     ]
     .into_iter()
     .flat_map(|(flag, value)| [flag.to_owned(), value])
@@ -457,17 +457,15 @@ fn median(values: &mut [f64]) -> f64 {
 async fn e2e(info: &Value, args: &Args) -> Value {
     let emu = Emu::new(info);
     let channel = ChannelNames::for_channel_id(1).chat;
-    // Room for a whole blast: the actor never waits for the caller and drops
-    // (and counts) what does not fit, and a dropped publication is never
-    // decoded, so a run with drops would flatter the figure. Runs with drops
-    // are reported as such.
-    let capacity = match args.event_capacity {
-        0 => args.large + 1,
-        capacity => capacity,
+    // Nothing is dropped by default (the actor stops reading past the
+    // budget); a run that reports `Lagged` anyway is marked invalid.
+    let budget = match args.delivery_budget {
+        0 => vklive_pubsub::DEFAULT_DELIVERY_BUDGET,
+        budget => budget,
     };
     let (_client, mut events) = emu
         .client()
-        .event_capacity(capacity)
+        .delivery_budget(budget)
         .channel(&channel)
         .connect()
         .await
@@ -505,7 +503,7 @@ async fn e2e(info: &Value, args: &Args) -> Value {
         "runs": runs,
         "events_per_s": median(&mut rates),
         "payload_bytes_mean": warm.payload_bytes,
-        "event_capacity": capacity,
+        "delivery_budget": budget,
         "lagged": lagged,
         "valid": lagged == 0,
     })

@@ -1,7 +1,6 @@
 //! The caller's side: [`ClientBuilder`], the cloneable [`Client`] handle and
 //! the [`Events`] stream.
 
-use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,217 +8,30 @@ use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::auth::{Authorization, Credentials, DEFAULT_API_URL, VkApi};
-use crate::connection::{self, Backoff, Config};
+use crate::connection::{self, Backoff, Command, Config, Order};
+use crate::delivery::{self, CloseReason, Delivery, Event, Overflow, State};
 use crate::error::{Error, ErrorKind};
-use crate::event::VkEvent;
 
 /// VK's pubsub WebSocket URL, with the query string VK documents.
 pub const DEFAULT_WS_URL: &str =
     "wss://pubsub-dev.live.vkvideo.ru/connection/websocket?format=json&cf_protocol_version=v2";
-
-/// Something that happened on the connection: a publication, or a lifecycle
-/// change. The stream ends after [`Event::Closed`].
-#[derive(Debug)]
-#[non_exhaustive]
-// Publications are nearly every event: boxing them to shrink the rare
-// lifecycle variants would add an allocation per publication.
-#[allow(clippy::large_enum_variant)]
-pub enum Event {
-    /// A publication in a subscribed channel, in order.
-    Publication(Publication),
-    /// The connection is up (after the first connect and after every reconnect).
-    Connected {
-        /// Client id the server assigned.
-        client: String,
-    },
-    /// The connection was lost; the connector reconnects with backoff.
-    Disconnected {
-        /// WebSocket close code, when the server sent one.
-        code: Option<u16>,
-        /// What happened.
-        reason: String,
-    },
-    /// A channel is subscribed (again).
-    Subscribed {
-        /// The channel.
-        channel: String,
-        /// Whether publications missed while away were recovered.
-        recovery: Recovery,
-    },
-    /// The server refused to subscribe a channel; it will not be retried.
-    SubscriptionFailed {
-        /// The channel.
-        channel: String,
-        /// Centrifugo error code (103 permission denied, 106 limit exceeded,
-        /// 107 for an invalid name), or 0 when the API refused its token request.
-        code: u32,
-        /// The server's message.
-        reason: String,
-    },
-    /// A subscription ended: the server unsubscribed us with a terminal code,
-    /// or [`Client::unsubscribe`] was called (code 0).
-    Unsubscribed {
-        /// The channel.
-        channel: String,
-        /// Unsubscribe code (0 when asked for by this client).
-        code: u32,
-        /// The reason.
-        reason: String,
-    },
-    /// The caller read too slowly: this many publications were dropped to keep
-    /// memory bounded. See `docs/reliability.md`.
-    Lagged {
-        /// Publications dropped since the last delivered event.
-        dropped: u64,
-    },
-    /// The connection ended for good; nothing follows.
-    Closed {
-        /// Why.
-        reason: CloseReason,
-    },
-}
-
-/// A publication: where it came from and the decoded VK event.
-#[derive(Debug, Clone)]
-pub struct Publication {
-    /// The channel it was published in.
-    pub channel: Arc<str>,
-    /// Its position in the channel's stream (0 when the channel keeps none).
-    pub offset: u64,
-    /// The decoded event.
-    pub event: VkEvent,
-}
-
-/// What travels from the connection actor to [`Events`]: a ready event, or
-/// a publication whose payload is decoded by [`Events`], in the caller's
-/// task.
-///
-/// Why the caller's task: a typed event is a tree of `String`s and `Vec`s
-/// (about nine allocations for a chat message). Built in the actor's task
-/// and dropped in the caller's, on another thread of a multi-threaded
-/// runtime, every one of them is freed on a thread that did not allocate
-/// it, which the system allocator serializes on a lock shared with the
-/// allocating thread. Decoded where it is dropped, nothing crosses threads
-/// but a reference to the received frame.
-///
-/// Publications are nearly every delivery; the rare events are boxed so that
-/// a channel slot is the size of a publication, not of the largest event.
-#[derive(Debug)]
-pub(crate) enum Delivery {
-    Event(Box<Event>),
-    Publication(RawPublication),
-}
-
-impl From<Event> for Delivery {
-    fn from(event: Event) -> Self {
-        Delivery::Event(Box::new(event))
-    }
-}
-
-impl Delivery {
-    fn into_event(self) -> Event {
-        match self {
-            Delivery::Event(event) => *event,
-            Delivery::Publication(raw) => Event::Publication(raw.decode()),
-        }
-    }
-}
-
-/// A publication the actor accepted (subscribed channel, new offset, a
-/// line that decodes), with its payload still in the received frame.
-#[derive(Debug)]
-pub(crate) struct RawPublication {
-    pub(crate) channel: Arc<str>,
-    pub(crate) offset: u64,
-    pub(crate) data: Payload,
-}
-
-/// A publication's payload (`pub.data`), one JSON value as received.
-#[derive(Debug)]
-pub(crate) enum Payload {
-    /// A place in the received frame, shared (a reference count, not a copy).
-    Shared {
-        frame: Utf8Bytes,
-        range: Range<usize>,
-    },
-    /// A copy, for a frame mostly made of something else: a queued publication
-    /// must not keep a large frame alive.
-    Owned(Box<str>),
-}
-
-impl Payload {
-    fn text(&self) -> &str {
-        match self {
-            Payload::Shared { frame, range } => frame.as_str().get(range.clone()).unwrap_or("null"),
-            Payload::Owned(text) => text,
-        }
-    }
-
-    /// Turns a shared payload into a copy.
-    pub(crate) fn unshare(&mut self) {
-        if let Payload::Shared { .. } = self {
-            *self = Payload::Owned(self.text().into());
-        }
-    }
-}
-
-impl RawPublication {
-    fn decode(self) -> Publication {
-        Publication {
-            channel: self.channel,
-            offset: self.offset,
-            event: VkEvent::decode_json(self.data.text()),
-        }
-    }
-}
-
-/// The recovery outcome of a (re)subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recovery {
-    /// A first subscription: nothing to recover.
-    NotRequested,
-    /// Every publication missed while away was delivered (right after this event).
-    Recovered,
-    /// The server could not recover the gap: publications may have been missed,
-    /// so reload state from the REST API.
-    Failed,
-}
-
-/// Why the connection ended.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// [`Client::close`] was called.
-    Requested,
-    /// A permanent failure: a rejected token, a terminal close code, a
-    /// non-temporary connect error.
-    Failed(Error),
-}
-
-/// The connection's state, as seen from a [`Client`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum State {
-    /// Fetching tokens, dialing, or waiting to retry.
-    Connecting,
-    /// Connected.
-    Connected,
-    /// Ended; see the final [`Event::Closed`].
-    Closed,
-}
 
 /// Builds a connection. Start with [`Client::builder`].
 pub struct ClientBuilder {
     credentials: Arc<dyn Credentials>,
     api_url: String,
     ws_url: String,
-    channels: Vec<String>,
+    channels: Vec<(String, Option<String>)>,
     request_timeout: Option<Duration>,
     config: Config,
+    budget: usize,
+    overflow: Overflow,
 }
+
+/// The default delivery budget: 64 MiB of events waiting for the caller.
+pub const DEFAULT_DELIVERY_BUDGET: usize = 64 * 1024 * 1024;
 
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -246,13 +58,32 @@ impl ClientBuilder {
 
     /// Subscribes `channel` (a name from `web_socket_channels`) on connect.
     pub fn channel(mut self, channel: impl Into<String>) -> Self {
-        self.channels.push(channel.into());
+        self.channels.push((channel.into(), None));
         self
     }
 
     /// Subscribes every channel in `channels` on connect.
     pub fn channels<I: IntoIterator<Item = S>, S: Into<String>>(mut self, channels: I) -> Self {
-        self.channels.extend(channels.into_iter().map(Into::into));
+        self.channels
+            .extend(channels.into_iter().map(|channel| (channel.into(), None)));
+        self
+    }
+
+    /// Subscribes `channel`, the public chat (`web_socket_channels.chat`) of
+    /// the VK channel `slug`: when the link was down and the server cannot
+    /// recover what was missed, the chat is filled in from
+    /// `GET /v1/chat/messages` (see [`Publication::backfilled`](crate::Publication::backfilled)).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vklive_pubsub::Error> {
+    /// let (_client, _events) = vklive_pubsub::Client::with_user_token("token")
+    ///     .chat_channel("channel-chat:123456", "somechannel")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn chat_channel(mut self, channel: impl Into<String>, slug: impl Into<String>) -> Self {
+        self.channels.push((channel.into(), Some(slug.into())));
         self
     }
 
@@ -282,10 +113,21 @@ impl ClientBuilder {
         self
     }
 
-    /// How many events wait for the caller before publications are dropped
-    /// and counted in [`Event::Lagged`] (default 4096).
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.config.event_capacity = capacity.max(1);
+    /// How many bytes of events may wait for the caller (default
+    /// [`DEFAULT_DELIVERY_BUDGET`], 64 MiB; at least 64 KiB). Within it
+    /// nothing is dropped and pings keep being answered; past it, see
+    /// [`ClientBuilder::overflow`].
+    pub fn delivery_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes.max(64 * 1024);
+        self
+    }
+
+    /// What happens past the delivery budget: [`Overflow::Wait`] (the
+    /// default) stops reading the socket until the caller catches up;
+    /// [`Overflow::Drop`] drops new publications and reports
+    /// [`Event::Lagged`].
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
         self
     }
 
@@ -327,10 +169,10 @@ impl ClientBuilder {
             )
         })?;
         let (commands_tx, commands_rx) = mpsc::channel(256);
-        let (events_tx, events_rx) = mpsc::channel(self.config.event_capacity);
+        let (events_tx, events_rx) = delivery::queue(self.budget, self.overflow);
         let (state_tx, state_rx) = watch::channel(State::Connecting);
         let actor = connection::Actor::new(
-            self.config,
+            self.config.clamped(),
             api,
             self.ws_url,
             self.channels,
@@ -355,7 +197,7 @@ impl ClientBuilder {
 /// the connection; dropping the [`Events`] stream (or [`Client::close`]) does.
 #[derive(Debug, Clone)]
 pub struct Client {
-    commands: mpsc::Sender<connection::Command>,
+    commands: mpsc::Sender<Order>,
     state: watch::Receiver<State>,
 }
 
@@ -376,6 +218,8 @@ impl Client {
             channels: Vec::new(),
             request_timeout: None,
             config: Config::default(),
+            budget: DEFAULT_DELIVERY_BUDGET,
+            overflow: Overflow::default(),
         }
     }
 
@@ -392,13 +236,31 @@ impl Client {
     /// Subscribes `channel` on the running connection (and after every
     /// reconnect). Subscribes sent in a burst share their token requests.
     pub async fn subscribe(&self, channel: impl Into<String>) -> Result<(), Error> {
-        self.send(connection::Command::Subscribe(channel.into()))
-            .await
+        self.send(Order::Command(Command::Subscribe {
+            channel: channel.into(),
+            chat_slug: None,
+        }))
+        .await
+    }
+
+    /// Like [`Client::subscribe`] for the public chat of the VK channel
+    /// `slug`, filled in from REST after a loss (see
+    /// [`ClientBuilder::chat_channel`]).
+    pub async fn subscribe_chat(
+        &self,
+        channel: impl Into<String>,
+        slug: impl Into<String>,
+    ) -> Result<(), Error> {
+        self.send(Order::Command(Command::Subscribe {
+            channel: channel.into(),
+            chat_slug: Some(slug.into()),
+        }))
+        .await
     }
 
     /// Unsubscribes `channel`.
     pub async fn unsubscribe(&self, channel: impl Into<String>) -> Result<(), Error> {
-        self.send(connection::Command::Unsubscribe(channel.into()))
+        self.send(Order::Command(Command::Unsubscribe(channel.into())))
             .await
     }
 
@@ -407,11 +269,11 @@ impl Client {
     /// [`Event::Closed`] ([`CloseReason::Requested`]).
     pub async fn close(&self) -> Result<(), Error> {
         let (done_tx, done_rx) = oneshot::channel();
-        self.send(connection::Command::Close(done_tx)).await?;
+        self.send(Order::Close(done_tx)).await?;
         done_rx.await.map_err(|_| closed_error())
     }
 
-    async fn send(&self, command: connection::Command) -> Result<(), Error> {
+    async fn send(&self, command: Order) -> Result<(), Error> {
         self.commands
             .send(command)
             .await
@@ -426,15 +288,10 @@ fn closed_error() -> Error {
 /// The stream of [`Event`]s. Ends after [`Event::Closed`].
 #[derive(Debug)]
 pub struct Events {
-    receiver: mpsc::Receiver<Delivery>,
+    receiver: delivery::Receiver,
 }
 
 impl Events {
-    #[cfg(test)]
-    pub(crate) fn from_receiver(receiver: mpsc::Receiver<Delivery>) -> Events {
-        Events { receiver }
-    }
-
     /// Drains the stream up to its final event and returns the failure it
     /// carries (used by [`ClientBuilder::connect`]).
     async fn take_failure(&mut self) -> Error {

@@ -5,6 +5,7 @@
 pub mod auth;
 mod client;
 mod connection;
+mod delivery;
 pub mod error;
 pub mod event;
 pub mod protocol;
@@ -33,10 +34,9 @@ pub use auth::{Authorization, Credentials};
 pub fn may_contain_tokens(metadata: &tracing::Metadata<'_>) -> bool {
     *metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tungstenite")
 }
-pub use client::{
-    Client, ClientBuilder, CloseReason, DEFAULT_WS_URL, Event, Events, Publication, Recovery, State,
-};
+pub use client::{Client, ClientBuilder, DEFAULT_DELIVERY_BUDGET, DEFAULT_WS_URL, Events};
 pub use connection::Backoff;
+pub use delivery::{CloseReason, Event, Overflow, Publication, Recovery, State};
 pub use error::{Error, ErrorKind};
 pub use event::VkEvent;
 pub use secret::Secret;

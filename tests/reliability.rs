@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use vklive_pubsub::auth::{OAuthRefresher, TokenPair, TokenStore, VkApi};
 use vklive_pubsub::emulator::EmulatorConfig;
-use vklive_pubsub::{CloseReason, ErrorKind, Event, Recovery, Secret};
+use vklive_pubsub::{CloseReason, ErrorKind, Event, Overflow, Recovery, Secret};
 
 fn ids(publications: &[vklive_pubsub::Publication]) -> Vec<i64> {
     publications.iter().filter_map(chat_id).collect()
@@ -507,7 +507,8 @@ fn resident_bytes() -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_answered() {
+async fn with_drop_overflow_a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_answered()
+ {
     let emulator = start(EmulatorConfig {
         ping_interval: Duration::from_secs(1),
         pong_timeout: Duration::from_millis(800),
@@ -515,9 +516,14 @@ async fn a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_a
     })
     .await;
     let channel = "channel-chat:1";
-    let capacity = 1000;
-    let (_client, mut events) =
-        connect(builder(&emulator).channel(channel).event_capacity(capacity)).await;
+    let budget = 1024 * 1024;
+    let (_client, mut events) = connect(
+        builder(&emulator)
+            .channel(channel)
+            .delivery_budget(budget)
+            .overflow(Overflow::Drop),
+    )
+    .await;
     wait_subscribed(&mut events, &[channel]).await;
 
     let baseline = resident_bytes();
@@ -550,7 +556,8 @@ async fn a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_a
         emulator.close_codes()
     );
 
-    // Reading again: at most `capacity` publications were kept, the rest counted.
+    // Reading again: what fitted in the budget was kept (each publication
+    // counts at least its payload), the rest counted.
     let mut delivered = 0u64;
     let mut dropped = 0u64;
     while delivered + dropped < total as u64 {
@@ -560,7 +567,11 @@ async fn a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_a
             _ => {}
         }
     }
-    assert!(delivered <= capacity as u64 + 1, "delivered {delivered}");
+    let payload = chat(1, "a message of a typical length, with some text in it").to_string();
+    assert!(
+        delivered <= (budget / payload.len()) as u64 + 1,
+        "delivered {delivered}"
+    );
     assert_eq!(delivered + dropped, total as u64);
     assert!(
         growth < 64 * 1024 * 1024,

@@ -61,9 +61,81 @@ fn legacy_reconnect_advice(reason: &str) -> Option<bool> {
 /// get a retry loop.
 pub(crate) const TOKEN_RETRY_RESET_AFTER: Duration = Duration::from_secs(60);
 
+/// The server's ping interval as the watchdog uses it. The connect reply's
+/// `ping` is trusted only within [`MIN_PING`, `MAX_PING`]: 0 or absent means
+/// Centrifugo's default (25 s) is assumed, so that dead-link detection can
+/// never be switched off by the server, and a huge value is capped.
+pub(crate) fn ping_interval(ping_secs: u32) -> Duration {
+    if ping_secs == 0 {
+        return DEFAULT_PING;
+    }
+    Duration::from_secs(ping_secs.into()).clamp(MIN_PING, MAX_PING)
+}
+
+/// Centrifugo's default ping interval.
+pub(crate) const DEFAULT_PING: Duration = Duration::from_secs(25);
+/// Shortest ping interval believed.
+pub(crate) const MIN_PING: Duration = Duration::from_secs(1);
+/// Longest ping interval believed.
+pub(crate) const MAX_PING: Duration = Duration::from_secs(600);
+
+/// The reconnect attempt counter after a link ended: reset only when the
+/// link had been connected for `healthy_after`, so that a server that closes
+/// right after every connect still meets a growing backoff.
+pub(crate) fn failures_after_link(
+    failures: u32,
+    connected_for: Option<Duration>,
+    healthy_after: Duration,
+) -> u32 {
+    let base = match connected_for {
+        Some(lived) if lived >= healthy_after => 0,
+        _ => failures,
+    };
+    base.saturating_add(1)
+}
+
+/// How many publications a failed recovery missed: the distance from our
+/// position to the server's top, when both are in the same epoch.
+pub(crate) fn missed_publications(
+    ours_epoch: &str,
+    ours_offset: u64,
+    server_epoch: &str,
+    server_offset: u64,
+) -> Option<u64> {
+    (ours_epoch == server_epoch && server_offset >= ours_offset)
+        .then(|| server_offset - ours_offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_servers_ping_interval_is_clamped_and_never_disables_the_watchdog() {
+        assert_eq!(ping_interval(0), DEFAULT_PING);
+        assert_eq!(ping_interval(25), Duration::from_secs(25));
+        assert_eq!(ping_interval(u32::MAX), MAX_PING);
+    }
+
+    #[test]
+    fn backoff_resets_only_after_a_healthy_link() {
+        let healthy = Duration::from_secs(30);
+        assert_eq!(failures_after_link(5, None, healthy), 6);
+        assert_eq!(
+            failures_after_link(5, Some(Duration::from_secs(1)), healthy),
+            6
+        );
+        assert_eq!(failures_after_link(5, Some(healthy), healthy), 1);
+        assert_eq!(failures_after_link(u32::MAX, None, healthy), u32::MAX);
+    }
+
+    #[test]
+    fn missed_publications_are_counted_within_one_epoch_only() {
+        assert_eq!(missed_publications("e", 10, "e", 25), Some(15));
+        assert_eq!(missed_publications("e", 10, "e", 10), Some(0));
+        assert_eq!(missed_publications("e", 10, "f", 25), None);
+        assert_eq!(missed_publications("e", 10, "e", 5), None);
+    }
 
     #[test]
     fn refresh_happens_at_eighty_percent_of_the_lifetime() {

@@ -400,3 +400,60 @@ fn raw_part<E: de::Error>(object: String) -> Result<Part, E> {
         .map(Part::Unknown)
         .map_err(E::custom)
 }
+
+/// Where a chat message stands in its chat, for ordering and de-duplication
+/// across live delivery and the REST history: its time, then its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChatKey {
+    /// `created_at` in Unix milliseconds (0 when absent).
+    pub created_at_millis: i64,
+    /// The message id.
+    pub id: i64,
+}
+
+impl ChatMessage {
+    /// This message's [`ChatKey`].
+    pub fn key(&self) -> ChatKey {
+        ChatKey {
+            created_at_millis: self.created_at.map_or(0, Timestamp::unix_millis),
+            id: self.id,
+        }
+    }
+}
+
+/// Reads the [`ChatKey`] of a `channel_chat_message_send` payload without
+/// building the message; `None` for any other payload.
+///
+/// ```
+/// use vklive_pubsub::event::{chat_key, ChatKey};
+/// let payload = r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"created_at":1700000000,"parts":[]}}}"#;
+/// assert_eq!(chat_key(payload), Some(ChatKey { created_at_millis: 1_700_000_000_000, id: 7 }));
+/// assert_eq!(chat_key(r#"{"type":"channel_follow_create","data":{}}"#), None);
+/// ```
+pub fn chat_key(payload: &str) -> Option<ChatKey> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        data: Option<Data>,
+    }
+    #[derive(Deserialize)]
+    struct Data {
+        chat_message: Option<MessageKey>,
+    }
+    #[derive(Deserialize)]
+    struct MessageKey {
+        id: i64,
+        #[serde(default)]
+        created_at: Option<Timestamp>,
+    }
+    let envelope: Envelope<'_> = serde_json::from_str(payload).ok()?;
+    if envelope.kind.as_deref() != Some(super::kind::CHAT_MESSAGE_SEND) {
+        return None;
+    }
+    let key = envelope.data?.chat_message?;
+    Some(ChatKey {
+        created_at_millis: key.created_at.map_or(0, Timestamp::unix_millis),
+        id: key.id,
+    })
+}

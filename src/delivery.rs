@@ -1,0 +1,656 @@
+//! What reaches the caller, and the road it travels.
+//!
+//! The caller's vocabulary ([`Event`], [`Publication`], [`Recovery`],
+//! [`CloseReason`], [`State`]) and the queue from the connection actor to
+//! the [`Events`](crate::Events) stream: unbounded in count, bounded in
+//! bytes. Past its budget the queue does not drop: it tells the actor to
+//! stop reading the socket ([`Sender::over_budget`]) until the caller has
+//! taken half of it ([`Sender::room`]). Dropping is an explicit choice
+//! ([`Overflow::Drop`]).
+//!
+//! This module imports nothing else of the crate but the leaf types it
+//! carries (`event`, `error`), so every other module may use it.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures::task::AtomicWaker;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::error::Error;
+use crate::event::VkEvent;
+
+/// Something that happened on the connection: a publication, or a lifecycle
+/// change. The stream ends after [`Event::Closed`].
+#[derive(Debug)]
+#[non_exhaustive]
+// Publications are nearly every event: boxing them to shrink the rare
+// lifecycle variants would add an allocation per publication.
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    /// A publication in a subscribed channel, in order.
+    Publication(Publication),
+    /// The connection is up (after the first connect and after every reconnect).
+    Connected {
+        /// Client id the server assigned.
+        client: String,
+    },
+    /// The connection was lost; the connector reconnects with backoff.
+    Disconnected {
+        /// WebSocket close code, when the server sent one.
+        code: Option<u16>,
+        /// What happened.
+        reason: String,
+    },
+    /// A channel is subscribed (again).
+    Subscribed {
+        /// The channel.
+        channel: String,
+        /// Whether publications missed while away were recovered.
+        recovery: Recovery,
+    },
+    /// Publications of `channel` may have been missed and could not be
+    /// recovered (from the server's history, or for chat from the REST
+    /// API). It stands where the loss happened: before the publications that
+    /// follow it. See `docs/reliability.md`.
+    Gap {
+        /// The channel.
+        channel: String,
+        /// How many were missed, when stream offsets tell it; `None` when the
+        /// server keeps no positions (the count is unknown and may be zero).
+        missed: Option<u64>,
+    },
+    /// The server refused to subscribe a channel; it will not be retried.
+    SubscriptionFailed {
+        /// The channel.
+        channel: String,
+        /// Centrifugo error code (103 permission denied, 106 limit exceeded,
+        /// 107 for an invalid name), or 0 when the API refused its token request.
+        code: u32,
+        /// The server's message.
+        reason: String,
+    },
+    /// A subscription ended: the server unsubscribed us with a terminal code,
+    /// or [`Client::unsubscribe`](crate::Client::unsubscribe) was called (code 0).
+    Unsubscribed {
+        /// The channel.
+        channel: String,
+        /// Unsubscribe code (0 when asked for by this client).
+        code: u32,
+        /// The reason.
+        reason: String,
+    },
+    /// Only with [`Overflow::Drop`]: the caller read too slowly and this many
+    /// publications were dropped to keep memory within the budget.
+    Lagged {
+        /// Publications dropped since the last delivered event.
+        dropped: u64,
+    },
+    /// The connection ended for good; nothing follows.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// A publication: where it came from and the decoded VK event.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Publication {
+    /// The channel it was published in.
+    pub channel: Arc<str>,
+    /// Its position in the channel's stream (0 when the channel keeps none,
+    /// and for chat filled in from the REST API).
+    pub offset: u64,
+    /// The decoded event.
+    pub event: VkEvent,
+    /// Filled in from the REST API (`GET /v1/chat/messages`) after the
+    /// link was down and the server could not recover the chat: it was not
+    /// received live. Its order among the others is by message time and id.
+    pub backfilled: bool,
+}
+
+impl Publication {
+    /// A publication received live or recovered from the server's history.
+    pub fn new(channel: Arc<str>, offset: u64, event: VkEvent) -> Publication {
+        Publication {
+            channel,
+            offset,
+            event,
+            backfilled: false,
+        }
+    }
+}
+
+/// The recovery outcome of a (re)subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// A first subscription: nothing to recover.
+    NotRequested,
+    /// Every publication missed while away was delivered (right after this event).
+    Recovered,
+    /// A resubscription after the link was down, and the server could not
+    /// recover what was missed (or keeps no history at all). An
+    /// [`Event::Gap`] follows unless the chat could be filled in from REST.
+    Failed,
+}
+
+/// Why the connection ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// [`Client::close`](crate::Client::close) was called, or the
+    /// [`Events`](crate::Events) stream was dropped.
+    Requested,
+    /// A permanent failure: a rejected token, a terminal close code, a
+    /// non-temporary connect error.
+    Failed(Error),
+}
+
+/// The connection's state, as seen from a [`Client`](crate::Client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// Fetching tokens, dialing, or waiting to retry.
+    Connecting,
+    /// Connected.
+    Connected,
+    /// Ended; see the final [`Event::Closed`].
+    Closed,
+}
+
+/// What to do when the caller reads more slowly than events arrive and the
+/// delivery budget is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Stop reading the socket until the caller catches up (the default):
+    /// nothing is dropped. If the server then gives up on the connection,
+    /// the connector reconnects once there is room and recovers what the
+    /// server still has; anything else is reported as [`Event::Gap`].
+    #[default]
+    Wait,
+    /// Drop new publications and report their count as [`Event::Lagged`]:
+    /// for callers who prefer fresh events to complete ones.
+    Drop,
+}
+
+/// What travels from the connection actor to [`Events`](crate::Events): a
+/// ready event, or a publication whose payload is decoded in the caller's
+/// task.
+///
+/// Why the caller's task: a typed event is a tree of `String`s and `Vec`s
+/// (about nine allocations for a chat message). Built in the actor's task
+/// and dropped in the caller's, on another thread of a multi-threaded
+/// runtime, every one of them is freed on a thread that did not allocate
+/// it, which the system allocator serializes on a lock shared with the
+/// allocating thread. Decoded where it is dropped, nothing crosses threads
+/// but a reference to the received frame.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    Event(Box<Event>),
+    Publication(RawPublication),
+}
+
+impl From<Event> for Delivery {
+    fn from(event: Event) -> Self {
+        Delivery::Event(Box::new(event))
+    }
+}
+
+/// What one queued delivery is counted as, besides its payload: the slot,
+/// the channel's reference count, and the decoded event's boxes.
+const DELIVERY_OVERHEAD: usize = 128;
+
+impl Delivery {
+    pub(crate) fn into_event(self) -> Event {
+        match self {
+            Delivery::Event(event) => *event,
+            Delivery::Publication(raw) => Event::Publication(raw.decode()),
+        }
+    }
+
+    /// Bytes this delivery is counted as against the budget.
+    pub(crate) fn cost(&self) -> usize {
+        match self {
+            Delivery::Publication(raw) => DELIVERY_OVERHEAD + raw.data.text().len(),
+            Delivery::Event(event) => match &**event {
+                // Only chat filled in from REST travels decoded: a chat
+                // message's usual size.
+                Event::Publication(_) => DELIVERY_OVERHEAD + 1024,
+                _ => DELIVERY_OVERHEAD,
+            },
+        }
+    }
+
+    fn is_publication(&self) -> bool {
+        match self {
+            Delivery::Publication(_) => true,
+            Delivery::Event(event) => matches!(**event, Event::Publication(_)),
+        }
+    }
+}
+
+/// A publication the actor accepted (subscribed channel, new offset, a
+/// line that decodes), with its payload still in the received frame.
+#[derive(Debug)]
+pub(crate) struct RawPublication {
+    pub(crate) channel: Arc<str>,
+    pub(crate) offset: u64,
+    pub(crate) data: Payload,
+}
+
+/// A publication's payload (`pub.data`), one JSON value as received.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// A place in the received frame, shared (a reference count, not a copy).
+    Shared {
+        frame: Utf8Bytes,
+        range: Range<usize>,
+    },
+    /// A copy, for a frame mostly made of something else: a queued publication
+    /// must not keep a large frame alive.
+    Owned(Box<str>),
+}
+
+impl Payload {
+    pub(crate) fn text(&self) -> &str {
+        match self {
+            Payload::Shared { frame, range } => frame.as_str().get(range.clone()).unwrap_or("null"),
+            Payload::Owned(text) => text,
+        }
+    }
+
+    /// Turns a shared payload into a copy.
+    pub(crate) fn unshare(&mut self) {
+        if let Payload::Shared { .. } = self {
+            *self = Payload::Owned(self.text().into());
+        }
+    }
+}
+
+impl RawPublication {
+    fn decode(self) -> Publication {
+        Publication::new(
+            self.channel,
+            self.offset,
+            VkEvent::decode_json(self.data.text()),
+        )
+    }
+}
+
+/// The state both ends of the queue share.
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<VecDeque<Delivery>>,
+    /// Bytes queued, as counted by [`Delivery::cost`].
+    bytes: AtomicUsize,
+    /// Wakes the [`Receiver`] when something was queued.
+    receiver_waker: AtomicWaker,
+    /// Wakes the actor when the queue fell to half its budget, or the
+    /// receiver was dropped.
+    room: Notify,
+    sender_gone: AtomicBool,
+    receiver_gone: AtomicBool,
+}
+
+/// Creates the queue between the actor and the caller.
+pub(crate) fn queue(budget: usize, overflow: Overflow) -> (Sender, Receiver) {
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(VecDeque::new()),
+        bytes: AtomicUsize::new(0),
+        receiver_waker: AtomicWaker::new(),
+        room: Notify::new(),
+        sender_gone: AtomicBool::new(false),
+        receiver_gone: AtomicBool::new(false),
+    });
+    let sender = Sender {
+        shared: shared.clone(),
+        budget,
+        overflow,
+        dropped: 0,
+    };
+    let receiver = Receiver {
+        shared,
+        local: VecDeque::new(),
+        budget,
+    };
+    (sender, receiver)
+}
+
+/// The actor's end.
+#[derive(Debug)]
+pub(crate) struct Sender {
+    shared: Arc<Shared>,
+    budget: usize,
+    overflow: Overflow,
+    /// Publications dropped under [`Overflow::Drop`] and not reported yet.
+    dropped: u64,
+}
+
+impl Sender {
+    /// Queues everything in `batch`, in order, with one wake-up of the
+    /// caller. Under [`Overflow::Drop`], publications past the budget are
+    /// dropped and counted instead.
+    pub(crate) fn send_all(&mut self, batch: impl IntoIterator<Item = Delivery>) {
+        if self.shared.receiver_gone.load(Ordering::Acquire) {
+            return;
+        }
+        let mut added = 0;
+        {
+            let mut queue = lock(&self.shared.queue);
+            for delivery in batch {
+                if self.overflow == Overflow::Drop && delivery.is_publication() {
+                    let queued = self.shared.bytes.load(Ordering::Acquire) + added;
+                    if queued >= self.budget {
+                        self.dropped += 1;
+                        continue;
+                    }
+                }
+                if self.dropped > 0 {
+                    let lagged = Delivery::from(Event::Lagged {
+                        dropped: std::mem::take(&mut self.dropped),
+                    });
+                    added += lagged.cost();
+                    queue.push_back(lagged);
+                }
+                added += delivery.cost();
+                queue.push_back(delivery);
+            }
+        }
+        if added > 0 {
+            self.shared.bytes.fetch_add(added, Ordering::AcqRel);
+            self.shared.receiver_waker.wake();
+        }
+    }
+
+    /// Queues one delivery (see [`Sender::send_all`]).
+    #[cfg(test)]
+    pub(crate) fn send(&mut self, delivery: Delivery) {
+        self.send_all(std::iter::once(delivery));
+    }
+
+    /// Queues the final event: it always goes, whatever the budget.
+    pub(crate) fn finish(mut self, last: Event) {
+        if self.dropped > 0 {
+            let dropped = std::mem::take(&mut self.dropped);
+            self.force(Event::Lagged { dropped }.into());
+        }
+        self.force(last.into());
+    }
+
+    fn force(&mut self, delivery: Delivery) {
+        let cost = delivery.cost();
+        lock(&self.shared.queue).push_back(delivery);
+        self.shared.bytes.fetch_add(cost, Ordering::AcqRel);
+        self.shared.receiver_waker.wake();
+    }
+
+    /// Whether the queue holds more than its budget: time to stop reading
+    /// the socket (always false under [`Overflow::Drop`]).
+    pub(crate) fn over_budget(&self) -> bool {
+        self.watcher().over_budget()
+    }
+
+    /// Bytes queued now.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.shared.bytes.load(Ordering::Acquire)
+    }
+
+    /// Whether the caller dropped its end.
+    #[cfg(test)]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.receiver_gone.load(Ordering::Acquire)
+    }
+
+    /// A handle that waits for room or for the caller's end, owned by
+    /// whoever waits (a dial waits for room before reconnecting).
+    pub(crate) fn watcher(&self) -> Watcher {
+        Watcher {
+            shared: self.shared.clone(),
+            budget: if self.overflow == Overflow::Wait {
+                self.budget
+            } else {
+                usize::MAX
+            },
+        }
+    }
+}
+
+/// Watches the queue's room from outside the actor's borrow of the [`Sender`].
+#[derive(Debug, Clone)]
+pub(crate) struct Watcher {
+    shared: Arc<Shared>,
+    /// `usize::MAX` under [`Overflow::Drop`]: never over budget.
+    budget: usize,
+}
+
+impl Watcher {
+    /// Whether the queue holds more than its budget (see [`Sender::over_budget`]).
+    pub(crate) fn over_budget(&self) -> bool {
+        self.shared.bytes.load(Ordering::Acquire) > self.budget
+            && !self.shared.receiver_gone.load(Ordering::Acquire)
+    }
+
+    /// Waits until the queue is back to half its budget (or the caller is gone).
+    pub(crate) async fn room(&self) {
+        let low_water = self.budget / 2;
+        self.wait_until(|shared| {
+            shared.bytes.load(Ordering::Acquire) <= low_water
+                || shared.receiver_gone.load(Ordering::Acquire)
+        })
+        .await;
+    }
+
+    /// Waits until the caller drops its end.
+    pub(crate) async fn closed(&self) {
+        self.wait_until(|shared| shared.receiver_gone.load(Ordering::Acquire))
+            .await;
+    }
+
+    async fn wait_until(&self, done: impl Fn(&Shared) -> bool) {
+        loop {
+            // Registered before the check, so a wake-up between the two is
+            // not missed.
+            let notified = self.shared.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if done(&self.shared) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.shared.sender_gone.store(true, Ordering::Release);
+        self.shared.receiver_waker.wake();
+    }
+}
+
+/// The caller's end, inside [`Events`](crate::Events).
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    shared: Arc<Shared>,
+    /// Taken from the shared queue in one go, so that a burst costs one lock.
+    local: VecDeque<Delivery>,
+    budget: usize,
+}
+
+impl Receiver {
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        if self.local.is_empty() {
+            self.take_shared();
+            if self.local.is_empty() {
+                self.shared.receiver_waker.register(cx.waker());
+                // Anything queued (or a sender gone) after the first look?
+                self.take_shared();
+                if self.local.is_empty() {
+                    return if self.shared.sender_gone.load(Ordering::Acquire) {
+                        // A final look: the sender may have queued and then gone.
+                        self.take_shared();
+                        Poll::Ready(self.pop())
+                    } else {
+                        Poll::Pending
+                    };
+                }
+            }
+        }
+        Poll::Ready(self.pop())
+    }
+
+    /// Waits for the next delivery.
+    pub(crate) async fn recv(&mut self) -> Option<Delivery> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn take_shared(&mut self) {
+        let mut shared = lock(&self.shared.queue);
+        std::mem::swap(&mut *shared, &mut self.local);
+    }
+
+    fn pop(&mut self) -> Option<Delivery> {
+        let delivery = self.local.pop_front()?;
+        let cost = delivery.cost();
+        let before = self.shared.bytes.fetch_sub(cost, Ordering::AcqRel);
+        let low_water = self.budget / 2;
+        if before > low_water && before - cost <= low_water {
+            self.shared.room.notify_waiters();
+        }
+        Some(delivery)
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.shared.receiver_gone.store(true, Ordering::Release);
+        self.shared.room.notify_waiters();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while holding the lock; recover the data if it ever does.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publication(offset: u64, payload: &str) -> Delivery {
+        Delivery::Publication(RawPublication {
+            channel: "c".into(),
+            offset,
+            data: Payload::Owned(payload.into()),
+        })
+    }
+
+    fn offset_of(delivery: Delivery) -> u64 {
+        match delivery.into_event() {
+            Event::Publication(publication) => publication.offset,
+            other => panic!("expected a publication, got {other:?}"),
+        }
+    }
+
+    fn poll(receiver: &mut Receiver) -> Poll<Option<Delivery>> {
+        let waker = futures::task::noop_waker();
+        receiver.poll_recv(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn everything_arrives_in_order_past_the_budget_when_waiting() {
+        let (mut sender, mut receiver) = queue(1000, Overflow::Wait);
+        sender.send_all((1..=100).map(|offset| publication(offset, "{}")));
+        assert!(sender.over_budget(), "100 deliveries are past 1000 bytes");
+        for offset in 1..=100 {
+            let Poll::Ready(Some(delivery)) = poll(&mut receiver) else {
+                panic!("delivery {offset} missing");
+            };
+            assert_eq!(offset_of(delivery), offset);
+        }
+        assert!(poll(&mut receiver).is_pending());
+        assert!(!sender.over_budget());
+        assert_eq!(sender.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn dropping_counts_what_did_not_fit_and_reports_it_in_place() {
+        let (mut sender, mut receiver) = queue(3 * (DELIVERY_OVERHEAD + 2), Overflow::Drop);
+        sender.send_all((1..=10).map(|offset| publication(offset, "{}")));
+        assert!(!sender.over_budget(), "dropping never pushes back");
+        let mut offsets = Vec::new();
+        while let Poll::Ready(Some(delivery)) = poll(&mut receiver) {
+            offsets.push(offset_of(delivery));
+        }
+        assert_eq!(offsets, [1, 2, 3]);
+        sender.send(publication(11, "{}"));
+        let Poll::Ready(Some(lagged)) = poll(&mut receiver) else {
+            panic!("lag marker missing")
+        };
+        assert!(matches!(lagged.into_event(), Event::Lagged { dropped: 7 }));
+        let Poll::Ready(Some(next)) = poll(&mut receiver) else {
+            panic!("publication missing")
+        };
+        assert_eq!(offset_of(next), 11);
+    }
+
+    #[test]
+    fn lifecycle_events_are_never_dropped() {
+        let (mut sender, mut receiver) = queue(0, Overflow::Drop);
+        sender.send(Event::Connected { client: "a".into() }.into());
+        let Poll::Ready(Some(delivery)) = poll(&mut receiver) else {
+            panic!("event missing")
+        };
+        assert!(matches!(delivery.into_event(), Event::Connected { .. }));
+    }
+
+    #[test]
+    fn the_stream_ends_after_the_final_event_once_the_sender_is_gone() {
+        let (mut sender, mut receiver) = queue(10, Overflow::Wait);
+        sender.send(publication(1, "{}"));
+        sender.finish(Event::Closed {
+            reason: CloseReason::Requested,
+        });
+        let Poll::Ready(Some(first)) = poll(&mut receiver) else {
+            panic!()
+        };
+        assert_eq!(offset_of(first), 1);
+        let Poll::Ready(Some(last)) = poll(&mut receiver) else {
+            panic!()
+        };
+        assert!(matches!(last.into_event(), Event::Closed { .. }));
+        assert!(matches!(poll(&mut receiver), Poll::Ready(None)));
+    }
+
+    #[tokio::test]
+    async fn room_wakes_the_actor_once_half_the_budget_was_read() {
+        let cost = DELIVERY_OVERHEAD + 2;
+        let (mut sender, mut receiver) = queue(4 * cost, Overflow::Wait);
+        sender.send_all((1..=6).map(|offset| publication(offset, "{}")));
+        assert!(sender.over_budget());
+        let reader = tokio::spawn(async move {
+            for _ in 0..4 {
+                receiver.recv().await.unwrap();
+            }
+            receiver
+        });
+        let watcher = sender.watcher();
+        tokio::time::timeout(std::time::Duration::from_secs(5), watcher.room())
+            .await
+            .expect("room after the reader took four");
+        assert!(sender.queued_bytes() <= 2 * cost);
+        drop(reader.await.unwrap());
+        assert!(sender.is_closed());
+        tokio::time::timeout(std::time::Duration::from_secs(5), watcher.closed())
+            .await
+            .expect("closed once the receiver is gone");
+    }
+}
