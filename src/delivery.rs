@@ -374,6 +374,22 @@ impl Sender {
         self.send_all(std::iter::once(delivery));
     }
 
+    /// Whether publications were dropped ([`Overflow::Drop`]) and their
+    /// [`Event::Lagged`] still waits for room.
+    pub(crate) fn has_unreported_drops(&self) -> bool {
+        self.dropped > 0
+    }
+
+    /// Queues the pending [`Event::Lagged`] once the queue is within its
+    /// budget again, so the caller learns of the loss without waiting for
+    /// the next publication.
+    pub(crate) fn report_drops(&mut self) {
+        if self.dropped > 0 && self.shared.bytes.load(Ordering::Acquire) < self.budget {
+            let dropped = std::mem::take(&mut self.dropped);
+            self.force(Event::Lagged { dropped }.into());
+        }
+    }
+
     /// Queues the final event: it always goes, whatever the budget.
     pub(crate) fn finish(mut self, last: Event) {
         if self.dropped > 0 {
@@ -412,11 +428,8 @@ impl Sender {
     pub(crate) fn watcher(&self) -> Watcher {
         Watcher {
             shared: self.shared.clone(),
-            budget: if self.overflow == Overflow::Wait {
-                self.budget
-            } else {
-                usize::MAX
-            },
+            budget: self.budget,
+            overflow: self.overflow,
         }
     }
 }
@@ -425,14 +438,15 @@ impl Sender {
 #[derive(Debug, Clone)]
 pub(crate) struct Watcher {
     shared: Arc<Shared>,
-    /// `usize::MAX` under [`Overflow::Drop`]: never over budget.
     budget: usize,
+    overflow: Overflow,
 }
 
 impl Watcher {
     /// Whether the queue holds more than its budget (see [`Sender::over_budget`]).
     pub(crate) fn over_budget(&self) -> bool {
-        self.shared.bytes.load(Ordering::Acquire) > self.budget
+        self.overflow == Overflow::Wait
+            && self.shared.bytes.load(Ordering::Acquire) > self.budget
             && !self.shared.receiver_gone.load(Ordering::Acquire)
     }
 
@@ -591,6 +605,8 @@ mod tests {
             offsets.push(offset_of(delivery));
         }
         assert_eq!(offsets, [1, 2, 3]);
+        assert!(sender.has_unreported_drops());
+        sender.report_drops();
         sender.send(publication(11, "{}"));
         let Poll::Ready(Some(lagged)) = poll(&mut receiver) else {
             panic!("lag marker missing")

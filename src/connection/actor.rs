@@ -231,6 +231,7 @@ impl Actor {
             self.session.take_outgoing();
         }
         self.events.send_all(self.session.take_deliveries());
+        self.events.report_drops();
         let state = self.session.state().clone();
         self.state.send_if_modified(|current| {
             let changed = *current != state;
@@ -248,6 +249,7 @@ impl Actor {
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         let over_budget = self.events.over_budget();
         self.set_paused(over_budget);
+        let wants_room = over_budget || self.events.has_unreported_drops();
         let watcher = self.events.watcher();
         let reading = self.io.is_some() && !over_budget;
         let (reader, write_failed) = match &mut self.io {
@@ -267,7 +269,7 @@ impl Actor {
             // Cancel-safe: an unfinished request stays in the set.
             Some(answer) = requests.next(), if !requests.is_empty() => Wake::Answer(answer),
             (attempt, result) = or_pending(dial.as_mut()), if dialing => Wake::Dialed(attempt, result),
-            () = watcher.room(), if over_budget => Wake::Room,
+            () = watcher.room(), if wants_room => Wake::Room,
             () = watcher.closed() => Wake::CallerGone,
             () = tokio::time::sleep_until(deadline) => Wake::Timer,
         }

@@ -456,9 +456,19 @@ impl Session {
             return;
         }
         match (&mut self.phase, answer) {
-            (Phase::Fetching { connection, .. }, Ok(token)) => {
+            (
+                Phase::Fetching {
+                    connection, asked, ..
+                },
+                Ok(token),
+            ) => {
                 *connection = Some(token);
-                self.dial_when_ready();
+                *asked = self.channels.keys().cloned().collect();
+                self.actions.push_back(Action::FetchChannelTokens {
+                    attempt,
+                    purpose: Purpose::Subscribe,
+                    channels: asked.clone(),
+                });
             }
             (Phase::Fetching { .. }, Err(error)) => {
                 self.end_link(now, LinkEnd::from_api_error(error));
@@ -748,19 +758,15 @@ impl Session {
 
     fn start_attempt(&mut self) {
         self.attempt += 1;
-        let asked: Vec<Arc<str>> = self.channels.keys().cloned().collect();
+        // The connection token first: if the API refuses it, no channel
+        // token is fetched in vain.
         self.actions.push_back(Action::FetchConnectionToken {
             attempt: self.attempt,
-        });
-        self.actions.push_back(Action::FetchChannelTokens {
-            attempt: self.attempt,
-            purpose: Purpose::Subscribe,
-            channels: asked.clone(),
         });
         self.phase = Phase::Fetching {
             connection: None,
             channels: None,
-            asked,
+            asked: Vec::new(),
         };
     }
 
