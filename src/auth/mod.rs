@@ -240,6 +240,64 @@ impl VkApi {
         Ok(data.channel)
     }
 
+    /// `GET /v1/chat/messages?channel_url=SLUG&limit=N`: recent chat messages
+    /// of the channel, each the `data.chat_message` of a
+    /// `channel_chat_message_send`. VK documents `limit` up to 200.
+    ///
+    /// The order of the answer is not documented (the emulator sends newest
+    /// first): sort by `created_at` and `id` if order matters. A message that
+    /// does not decode is skipped (logged at `debug`), so one odd message
+    /// never costs the others; errors are those of [`VkApi::channel`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), vklive_pubsub::Error> {
+    /// use std::sync::Arc;
+    /// use vklive_pubsub::auth::{Authorization, DEFAULT_API_URL, VkApi};
+    ///
+    /// let api = VkApi::new(DEFAULT_API_URL, Arc::new(Authorization::user("access-token")))?;
+    /// let mut messages = api.chat_messages("somechannel", 200).await?;
+    /// messages.sort_by_key(|message| (message.created_at, message.id));
+    /// for message in &messages {
+    ///     println!("{}: {}", message.id, message.plain_text());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn chat_messages(
+        &self,
+        slug: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::event::ChatMessage>, Error> {
+        #[derive(Deserialize)]
+        struct ChatMessagesData {
+            #[serde(default)]
+            chat_messages: Option<Vec<Box<serde_json::value::RawValue>>>,
+        }
+        let limit = limit.to_string();
+        let data: ChatMessagesData = self
+            .get(
+                "/v1/chat/messages",
+                &[("channel_url", slug), ("limit", limit.as_str())],
+            )
+            .await?;
+        let raw = data.chat_messages.unwrap_or_default();
+        let mut messages = Vec::with_capacity(raw.len());
+        for (index, message) in raw.iter().enumerate() {
+            match serde_json::from_str::<crate::event::ChatMessage>(message.get()) {
+                Ok(message) => messages.push(message),
+                // Only the error's class and position: the message's text
+                // stays out of the log.
+                Err(error) => tracing::debug!(
+                    index,
+                    class = ?error.classify(),
+                    line = error.line(),
+                    column = error.column(),
+                    "GET /v1/chat/messages: skipped a message that does not decode"
+                ),
+            }
+        }
+        Ok(messages)
+    }
+
     /// A GET with the current credentials; on 401, asks the credentials
     /// source once for fresh ones and retries.
     async fn get<T: DeserializeOwned>(
