@@ -9,7 +9,8 @@
 //! `{"api_url":…,"ws_url":…,"oauth_token_url":…,"control_url":…,"token":…,"channels":{…}}` —
 //! then runs until Ctrl-C or until stdin is closed (`--ignore-stdin` to run
 //! until Ctrl-C only). Control endpoints live under `control_url`
-//! (`POST …/publish`, `POST …/abort`, `POST …/close`, `GET …/stats`, …).
+//! (`POST …/publish`, `POST …/abort`, `POST …/close`, `POST …/history`,
+//! `GET …/stats`, …). `--no-history` runs it without history and recovery.
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -58,6 +59,12 @@ struct Args {
     /// Also register an app with these Basic credentials (`id:secret`).
     #[arg(long)]
     app: Option<String>,
+    /// Run as Centrifugo without history, as VK probably does: publications
+    /// carry no offset and recovery never succeeds (switch at run time with
+    /// `POST …/history {"enabled":true}`). Chat stays readable over
+    /// `GET /v1/chat/messages`.
+    #[arg(long)]
+    no_history: bool,
     /// Run until Ctrl-C only, ignoring stdin.
     #[arg(long)]
     ignore_stdin: bool,
@@ -76,6 +83,7 @@ async fn main() -> std::io::Result<()> {
         token_ttl: args.token_ttl.map(seconds),
         expiry_grace: seconds(args.expiry_grace),
         channel_limit: (args.channel_limit > 0).then_some(args.channel_limit),
+        history: !args.no_history,
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start_on(SocketAddr::new(args.host, args.port), config).await?;
@@ -93,6 +101,7 @@ async fn main() -> std::io::Result<()> {
         "control_url": emulator.control_url(),
         "token": args.token,
         "slug": args.slug,
+        "history": !args.no_history,
         "channels": names,
     });
     println!("{info}");

@@ -1270,3 +1270,322 @@ async fn paced_publications_carry_their_send_time() {
     }
     assert_eq!(paced.join().unwrap(), 5);
 }
+
+// ---------------------------------------------------------------------------
+// Chat history over REST, and a server without history
+// ---------------------------------------------------------------------------
+
+async fn chat_messages(emulator: &Emulator, query: &str) -> (u16, Value) {
+    get_json(
+        http()
+            .get(format!("{}/v1/chat/messages?{query}", emulator.api_url()))
+            .bearer_auth(TOKEN),
+    )
+    .await
+}
+
+fn chat_ids(body: &Value) -> Vec<i64> {
+    body["data"]["chat_messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no chat_messages array in {body}"))
+        .iter()
+        .map(|message| message["id"].as_i64().expect("message id"))
+        .collect()
+}
+
+/// `GET /v1/chat/messages` answers the channel's last N chat messages,
+/// newest first, each the publication's `data.chat_message`; 20 without a
+/// `limit`; the call is recorded.
+#[tokio::test]
+async fn chat_messages_answer_the_last_n_newest_first() {
+    let emulator = start(quiet()).await;
+    let names = emulator.add_channel("talk", 5);
+    let mut published = Vec::new();
+    for id in 1..=30 {
+        let payload = demo_chat_message(id, &format!("message {id}"));
+        published.push(payload["data"]["chat_message"].clone());
+        emulator.publish(&names.chat, payload);
+    }
+    // Not chat messages of this channel's public chat.
+    emulator.publish(
+        &names.info,
+        json!({"type": "channel_follow_create", "data": {}}),
+    );
+    emulator.publish("channel-chat:6", demo_chat_message(99, "elsewhere"));
+
+    let (status, body) = chat_messages(&emulator, "channel_url=talk&limit=3").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(chat_ids(&body), vec![30, 29, 28]);
+    assert_eq!(body["data"]["chat_messages"][0], published[29]);
+    let (_, body) = chat_messages(&emulator, "channel_url=talk").await;
+    assert_eq!(chat_ids(&body), (11..=30).rev().collect::<Vec<_>>());
+
+    emulator.add_channel("silent", 7);
+    let (status, body) = chat_messages(&emulator, "channel_url=silent&limit=5").await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"data": {"chat_messages": []}}))
+    );
+    let calls = emulator.rest_calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(
+        (calls[0].method.as_str(), calls[0].path.as_str()),
+        ("GET", "/v1/chat/messages")
+    );
+    assert_eq!(calls[0].query, "channel_url=talk&limit=3");
+}
+
+/// `limit` may be at most 200; 0, 201 or a non-number answer 400
+/// `invalid_param`; an unknown slug answers what `GET /v1/channel` answers;
+/// no credentials answer 401.
+#[tokio::test]
+async fn chat_messages_limit_is_capped_at_200() {
+    let emulator = start(quiet()).await;
+    let names = emulator.add_channel("busy", 3);
+    for id in 1..=250 {
+        emulator.publish(&names.chat, demo_chat_message(id, "hi"));
+    }
+    let (status, body) = chat_messages(&emulator, "channel_url=busy&limit=200").await;
+    assert_eq!(status, 200);
+    assert_eq!(chat_ids(&body), (51..=250).rev().collect::<Vec<_>>());
+    for bad in ["0", "201", "-1", "ten", ""] {
+        let (status, body) =
+            chat_messages(&emulator, &format!("channel_url=busy&limit={bad}")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_param")),
+            "limit={bad}"
+        );
+    }
+    let (status, body) = chat_messages(&emulator, "limit=5").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_param"))
+    );
+
+    let unknown = chat_messages(&emulator, "channel_url=nobody&limit=5").await;
+    let channel = get_json(
+        http()
+            .get(format!(
+                "{}/v1/channel?channel_url=nobody",
+                emulator.api_url()
+            ))
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(unknown, channel);
+    assert_eq!(unknown.0, 404);
+
+    let (status, body) = get_json(http().get(format!(
+        "{}/v1/chat/messages?channel_url=busy",
+        emulator.api_url()
+    )))
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
+}
+
+/// The chat log keeps what the control API and demo traffic publish, and
+/// keeps it with history off: VK serves chat over REST either way.
+#[tokio::test]
+async fn chat_log_keeps_control_and_demo_messages_without_history() {
+    let emulator = start(EmulatorConfig {
+        history: false,
+        ..quiet()
+    })
+    .await;
+    let names = emulator.add_channel("demo", 1);
+    let (status, body) = get_json(
+        http()
+            .post(format!("{}/publish", emulator.control_url()))
+            .json(&json!({"channel": names.chat, "data": demo_chat_message(424_242, "control")})),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({"offset": 0})));
+    let demo = emulator.start_demo(&names, 500.0);
+    let ids = within(async {
+        loop {
+            let (_, body) = chat_messages(&emulator, "channel_url=demo&limit=200").await;
+            let ids = chat_ids(&body);
+            if ids.len() >= 5 {
+                return ids;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    demo.abort();
+    assert_eq!(ids.last(), Some(&424_242), "{ids:?}");
+    // A deleted message leaves the log.
+    emulator.publish(
+        &names.chat,
+        vklive_pubsub::emulator::chat_message_delete(424_242),
+    );
+    let (_, body) = chat_messages(&emulator, "channel_url=demo&limit=200").await;
+    assert!(!chat_ids(&body).contains(&424_242));
+}
+
+/// With history off the server is Centrifugo without history: no offset on
+/// publications (blasted ones included), no stream fields in subscribe
+/// replies, and a recovering subscribe answers `was_recovering` with
+/// `recovered` false and no publications.
+#[tokio::test]
+async fn without_history_publications_have_no_offset_and_recovery_fails() {
+    let emulator = start(EmulatorConfig {
+        history: false,
+        ..quiet()
+    })
+    .await;
+    let channel = "channel-chat:1";
+    let mut raw = Raw::connected(&emulator).await;
+    raw.send(&json!({"id": 2, "subscribe": {"channel": channel}}).to_string())
+        .await;
+    assert_eq!(raw.next().await, json!({"id": 2, "subscribe": {}}));
+    assert_eq!(emulator.publish(channel, demo_chat_message(1, "one")), 0);
+    let push = raw.next().await;
+    assert_eq!(push["push"]["pub"]["data"]["data"]["chat_message"]["id"], 1);
+    assert!(push["push"]["pub"].get("offset").is_none(), "{push}");
+    let report = emulator.blast(channel, 3, 2).expect("blast fits");
+    assert_eq!((report.first_offset, report.last_offset), (0, 0));
+    for _ in 0..3 {
+        let push = raw.next().await;
+        assert!(push["push"]["pub"]["data"].is_object(), "{push}");
+        assert!(push["push"]["pub"].get("offset").is_none(), "{push}");
+    }
+    assert_eq!(emulator.stream_position(channel).1, 0);
+
+    // A client that had a position (from a server with history) asks to
+    // recover: Centrifugo echoes was_recovering and recovers nothing.
+    let mut other = Raw::connected(&emulator).await;
+    other
+        .send(
+            &json!({"id": 2, "subscribe": {"channel": channel, "recover": true, "epoch": "old", "offset": 1}})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(
+        other.next().await,
+        json!({"id": 2, "subscribe": {"was_recovering": true}})
+    );
+    assert!(emulator.violations().is_empty());
+}
+
+/// `set_history` and `POST /_emulator/history` switch history at run time;
+/// a switch restarts the stream, so a position from before never recovers
+/// across it.
+#[tokio::test]
+async fn history_switches_at_run_time_and_over_the_control_route() {
+    let emulator = start(quiet()).await;
+    let channel = "channel-chat:1";
+    let mut raw = Raw::connected(&emulator).await;
+    raw.send(&json!({"id": 2, "subscribe": {"channel": channel}}).to_string())
+        .await;
+    let reply = raw.next().await["subscribe"].clone();
+    assert_eq!(reply["recoverable"], true);
+    let first_epoch = reply["epoch"].clone();
+    emulator.publish(channel, demo_chat_message(1, "with history"));
+    assert_eq!(raw.next().await["push"]["pub"]["offset"], 1);
+
+    emulator.set_history(false);
+    assert_eq!(
+        emulator.publish(channel, demo_chat_message(2, "without")),
+        0
+    );
+    let push = raw.next().await;
+    assert!(push["push"]["pub"].get("offset").is_none(), "{push}");
+    let mut other = Raw::connected(&emulator).await;
+    other
+        .send(
+            &json!({"id": 2, "subscribe": {"channel": channel, "recover": true, "epoch": first_epoch, "offset": 1}})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(
+        other.next().await,
+        json!({"id": 2, "subscribe": {"was_recovering": true}})
+    );
+
+    let history = |enabled: Value| {
+        http()
+            .post(format!("{}/history", emulator.control_url()))
+            .json(&json!({ "enabled": enabled }))
+    };
+    assert_eq!(get_json(history(json!(true))).await, (200, json!({})));
+    let (_, stats) = get_json(http().get(format!("{}/stats", emulator.control_url()))).await;
+    assert_eq!(stats["history"], true);
+    assert_eq!(emulator.publish(channel, demo_chat_message(3, "again")), 1);
+    assert_eq!(raw.next().await["push"]["pub"]["offset"], 1);
+    let (epoch, _) = emulator.stream_position(channel);
+    assert_ne!(json!(epoch), first_epoch);
+    let mut third = Raw::connected(&emulator).await;
+    third
+        .send(
+            &json!({"id": 2, "subscribe": {"channel": channel, "recover": true, "epoch": first_epoch, "offset": 1}})
+                .to_string(),
+        )
+        .await;
+    let reply = third.next().await["subscribe"].clone();
+    assert_eq!(reply["was_recovering"], true);
+    assert!(reply.get("recovered").is_none(), "{reply}");
+    assert_eq!(
+        (reply["epoch"].as_str(), reply["offset"].as_u64()),
+        (Some(epoch.as_str()), Some(1))
+    );
+
+    let (status, body) = get_json(history(json!("off"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_param"))
+    );
+    assert_eq!(get_json(history(json!(false))).await, (200, json!({})));
+    let (_, stats) = get_json(http().get(format!("{}/stats", emulator.control_url()))).await;
+    assert_eq!(stats["history"], false);
+}
+
+/// `VkApi::chat_messages` decodes the emulator's answer into typed
+/// messages, skipping one that does not decode instead of failing.
+#[tokio::test]
+async fn vk_api_chat_messages_decodes_the_emulator_answer() {
+    use std::sync::Arc;
+    use vklive_pubsub::auth::{Authorization, VkApi};
+
+    let emulator = start(quiet()).await;
+    let names = emulator.add_channel("talk", 5);
+    emulator.publish(&names.chat, demo_chat_message(1, "первое"));
+    emulator.publish(
+        &names.chat,
+        json!({"type": "channel_chat_message_send", "data": {"chat_message": {"id": "not a number"}}}),
+    );
+    emulator.publish(&names.chat, demo_chat_message(3, "third 👋"));
+    let api =
+        VkApi::new(&emulator.api_url(), Arc::new(Authorization::user(TOKEN))).expect("API client");
+    let messages = within(api.chat_messages("talk", 200))
+        .await
+        .expect("chat messages");
+    let got: Vec<(i64, String)> = messages
+        .iter()
+        .map(|message| (message.id, message.plain_text()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(3, String::from("third 👋")), (1, String::from("первое"))]
+    );
+    assert_eq!(
+        messages[0].author.as_ref().map(|a| a.nick.as_str()),
+        Some("viewer")
+    );
+    assert!(messages[0].created_at.is_some());
+    let call = emulator.rest_calls().pop().expect("a REST call");
+    assert_eq!(call.query, "channel_url=talk&limit=200");
+
+    let error = within(api.chat_messages("nobody", 10))
+        .await
+        .expect_err("unknown slug");
+    assert_eq!(error.status(), Some(404));
+    assert!(
+        error.to_string().contains("GET /v1/chat/messages"),
+        "{error}"
+    );
+}

@@ -14,7 +14,8 @@
 //! | `POST /_emulator/fail_ws_upgrade` | `{"count":…,"status":…}` | `{}` (count 0 clears) |
 //! | `POST /_emulator/blast` | `{"channel":…,"count":…,"per_frame":100}` | `{"first_offset","last_offset","frames","bytes","subscribers"}` once every frame is queued |
 //! | `POST /_emulator/paced` | `{"channel":…,"count":…,"rate":…}` | `{}` at once; publishing goes on in the background |
-//! | `GET /_emulator/stats` | — | connections, pings, pongs, violations, close codes, commands by name, REST calls by path, subscribers |
+//! | `POST /_emulator/history` | `{"enabled":false}` | `{}`; as [`super::Emulator::set_history`] |
+//! | `GET /_emulator/stats` | — | connections, pings, pongs, violations, close codes, commands by name, REST calls by path, subscribers, `history` (on or off) |
 //!
 //! `blast` and `paced` are load for benchmarks (see [`super::Emulator::blast`]
 //! and [`super::Emulator::publish_paced`]): `blast` builds all the frames
@@ -52,6 +53,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_emulator/fail_ws_upgrade", post(fail_ws_upgrade))
         .route("/_emulator/blast", post(blast))
         .route("/_emulator/paced", post(paced))
+        .route("/_emulator/history", post(history))
         .route("/_emulator/stats", get(stats))
 }
 
@@ -259,6 +261,21 @@ async fn paced(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Respon
     }
 }
 
+#[derive(Deserialize)]
+struct HistoryBody {
+    enabled: bool,
+}
+
+async fn history(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
+    match parse::<HistoryBody>(&body) {
+        Ok(body) => {
+            shared.lock().set_history(body.enabled);
+            ok()
+        }
+        Err(response) => *response,
+    }
+}
+
 async fn stats(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
     let state = shared.lock();
     let subscribers: BTreeMap<String, usize> = state.subscriber_counts();
@@ -283,6 +300,7 @@ async fn stats(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
         "rest_calls": state.rest_calls.len(),
         "rest_calls_by_path": rest,
         "subscribers": subscribers,
+        "history": state.config.history,
     }))
     .into_response()
 }

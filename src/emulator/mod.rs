@@ -29,17 +29,36 @@
 //! - `GET /v1/websocket/token` (Bearer user token or Basic app credentials),
 //!   `GET /v1/websocket/subscription_token?channels=a,b` (user only; denied or
 //!   unknown channels are simply missing from the answer, the VK rule),
-//!   `GET /v1/channel?channel_url=<slug>`, and `POST /oauth/server/token`
+//!   `GET /v1/channel?channel_url=<slug>`,
+//!   `GET /v1/chat/messages?channel_url=<slug>&limit=N` (see below), and
+//!   `POST /oauth/server/token`
 //!   (`grant_type=refresh_token`, rotating refresh tokens). Errors use VK's
 //!   `{"error":…,"error_description":…}` shape; unknown paths answer 404
 //!   `{"error":"unknown_api_method"}`.
 //! - `/connection/websocket`: a strict Centrifugo server — framing, ping/pong,
 //!   stale and pong timeouts, token expiry with grace, private channels,
-//!   channel limit, history with epoch/offset and recovery. Protocol misuse
+//!   channel limit, history with epoch/offset and recovery (or none at all,
+//!   see [`EmulatorConfig::history`]). Protocol misuse
 //!   closes the connection with the code a real server uses (3501, 3500, …)
 //!   and is recorded in [`Emulator::violations`].
 //! - `/_emulator/…`: HTTP control endpoints for tests written in other
 //!   languages (see [`Emulator`] and the `emulator` example).
+//!
+//! # Chat history over REST
+//! Every `channel_chat_message_send` published into a public chat channel
+//! (`channel-chat:N`), by [`Emulator::publish`], the control API, demo
+//! traffic, [`Emulator::blast`] or [`Emulator::publish_paced`], is kept in
+//! that channel's chat log (the last 1,000 messages; a
+//! `channel_chat_message_delete` removes its message), whatever the history
+//! setting: VK keeps chat over REST even when its pubsub keeps nothing.
+//! `GET /v1/chat/messages?channel_url=<slug>&limit=N` (user or app
+//! credentials, as `GET /v1/channel`) answers
+//! `{"data":{"chat_messages":[…]}}` with the most recent `N` of the channel
+//! registered as `slug` (each the `data.chat_message` object of its
+//! publication), **newest first**: VK does not document the order, so
+//! clients must not rely on it. `limit` defaults to 20; a `limit` that is not
+//! an integer in 1..=200 answers 400 `invalid_param` (no clamping); an
+//! unknown slug answers 404 `not_found` as `GET /v1/channel` does.
 //!
 //! # Channel naming
 //! [`Emulator::add_channel`] with id `N` registers these names (the real
@@ -81,7 +100,9 @@
 //! `{"channel":…,"data":…}`, `POST …/abort`, `POST …/close`
 //! `{"code":…,"reason":…}`, `POST …/silent`, `POST …/restart_channel`,
 //! `POST …/send_raw`, `POST …/fail_rest`, `POST …/fail_ws_upgrade`,
-//! `POST …/blast`, `POST …/paced`, `GET …/stats`) mirror the methods here. `tests/conformance/run.sh` drives it with the official
+//! `POST …/blast`, `POST …/paced`, `POST …/history` `{"enabled":false}`,
+//! `GET …/stats`) mirror the methods here; `--no-history` starts it with
+//! [`EmulatorConfig::history`] off. `tests/conformance/run.sh` drives it with the official
 //! `centrifuge-python` SDK.
 //!
 //! # Benchmark load
@@ -149,7 +170,22 @@ pub struct EmulatorConfig {
     /// Grace after a token's expiry (25 s): a connection not refreshed by
     /// then is closed with 3005, a subscription gets an unsubscribe push 2501.
     pub expiry_grace: Duration,
-    /// Publications kept per channel for recovery (300).
+    /// Whether channels keep history and support recovery (true), as a
+    /// Centrifugo namespace with `history_size`, `history_ttl` and
+    /// `force_recovery` set. With `false` the server behaves as Centrifugo
+    /// with no history, which is probably how VK runs: publications carry no
+    /// `offset`, subscribe replies carry no `recoverable`, `positioned`,
+    /// `epoch` or `offset`, and a subscribe with `recover: true` answers
+    /// `was_recovering: true` with `recovered` false and no publications
+    /// (centrifuge `client.go` sets `was_recovering` from the request whether
+    /// or not the channel can recover). Chat history over REST
+    /// (`GET /v1/chat/messages`) is kept either way. Switch it at run time
+    /// with [`Emulator::set_history`].
+    pub history: bool,
+    /// Publications kept per channel for recovery (300) while
+    /// [`history`](EmulatorConfig::history) is on. Zero keeps offsets and
+    /// epochs but stores nothing, so a recovery succeeds only when nothing
+    /// was missed; for a server without history use `history: false`.
     pub history_size: usize,
     /// Whether the writer merges queued lines into one text frame joined by
     /// `\n` (true), or sends one line per frame.
@@ -174,6 +210,7 @@ impl Default for EmulatorConfig {
             channel_limit: Some(128),
             token_ttl: None,
             expiry_grace: Duration::from_secs(25),
+            history: true,
             history_size: 300,
             batch_frames: true,
             access_token_lifetime: None,
@@ -419,7 +456,9 @@ impl Emulator {
 
     /// Publishes `data` (the VK envelope `{"type":…,"data":…}`) into a
     /// channel: every subscriber gets a `pub` push, and the publication is
-    /// kept in history. Returns its offset (1, 2, 3, … per epoch).
+    /// kept in history (and, for a chat message, in the chat log). Returns
+    /// its offset (1, 2, 3, … per epoch), or 0 when history is off
+    /// (publications then carry no offset).
     pub fn publish(&self, channel: &str, data: serde_json::Value) -> u64 {
         self.shared.lock().publish(channel, &data)
     }
@@ -433,8 +472,9 @@ impl Emulator {
     /// Publishes `count` realistic chat messages into `channel` for a
     /// benchmark: `per_frame` push lines to a text frame, every frame built
     /// before the first is queued, then written as fast as each subscriber
-    /// reads. Offsets and history advance as with `count` calls of
-    /// [`Emulator::publish`]. The payloads cycle through 512 fixed chat
+    /// reads. Offsets, history and the chat log advance as with `count`
+    /// calls of [`Emulator::publish`] (with history off the report's offsets
+    /// are 0). The payloads cycle through 512 fixed chat
     /// messages made by the demo builders (the same bytes in every run), with
     /// message ids counting up from 700 000 000.
     ///
@@ -505,6 +545,17 @@ impl Emulator {
         let mut state = self.shared.lock();
         state.config.token_ttl = ttl;
         state.config.expiry_grace = grace;
+    }
+
+    /// Turns history and recovery on or off at run time (see
+    /// [`EmulatorConfig::history`]). A change starts every channel's stream
+    /// afresh — new epoch, offsets from 1, history cleared — as a Centrifugo
+    /// restarted with the other setting would, so a position taken before
+    /// the switch never recovers across it. Open subscriptions stay (no
+    /// unsubscribe push); subscribe replies and publications follow the new
+    /// setting from now on. The chat log is kept.
+    pub fn set_history(&self, enabled: bool) {
+        self.shared.lock().set_history(enabled);
     }
 
     /// Changes the per-connection channel limit.

@@ -1,4 +1,5 @@
-//! The VK DevAPI REST side: token methods, channel info, OAuth refresh.
+//! The VK DevAPI REST side: token methods, channel info, chat history, OAuth
+//! refresh.
 
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::state::{Caller, InjectedFailure, Shared, Subject};
+use super::state::{
+    CHAT_MESSAGES_DEFAULT_LIMIT, CHAT_MESSAGES_MAX_LIMIT, Caller, InjectedFailure, Shared, Subject,
+};
 use super::{control, pubsub};
 
 /// The whole HTTP surface: REST, OAuth, the WebSocket and the control API.
@@ -20,6 +23,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/websocket/token", get(websocket_token))
         .route("/v1/websocket/subscription_token", get(subscription_token))
         .route("/v1/channel", get(channel))
+        .route("/v1/chat/messages", get(chat_messages))
         .route("/oauth/server/token", post(oauth_token))
         .route("/connection/websocket", get(pubsub::upgrade))
         .merge(control::routes())
@@ -187,7 +191,43 @@ async fn channel(
     };
     match state.channel_info(&slug) {
         Some(data) => Json(json!({ "data": data })).into_response(),
-        None => vk_error(StatusCode::NOT_FOUND, "not_found", "Channel not found"),
+        None => channel_not_found(),
+    }
+}
+
+fn channel_not_found() -> Response {
+    vk_error(StatusCode::NOT_FOUND, "not_found", "Channel not found")
+}
+
+/// `GET /v1/chat/messages?channel_url=<slug>&limit=N`: the channel's most
+/// recent chat messages from the chat log, newest first. `limit` defaults to
+/// 20; anything but an integer in 1..=200 answers 400 `invalid_param`.
+async fn chat_messages(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(response) = begin(&shared, &method, &uri).await {
+        return response;
+    }
+    let state = shared.lock();
+    if state.authenticate(authorization(&headers)).is_none() {
+        return unauthorized();
+    }
+    let Some(slug) = query_param(&uri, "channel_url").filter(|s| !s.is_empty()) else {
+        return invalid_param("Parameter channel_url is required");
+    };
+    let limit = match query_param(&uri, "limit") {
+        None => CHAT_MESSAGES_DEFAULT_LIMIT,
+        Some(limit) => match limit.trim().parse::<usize>() {
+            Ok(limit) if (1..=CHAT_MESSAGES_MAX_LIMIT).contains(&limit) => limit,
+            _ => return invalid_param("Parameter limit must be an integer from 1 to 200"),
+        },
+    };
+    match state.chat_messages(&slug, limit) {
+        Some(messages) => Json(json!({"data": {"chat_messages": messages}})).into_response(),
+        None => channel_not_found(),
     }
 }
 

@@ -29,6 +29,14 @@ pub(crate) const LOG_LIMIT: usize = 100_000;
 pub(crate) const RECOVERY_LIMIT: u64 = 300;
 /// Above this many stored pubsub tokens, expired ones are pruned on insert.
 const TOKEN_PRUNE_THRESHOLD: usize = 10_000;
+/// Chat messages kept per VK channel for `GET /v1/chat/messages`.
+pub(crate) const CHAT_LOG_LIMIT: usize = 1_000;
+/// Messages `GET /v1/chat/messages` returns when `limit` is absent.
+pub(crate) const CHAT_MESSAGES_DEFAULT_LIMIT: usize = 20;
+/// The largest `limit` `GET /v1/chat/messages` accepts.
+pub(crate) const CHAT_MESSAGES_MAX_LIMIT: usize = 200;
+/// Namespace of the public chat channels, whose messages the chat log keeps.
+const CHAT_NAMESPACE: &str = "channel-chat:";
 
 /// Namespaces and whether they need a subscription token.
 const NAMESPACES: [(&str, bool); 8] = [
@@ -128,6 +136,55 @@ struct ChannelRecord {
     started_at: u64,
     stream_id: String,
     category_id: String,
+}
+
+/// One chat message kept for `GET /v1/chat/messages`: its id (to apply a
+/// `channel_chat_message_delete`) and `data.chat_message` verbatim.
+struct LoggedMessage {
+    id: Option<i64>,
+    message: Box<RawValue>,
+}
+
+/// What a publication means to the chat log.
+enum ChatEntry {
+    Send(LoggedMessage),
+    Delete(i64),
+}
+
+/// Reads a publication into the public chat channel as a chat-log entry:
+/// `channel_chat_message_send` keeps `data.chat_message`,
+/// `channel_chat_message_delete` names the message to drop; anything else
+/// (other types, other channels, payloads of another shape) is `None`.
+fn chat_entry(channel: &str, data: &RawValue) -> Option<ChatEntry> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(rename = "type")]
+        kind: String,
+        data: Data,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        chat_message: Box<RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    if !channel.starts_with(CHAT_NAMESPACE) {
+        return None;
+    }
+    let envelope: Envelope = serde_json::from_str(data.get()).ok()?;
+    let id = serde_json::from_str::<Id>(envelope.data.chat_message.get())
+        .ok()
+        .map(|id| id.id);
+    match envelope.kind.as_str() {
+        "channel_chat_message_send" => Some(ChatEntry::Send(LoggedMessage {
+            id,
+            message: envelope.data.chat_message,
+        })),
+        "channel_chat_message_delete" => id.map(ChatEntry::Delete),
+        _ => None,
+    }
 }
 
 struct Stream {
@@ -234,6 +291,9 @@ pub(crate) struct State {
     channels: HashMap<String, ChannelRecord>,
     denied: HashSet<(u64, String)>,
     streams: HashMap<String, Stream>,
+    /// Chat messages published into each public chat channel, oldest first,
+    /// at most [`CHAT_LOG_LIMIT`] each, whatever the history setting.
+    chat_logs: HashMap<String, VecDeque<LoggedMessage>>,
     connections: HashMap<u64, ConnEntry>,
     next_connection: u64,
     fail_rest: Option<InjectedFailure>,
@@ -350,6 +410,7 @@ impl State {
             channels: HashMap::new(),
             denied: HashSet::new(),
             streams: HashMap::new(),
+            chat_logs: HashMap::new(),
             connections: HashMap::new(),
             next_connection: 0,
             fail_rest: None,
@@ -661,18 +722,24 @@ impl State {
         self.publish_raw(channel, raw_json(data))
     }
 
-    /// [`State::publish`] with the payload already serialized.
+    /// [`State::publish`] with the payload already serialized. Returns the
+    /// publication's offset, or 0 when history is off (it carries none).
     pub(crate) fn publish_raw(&mut self, channel: &str, data: Box<RawValue>) -> u64 {
+        let history = self.config.history;
         let history_size = self.config.history_size;
         let stream = self.stream_mut(channel);
-        stream.top += 1;
+        let offset = if history {
+            stream.top += 1;
+            stream.top
+        } else {
+            0
+        };
         let publication = Publication {
             data,
-            offset: stream.top,
+            offset,
             info: None,
             tags: None,
         };
-        let offset = stream.top;
         let push_line = line(&Reply {
             push: Some(Push {
                 channel: channel.to_owned(),
@@ -681,17 +748,75 @@ impl State {
             }),
             ..Reply::default()
         });
-        if history_size > 0 {
+        let subscribers: Vec<u64> = stream.subscribers.iter().copied().collect();
+        for id in subscribers {
+            self.deliver(id, Out::Line(Arc::clone(&push_line)));
+        }
+        // After the pushes are queued, so a paced publication's stamp is not
+        // delayed by the chat log.
+        self.record_chat(channel, &publication.data);
+        if history && history_size > 0 {
+            let stream = self.stream_mut(channel);
             stream.history.push_back(publication);
             while stream.history.len() > history_size {
                 stream.history.pop_front();
             }
         }
-        let subscribers: Vec<u64> = stream.subscribers.iter().copied().collect();
-        for id in subscribers {
-            self.deliver(id, Out::Line(Arc::clone(&push_line)));
-        }
         offset
+    }
+
+    /// Applies a publication into `channel` to the chat log.
+    fn record_chat(&mut self, channel: &str, data: &RawValue) {
+        match chat_entry(channel, data) {
+            Some(ChatEntry::Send(message)) => {
+                let log = self.chat_logs.entry(channel.to_owned()).or_default();
+                if log.len() >= CHAT_LOG_LIMIT {
+                    log.pop_front();
+                }
+                log.push_back(message);
+            }
+            Some(ChatEntry::Delete(id)) => {
+                if let Some(log) = self.chat_logs.get_mut(channel) {
+                    log.retain(|message| message.id != Some(id));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// The most recent chat messages of the VK channel `slug` (at most
+    /// `limit`), newest first, each the `data.chat_message` object of its
+    /// `channel_chat_message_send`; `None` for an unknown slug.
+    pub(crate) fn chat_messages(&self, slug: &str, limit: usize) -> Option<Vec<&RawValue>> {
+        let record = self.channels.get(slug)?;
+        let chat = ChannelNames::for_channel_id(record.id).chat;
+        Some(
+            self.chat_logs
+                .get(&chat)
+                .map(|log| {
+                    log.iter()
+                        .rev()
+                        .take(limit)
+                        .map(|logged| &*logged.message)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Turns history and recovery on or off. A change starts every channel's
+    /// stream afresh (new epoch, offsets from 1, history cleared), as a
+    /// Centrifugo restarted with the new setting would; subscriptions stay.
+    pub(crate) fn set_history(&mut self, enabled: bool) {
+        if self.config.history == enabled {
+            return;
+        }
+        self.config.history = enabled;
+        for stream in self.streams.values_mut() {
+            stream.epoch = random_string(6);
+            stream.top = 0;
+            stream.history.clear();
+        }
     }
 
     /// Publishes `count` publications in one go, `per_frame` push lines to a
@@ -714,17 +839,29 @@ impl State {
                 "{frames} frames do not fit a connection's queue of {room}; raise per_frame"
             ));
         }
-        let history_size = self.config.history_size;
+        let history = self.config.history;
+        let history_size = if history { self.config.history_size } else { 0 };
         let quoted_channel = serde_json::to_string(channel).map_err(|e| e.to_string())?;
+        let chat_from = if channel.starts_with(CHAT_NAMESPACE) {
+            count.saturating_sub(CHAT_LOG_LIMIT)
+        } else {
+            count
+        };
+        let mut chat: Vec<Box<RawValue>> = Vec::new();
         let stream = self.stream_mut(channel);
-        let first_offset = stream.top + 1;
+        // Without history publications carry no offset (0 in the report).
+        let first_offset = if history { stream.top + 1 } else { 0 };
         let keep_from = count.saturating_sub(history_size);
         let mut built: Vec<Arc<str>> = Vec::with_capacity(frames);
         let mut frame = String::new();
         let mut bytes = 0;
         for index in 0..count {
             let data = payload(index);
-            let offset = first_offset + index as u64;
+            let offset = if history {
+                first_offset + index as u64
+            } else {
+                0
+            };
             if !frame.is_empty() {
                 frame.push('\n');
             }
@@ -734,9 +871,14 @@ impl State {
             frame.push_str(&quoted_channel);
             frame.push_str(",\"pub\":{\"data\":");
             frame.push_str(data.get());
-            frame.push_str(",\"offset\":");
-            frame.push_str(&offset.to_string());
+            if history {
+                frame.push_str(",\"offset\":");
+                frame.push_str(&offset.to_string());
+            }
             frame.push_str("}}}");
+            if index >= chat_from {
+                chat.push(data.clone());
+            }
             if index >= keep_from {
                 stream.history.push_back(Publication {
                     data,
@@ -753,13 +895,20 @@ impl State {
         while stream.history.len() > history_size {
             stream.history.pop_front();
         }
-        stream.top += count as u64;
-        let last_offset = stream.top;
+        let last_offset = if history {
+            stream.top += count as u64;
+            stream.top
+        } else {
+            0
+        };
         let subscribers: Vec<u64> = stream.subscribers.iter().copied().collect();
         for id in &subscribers {
             for frame in &built {
                 self.deliver(*id, Out::Raw(Arc::clone(frame)));
             }
+        }
+        for data in &chat {
+            self.record_chat(channel, data);
         }
         Ok(BlastReport {
             first_offset,
@@ -1095,17 +1244,23 @@ impl State {
             .streams
             .entry(channel.to_owned())
             .or_insert_with(Stream::new);
+        let history = self.config.history;
         let mut result = SubscribeResult {
             expires: expires_at.is_some(),
             ttl: expires_at.map_or(0, |at| ttl_secs(at, now)),
-            recoverable: true,
-            positioned: true,
-            epoch: stream.epoch.clone(),
-            offset: stream.top,
             ..SubscribeResult::default()
         };
-        if request.recover {
-            result.was_recovering = true;
+        // As centrifuge's `client.go`: `was_recovering` echoes the request
+        // whether or not the channel can recover; stream fields and the
+        // recovery attempt only exist with history (recovery) on.
+        result.was_recovering = request.recover;
+        if history {
+            result.recoverable = true;
+            result.positioned = true;
+            result.epoch = stream.epoch.clone();
+            result.offset = stream.top;
+        }
+        if history && request.recover {
             let epoch_matches = request.epoch.is_empty() || request.epoch == stream.epoch;
             let from = request.offset;
             let missed = stream.top.saturating_sub(from);
@@ -1427,6 +1582,95 @@ mod tests {
         assert_eq!(top, 0);
         assert_ne!(epoch, new_epoch);
         assert_eq!(state.publish("channel-chat:1", &json!({})), 1);
+    }
+
+    fn logged_ids(state: &State, slug: &str, limit: usize) -> Vec<i64> {
+        state
+            .chat_messages(slug, limit)
+            .expect("known slug")
+            .iter()
+            .map(|message| {
+                serde_json::from_str::<serde_json::Value>(message.get()).unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chat_log_is_bounded_newest_first_and_kept_without_history() {
+        let mut state = State::new(EmulatorConfig {
+            history: false,
+            ..EmulatorConfig::default()
+        });
+        let names = state.add_channel("slug", 4);
+        let total = CHAT_LOG_LIMIT as i64 + 5;
+        for id in 1..=total {
+            let payload = super::super::demo_chat_message(id, "hi");
+            assert_eq!(state.publish(&names.chat, &payload), 0);
+        }
+        // Other channels and other types are not chat.
+        state.publish(
+            &names.private_chat,
+            &super::super::demo_chat_message(-1, "x"),
+        );
+        state.publish(
+            &names.chat,
+            &json!({"type": "channel_follow_create", "data": {}}),
+        );
+        state.publish(&names.chat, &json!({"unexpected": true}));
+        assert_eq!(state.chat_logs[&names.chat].len(), CHAT_LOG_LIMIT);
+        assert_eq!(
+            logged_ids(&state, "slug", 3),
+            vec![total, total - 1, total - 2]
+        );
+        assert_eq!(
+            logged_ids(&state, "slug", usize::MAX).last(),
+            Some(&(total - CHAT_LOG_LIMIT as i64 + 1))
+        );
+        state.publish(&names.chat, &super::super::chat_message_delete(total - 1));
+        assert_eq!(logged_ids(&state, "slug", 2), vec![total, total - 2]);
+        assert!(state.chat_messages("unknown", 5).is_none());
+        assert!(state.streams[&names.chat].history.is_empty());
+    }
+
+    #[test]
+    fn without_history_blast_frames_carry_no_offset_and_fill_the_chat_log() {
+        let mut state = State::new(EmulatorConfig {
+            history: false,
+            ..EmulatorConfig::default()
+        });
+        state.add_channel("slug", 2);
+        let report = state
+            .blast(
+                "channel-chat:2",
+                1_500,
+                100,
+                super::super::blast::chat_payload,
+            )
+            .unwrap();
+        assert_eq!((report.first_offset, report.last_offset), (0, 0));
+        assert_eq!(state.stream_position("channel-chat:2").1, 0);
+        assert_eq!(state.chat_logs["channel-chat:2"].len(), CHAT_LOG_LIMIT);
+        assert_eq!(logged_ids(&state, "slug", 1), vec![700_000_000 + 1_499]);
+    }
+
+    #[test]
+    fn switching_history_restarts_every_stream() {
+        let mut state = State::new(EmulatorConfig::default());
+        state.publish("channel-chat:1", &json!({}));
+        let (epoch, _) = state.stream_position("channel-chat:1");
+        state.set_history(false);
+        assert_eq!(state.publish("channel-chat:1", &json!({})), 0);
+        assert!(state.streams["channel-chat:1"].history.is_empty());
+        state.set_history(true);
+        let (new_epoch, top) = state.stream_position("channel-chat:1");
+        assert_ne!(epoch, new_epoch);
+        assert_eq!(top, 0);
+        assert_eq!(state.publish("channel-chat:1", &json!({})), 1);
+        // Setting the same value again changes nothing.
+        state.set_history(true);
+        assert_eq!(state.stream_position("channel-chat:1"), (new_epoch, 1));
     }
 
     #[test]
