@@ -86,14 +86,27 @@ async fn run(mut args: Args) -> Result<(), String> {
         .ok_or("no access token: set VKLIVE_TOKEN or pass --token")?;
     let credentials = Authorization::user(token);
 
-    let mut channels = args.channels.clone();
+    let mut builder = Client::builder(credentials.clone())
+        .api_url(&args.api_url)
+        .ws_url(&args.ws_url)
+        .channels(args.channels.clone());
+    let mut count = args.channels.len();
     let api =
         vklive_pubsub::auth::VkApi::new(&args.api_url, std::sync::Arc::new(credentials.clone()))
             .map_err(|error| error.to_string())?;
     for slug in &args.channel_urls {
         let info = api.channel(slug).await.map_err(|error| error.to_string())?;
         let names = &info.web_socket_channels;
-        channels.extend(names.public());
+        // The public chat, filled in from REST after a loss; the other
+        // public channels as they are.
+        for name in names.public() {
+            builder = if names.chat.as_ref() == Some(&name) {
+                builder.chat_channel(name, slug)
+            } else {
+                builder.channel(name)
+            };
+            count += 1;
+        }
         // Private channels only when this user is granted a token for them
         // (VK's rule: no token in the answer means no access).
         let private = names.private();
@@ -101,22 +114,19 @@ async fn run(mut args: Args) -> Result<(), String> {
             .subscription_tokens(&private)
             .await
             .map_err(|error| error.to_string())?;
-        channels.extend(
-            private
-                .into_iter()
-                .filter(|name| granted.contains_key(name)),
-        );
+        for name in private
+            .into_iter()
+            .filter(|name| granted.contains_key(name))
+        {
+            builder = builder.channel(name);
+            count += 1;
+        }
     }
-    if channels.is_empty() {
+    if count == 0 {
         return Err("no channels: name some, or use --channel-url SLUG".into());
     }
 
-    let (client, mut events) = Client::builder(credentials)
-        .api_url(&args.api_url)
-        .ws_url(&args.ws_url)
-        .channels(channels)
-        .spawn()
-        .map_err(|error| error.to_string())?;
+    let (client, mut events) = builder.spawn().map_err(|error| error.to_string())?;
 
     let started = Instant::now();
     let mut publications = 0u64;
@@ -200,13 +210,22 @@ async fn start_demo(args: &mut Args) -> Result<Emulator, String> {
 /// One NDJSON line for an event.
 fn event_json(event: &Event) -> serde_json::Value {
     match event {
-        Event::Publication(publication) => json!({
-            "event": "publication",
-            "channel": &*publication.channel,
-            "offset": publication.offset,
-            "type": publication.event.kind(),
-            "data": &publication.event,
-        }),
+        Event::Publication(publication) => {
+            let mut line = json!({
+                "event": "publication",
+                "channel": &*publication.channel,
+                "offset": publication.offset,
+                "type": publication.event.kind(),
+                "data": &publication.event,
+            });
+            if publication.backfilled {
+                line["backfilled"] = json!(true);
+            }
+            line
+        }
+        Event::Gap { channel, missed } => {
+            json!({"event": "gap", "channel": channel, "missed": missed})
+        }
         Event::Connected { client } => json!({"event": "connected", "client": client}),
         Event::Disconnected { code, reason } => {
             json!({"event": "disconnected", "code": code, "reason": reason})

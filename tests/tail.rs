@@ -258,3 +258,92 @@ async fn tail_channel_url_follows_public_channels_and_only_the_granted_private_o
         done.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_n_finishes_with_every_publication_however_slowly_stdout_is_read() {
+    let emulator = start(EmulatorConfig {
+        outgoing_queue_capacity: 10_000_000,
+        ..Default::default()
+    })
+    .await;
+    let total = 20_000;
+    let count = total.to_string();
+    let mut child = tail(&emulator, USER_TOKEN, &["-n", &count, "channel-chat:1"])
+        .env_remove("RUST_LOG")
+        .spawn()
+        .unwrap();
+    wait_until(&emulator, "tail subscribed", |e| {
+        e.subscriber_count("channel-chat:1") == 1
+    })
+    .await;
+    emulator.blast("channel-chat:1", total, 100).expect("blast");
+    // A reader much slower than the socket: small reads with pauses.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut text = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read_slowly = async {
+        loop {
+            let read = stdout.read(&mut buffer).await.unwrap();
+            if read == 0 {
+                break;
+            }
+            text.extend_from_slice(&buffer[..read]);
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read_slowly)
+        .await
+        .expect("tail finished");
+    let status = tokio::time::timeout(TIMEOUT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let text = String::from_utf8(text).unwrap();
+    let offsets: Vec<u64> = text
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["event"] == "publication")
+        .map(|line| line["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets.len(), total, "every publication, none dropped");
+    assert!(offsets.windows(2).all(|pair| pair[1] == pair[0] + 1));
+    assert!(!text.contains("lagged"));
+}
+
+#[tokio::test]
+async fn tail_prints_one_gap_line_for_a_loss_it_cannot_repair() {
+    let emulator = start(EmulatorConfig {
+        history: false,
+        ..Default::default()
+    })
+    .await;
+    let child = tail(&emulator, USER_TOKEN, &["channel-info:1"])
+        .env_remove("RUST_LOG")
+        .spawn()
+        .unwrap();
+    wait_until(&emulator, "tail subscribed", |e| {
+        e.subscriber_count("channel-info:1") == 1
+    })
+    .await;
+    emulator.abort_all();
+    wait_until(&emulator, "tail subscribed again", |e| {
+        e.subscriber_count("channel-info:1") == 1 && e.connection_count() == 1
+    })
+    .await;
+    // Ends tail: its stdout then holds everything it printed.
+    emulator.close_all(3501, "bad request");
+    let done = finish(child).await;
+    let gaps: Vec<serde_json::Value> = done
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["event"] == "gap")
+        .collect();
+    assert_eq!(
+        gaps,
+        [serde_json::json!({"event": "gap", "channel": "channel-info:1", "missed": null})],
+        "{}",
+        done.stdout
+    );
+}
