@@ -777,6 +777,8 @@ pub mod codes {
     pub const EXPIRED: u32 = 110;
     /// Reply error: too many requests (temporary).
     pub const TOO_MANY_REQUESTS: u32 = 111;
+    /// The position asked for (`since`) is not in the stream any more (another epoch).
+    pub const UNRECOVERABLE_POSITION: u32 = 112;
 
     /// Close code: server shutdown (reconnect).
     pub const CLOSE_SHUTDOWN: u16 = 3001;

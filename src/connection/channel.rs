@@ -48,6 +48,27 @@ pub(crate) struct Channel {
     pub(crate) was_subscribed: bool,
     /// Present for a chat channel whose VK channel slug is known.
     pub(crate) chat: Option<ChatLog>,
+    /// Missed publications being fetched from the server's history.
+    pub(crate) catch_up: Option<CatchUp>,
+}
+
+/// A publication held back (with its chat key, if a chat message) until
+/// what it must follow was delivered.
+pub(crate) type Held = (Option<ChatKey>, Delivery);
+
+/// A catch-up from the server's history after a failed recovery: pages of
+/// `history` from our old position up to the top the resubscribe found.
+#[derive(Debug)]
+pub(crate) struct CatchUp {
+    pub(crate) epoch: String,
+    /// The last offset delivered.
+    pub(crate) cursor: u64,
+    /// The stream's top when we resubscribed.
+    pub(crate) top: u64,
+    /// No page arrived yet.
+    pub(crate) first_page: bool,
+    /// Live publications, held until the catch-up is over.
+    pub(crate) held: Vec<Held>,
 }
 
 impl Channel {
@@ -62,6 +83,7 @@ impl Channel {
             refresh_at: None,
             was_subscribed: false,
             chat: slug.map(ChatLog::new),
+            catch_up: None,
         }
     }
 
@@ -107,7 +129,7 @@ pub(crate) struct Backfill {
     pub(crate) retry_at: Option<Instant>,
     /// Live chat held back until the fill-in arrives, so it comes after it;
     /// released at `hold_until` whatever happens.
-    pub(crate) held: Vec<(Option<ChatKey>, Delivery)>,
+    pub(crate) held: Vec<Held>,
     pub(crate) hold_until: Option<Instant>,
 }
 

@@ -20,14 +20,14 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::backfill;
-use super::channel::{Backfill, Channel, Position, Status};
+use super::channel::{Backfill, CatchUp, Channel, Held, Position, Status};
 use super::policy::{self, AfterClose};
 use super::{Command, Config};
 use crate::delivery::{
     CloseReason, Delivery, Event, Payload, Publication, RawPublication, Recovery, State,
 };
 use crate::error::{Error, ErrorKind};
-use crate::event::{ChatMessage, VkEvent, chat_key};
+use crate::event::{ChatKey, ChatMessage, VkEvent, chat_key};
 use crate::protocol::{self, Reply, codes};
 use crate::secret::Secret;
 
@@ -39,6 +39,8 @@ const REFRESH_RETRY: Duration = Duration::from_secs(5);
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Failed chat fill-in requests before the loss is reported as a gap.
 const BACKFILL_ATTEMPTS: u32 = 8;
+/// Publications asked for in one `history` page.
+const HISTORY_PAGE: usize = 1000;
 /// Malformed lines are logged at most this often (with their count).
 const MALFORMED_LOG_EVERY: Duration = Duration::from_secs(1);
 
@@ -112,6 +114,7 @@ enum Pending {
     Unsubscribe,
     Refresh,
     SubRefresh(Arc<str>),
+    History(Arc<str>),
 }
 
 /// Everything that belongs to one open WebSocket.
@@ -811,6 +814,16 @@ impl Session {
         if connected_for.is_some_and(|lived| lived >= policy::TOKEN_RETRY_RESET_AFTER) {
             self.token_retry_left = true;
         }
+        // A catch-up cut short: what it did not bring is a loss.
+        let catching_up: Vec<Arc<str>> = self
+            .channels
+            .iter()
+            .filter(|(_, channel)| channel.catch_up.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in catching_up {
+            self.end_catch_up(now, &name);
+        }
         self.idle_channels(now);
         let (code, reason, retry_after) = match end {
             LinkEnd::Stop(reason) => return self.finish(reason),
@@ -872,10 +885,11 @@ impl Session {
             CloseReason::Failed(error) => tracing::debug!(%error, "connection ended"),
             CloseReason::Requested => tracing::debug!("connection closed as requested"),
         }
-        // Chat held back for a fill-in is delivered rather than lost.
+        // What was held back for a fill-in or a catch-up is delivered
+        // rather than lost.
         let names: Vec<Arc<str>> = self.channels.keys().cloned().collect();
         for name in names {
-            self.release_held(&name);
+            self.release_all_held(&name);
         }
         self.phase = Phase::Finished;
         self.state = State::Closed;
@@ -979,6 +993,7 @@ impl Session {
             Pending::Unsubscribe => {}
             Pending::Refresh => self.on_refresh_reply(now, reply),
             Pending::SubRefresh(name) => self.on_sub_refresh_reply(now, &name, reply),
+            Pending::History(name) => self.on_history_reply(now, &name, reply),
         }
     }
 
@@ -1048,6 +1063,7 @@ impl Session {
             (Recovery::Failed, None) => None,
             _ => Some(0),
         };
+        let ours = channel.position.clone();
         // After a successful recovery the reply's offset is the one we asked
         // for and the publications bring us to the top; otherwise adopt the
         // server's current position.
@@ -1057,18 +1073,17 @@ impl Session {
                 offset: result.offset,
             });
         }
-        let has_chat = channel.chat.is_some();
         self.arm(name);
         tracing::debug!(channel = %name, ?recovery, recovered = result.publications.len(), "subscribed");
         self.push_event(Event::Subscribed {
             channel: name.to_string(),
             recovery,
         });
-        if missed != Some(0) && !(has_chat && self.start_backfill(now, name, missed)) {
-            self.push_event(Event::Gap {
-                channel: name.to_string(),
-                missed,
-            });
+        match (missed, ours) {
+            (Some(0), _) => {}
+            // Offsets tell what is missing: ask the server's history for it.
+            (Some(_), Some(ours)) => self.start_catch_up(now, name, ours, result.offset),
+            (missed, _) => self.report_loss(now, name, missed, Vec::new()),
         }
         for publication in result.publications {
             let payload = Payload::Owned(publication.data.into());
@@ -1242,43 +1257,200 @@ impl Session {
     }
 
     /// Hands a publication over, unless it is a chat message delivered
-    /// already; holds chat back while a fill-in it must follow is on its way.
+    /// already; holds it back while a catch-up or a chat fill-in it must
+    /// follow is on its way.
     fn deliver_live(&mut self, name: &Arc<str>, mut delivery: Delivery) -> bool {
-        let Some(chat) = self.channels.get_mut(name).and_then(|c| c.chat.as_mut()) else {
-            self.deliveries.push(delivery);
-            return true;
+        let Some(channel) = self.channels.get_mut(name) else {
+            return false;
         };
-        let key = match &delivery {
-            Delivery::Publication(raw) => chat_key(raw.data.text()),
-            Delivery::Event(_) => None,
+        let key = match (&channel.chat, &delivery) {
+            (Some(_), Delivery::Publication(raw)) => chat_key(raw.data.text()),
+            _ => None,
         };
-        if let Some(key) = key {
-            if chat.seen(key.id) {
-                tracing::debug!(channel = %name, id = key.id, "chat message delivered already");
-                return false;
-            }
-        }
-        if let Some(backfill) = &mut chat.backfill
-            && backfill.hold_until.is_some()
+        if let (Some(chat), Some(key)) = (&channel.chat, key)
+            && chat.seen(key.id)
         {
+            tracing::debug!(channel = %name, id = key.id, "chat message delivered already");
+            return false;
+        }
+        let holder = match &mut channel.catch_up {
+            Some(catch_up) => Some(&mut catch_up.held),
+            None => channel
+                .chat
+                .as_mut()
+                .and_then(|chat| chat.backfill.as_mut())
+                .filter(|backfill| backfill.hold_until.is_some())
+                .map(|backfill| &mut backfill.held),
+        };
+        if let Some(held) = holder {
             if let Delivery::Publication(raw) = &mut delivery {
                 raw.data.unshare();
             }
-            backfill.held.push((key, delivery));
+            held.push((key, delivery));
             return false;
         }
-        if let Some(key) = key {
+        self.deliver_now(name, key, delivery)
+    }
+
+    /// Hands a publication over now, once: a chat message is remembered, and
+    /// skipped if it was delivered already.
+    fn deliver_now(&mut self, name: &str, key: Option<ChatKey>, delivery: Delivery) -> bool {
+        if let Some(key) = key
+            && let Some(chat) = self.channels.get_mut(name).and_then(|c| c.chat.as_mut())
+        {
+            if chat.seen(key.id) {
+                return false;
+            }
             chat.delivered(key);
         }
         self.deliveries.push(delivery);
         true
     }
 
+    /// A loss the server could not recover: filled in from REST for a chat
+    /// followed by slug, else reported as a gap. `held` follows it.
+    fn report_loss(
+        &mut self,
+        now: Instant,
+        name: &Arc<str>,
+        missed: Option<u64>,
+        mut held: Vec<Held>,
+    ) {
+        if self.start_backfill(now, name, missed, &mut held) {
+            return;
+        }
+        self.push_event(Event::Gap {
+            channel: name.to_string(),
+            missed,
+        });
+        for (key, delivery) in held {
+            self.deliver_now(name, key, delivery);
+        }
+    }
+
+    // --- catch-up from the server's history -------------------------------------
+
+    fn start_catch_up(&mut self, now: Instant, name: &Arc<str>, from: Position, top: u64) {
+        let Some(channel) = self.channels.get_mut(name) else {
+            return;
+        };
+        channel.catch_up = Some(CatchUp {
+            epoch: from.epoch,
+            cursor: from.offset,
+            top,
+            first_page: true,
+            held: Vec::new(),
+        });
+        self.ask_history(now, name);
+    }
+
+    /// Asks for the next page of history after the catch-up's cursor.
+    fn ask_history(&mut self, now: Instant, name: &Arc<str>) {
+        let Some(catch_up) = self.channels.get(name).and_then(|c| c.catch_up.as_ref()) else {
+            return;
+        };
+        let request = serde_json::json!({
+            "channel": &**name,
+            "limit": HISTORY_PAGE,
+            "since": {"offset": catch_up.cursor, "epoch": &catch_up.epoch},
+        });
+        let command = protocol::Command {
+            history: serde_json::value::to_raw_value(&request).ok(),
+            ..Default::default()
+        };
+        self.send_command(now, command, Pending::History(name.clone()));
+    }
+
+    fn on_history_reply(&mut self, now: Instant, name: &Arc<str>, reply: Reply) {
+        let Some(catch_up) = self
+            .channels
+            .get_mut(name)
+            .and_then(|c| c.catch_up.as_mut())
+        else {
+            return;
+        };
+        let result = match (reply.error, reply.history) {
+            (None, Some(result)) if result.epoch == catch_up.epoch => result,
+            (error, _) => {
+                let code = error.map(|error| error.code);
+                tracing::debug!(channel = %name, ?code, "history unavailable");
+                return self.end_catch_up(now, name);
+            }
+        };
+        let (cursor, top) = (catch_up.cursor, catch_up.top);
+        let page: Vec<protocol::Publication> = result
+            .publications
+            .into_iter()
+            .filter(|p| p.offset > cursor && p.offset <= top)
+            .collect();
+        let full = page.len() >= HISTORY_PAGE;
+        if std::mem::take(&mut catch_up.first_page) {
+            // What the server no longer keeps comes before what it has.
+            let lost = page.first().map_or(top - cursor, |p| p.offset - cursor - 1);
+            if lost > 0 {
+                self.push_event(Event::Gap {
+                    channel: name.to_string(),
+                    missed: Some(lost),
+                });
+            }
+        }
+        let mut last = cursor;
+        for publication in page {
+            last = publication.offset;
+            let text: Box<str> = publication.data.into();
+            let delivery = Delivery::Publication(RawPublication {
+                channel: name.clone(),
+                offset: last,
+                data: Payload::Owned(text),
+            });
+            let key = match &delivery {
+                Delivery::Publication(raw) => chat_key(raw.data.text()),
+                Delivery::Event(_) => None,
+            };
+            self.deliver_now(name, key, delivery);
+        }
+        if let Some(catch_up) = self
+            .channels
+            .get_mut(name)
+            .and_then(|c| c.catch_up.as_mut())
+        {
+            catch_up.cursor = last;
+        }
+        if full && last < top {
+            self.ask_history(now, name);
+        } else {
+            self.end_catch_up(now, name);
+        }
+    }
+
+    /// Ends a catch-up: what it did not bring is a loss; then the live
+    /// publications it held.
+    fn end_catch_up(&mut self, now: Instant, name: &Arc<str>) {
+        let Some(catch_up) = self.channels.get_mut(name).and_then(|c| c.catch_up.take()) else {
+            return;
+        };
+        let remaining = catch_up.top.saturating_sub(catch_up.cursor);
+        if remaining > 0 {
+            self.report_loss(now, name, Some(remaining), catch_up.held);
+        } else {
+            for (key, delivery) in catch_up.held {
+                self.deliver_now(name, key, delivery);
+            }
+        }
+    }
+
     // --- chat fill-in ------------------------------------------------------------
 
-    /// Starts filling a chat in from REST; false if it cannot be (no
-    /// point to resume from).
-    fn start_backfill(&mut self, now: Instant, name: &Arc<str>, missed: Option<u64>) -> bool {
+    /// Starts filling a chat in from REST, holding `held` until it is done;
+    /// false if it cannot be (not a chat followed by slug, or no point to
+    /// resume from), and `held` is left as it was.
+    fn start_backfill(
+        &mut self,
+        now: Instant,
+        name: &Arc<str>,
+        missed: Option<u64>,
+        held: &mut Vec<Held>,
+    ) -> bool {
         self.backfills += 1;
         let id = self.backfills;
         let hold = self.config.backfill_hold;
@@ -1289,7 +1461,9 @@ impl Session {
             return false;
         };
         // A fill-in still under way is overtaken: what it held goes first.
-        let held = chat.backfill.take().map(|old| old.held).unwrap_or_default();
+        let mut all_held = chat.backfill.take().map(|old| old.held).unwrap_or_default();
+        all_held.append(held);
+        let held = all_held;
         chat.backfill = Some(Backfill {
             id,
             after,
@@ -1372,13 +1546,21 @@ impl Session {
         backfill.hold_until = None;
         let held = std::mem::take(&mut backfill.held);
         for (key, delivery) in held {
-            if let Some(key) = key {
-                if chat.seen(key.id) {
-                    continue;
-                }
-                chat.delivered(key);
-            }
-            self.deliveries.push(delivery);
+            self.deliver_now(name, key, delivery);
+        }
+    }
+
+    /// Delivers everything held back for a fill-in or a catch-up.
+    fn release_all_held(&mut self, name: &Arc<str>) {
+        self.release_held(name);
+        let held = self
+            .channels
+            .get_mut(name)
+            .and_then(|c| c.catch_up.take())
+            .map(|catch_up| catch_up.held)
+            .unwrap_or_default();
+        for (key, delivery) in held {
+            self.deliver_now(name, key, delivery);
         }
     }
 
@@ -1436,9 +1618,9 @@ impl Session {
         });
     }
 
-    /// Forgets a channel, delivering any chat it held back first.
+    /// Forgets a channel, delivering what it held back first.
     fn remove_channel(&mut self, name: &Arc<str>) {
-        self.release_held(name);
+        self.release_all_held(name);
         self.channels.remove(name);
     }
 

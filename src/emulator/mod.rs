@@ -182,6 +182,12 @@ pub struct EmulatorConfig {
     /// (`GET /v1/chat/messages`) is kept either way. Switch it at run time
     /// with [`Emulator::set_history`].
     pub history: bool,
+    /// Whether subscribers may call `history` (false), as Centrifugo's
+    /// `allow_history_for_subscriber`. Off, `history` answers 103
+    /// "permission denied" as Centrifugo does by default; on, it answers
+    /// the kept publications after `since` (error 112 for another epoch,
+    /// 108 with history off).
+    pub history_for_subscribers: bool,
     /// Publications kept per channel for recovery (300) while
     /// [`history`](EmulatorConfig::history) is on. Zero keeps offsets and
     /// epochs but stores nothing, so a recovery succeeds only when nothing
@@ -211,6 +217,7 @@ impl Default for EmulatorConfig {
             token_ttl: None,
             expiry_grace: Duration::from_secs(25),
             history: true,
+            history_for_subscribers: false,
             history_size: 300,
             batch_frames: true,
             access_token_lifetime: None,

@@ -602,10 +602,16 @@ impl Session {
                     .sub_refresh(self.id, id, &channel, token.as_deref());
                 self.apply(outcome, Some(&channel));
             }
-            "publish" | "history" => {
+            "publish" => {
                 let _ = self
                     .state()
                     .reply_error(self.id, id, codes::PERMISSION_DENIED);
+            }
+            "history" => {
+                let outcome = self
+                    .state()
+                    .history(self.id, id, command.history.as_deref());
+                self.apply(outcome, None);
             }
             "presence" | "presence_stats" | "ping" => {
                 let _ = self.state().reply_error(self.id, id, codes::NOT_AVAILABLE);

@@ -19,8 +19,8 @@ use tokio::time::{Duration, Instant};
 
 use super::{ChannelNames, EmulatorConfig, ReceivedCommand, RestCall};
 use crate::protocol::{
-    Command, ConnectResult, Empty, ErrorReply, Publication, Push, RefreshResult, Reply,
-    SubscribeRequest, SubscribeResult, UnsubscribePush, codes,
+    Command, ConnectResult, Empty, ErrorReply, HistoryResult, Publication, Push, RefreshResult,
+    Reply, SubscribeRequest, SubscribeResult, UnsubscribePush, codes,
 };
 
 /// How many entries each observation log keeps.
@@ -385,6 +385,7 @@ fn error_message(code: u32) -> &'static str {
         codes::BAD_REQUEST => "bad request",
         codes::NOT_AVAILABLE => "not available",
         codes::TOKEN_EXPIRED => "token expired",
+        codes::UNRECOVERABLE_POSITION => "unrecoverable position",
         _ => "error",
     }
 }
@@ -1328,6 +1329,85 @@ impl State {
                 String::from("subscription token of another channel or user"),
             ),
         }
+    }
+
+    /// `history` from a subscriber of the channel, when allowed (see
+    /// `EmulatorConfig::history_for_subscribers`): the kept publications
+    /// after `since`, at most `limit` (all with a negative limit, none with
+    /// 0, as Centrifugo), and the stream's position.
+    pub(crate) fn history(
+        &mut self,
+        id: u64,
+        command_id: u32,
+        request: Option<&RawValue>,
+    ) -> Outcome {
+        #[derive(serde::Deserialize)]
+        struct Since {
+            #[serde(default)]
+            offset: u64,
+            #[serde(default)]
+            epoch: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct HistoryRequest {
+            channel: String,
+            #[serde(default)]
+            limit: i64,
+            #[serde(default)]
+            since: Option<Since>,
+        }
+        if !self.config.history_for_subscribers {
+            return self.reply_error(id, command_id, codes::PERMISSION_DENIED);
+        }
+        let Some(request) =
+            request.and_then(|raw| serde_json::from_str::<HistoryRequest>(raw.get()).ok())
+        else {
+            return Outcome::close(
+                codes::CLOSE_BAD_REQUEST,
+                "bad request",
+                String::from("history without a channel"),
+            );
+        };
+        let subscribed = self
+            .connections
+            .get(&id)
+            .is_some_and(|entry| entry.subs.contains(&request.channel));
+        if !subscribed {
+            return self.reply_error(id, command_id, codes::PERMISSION_DENIED);
+        }
+        if !self.config.history {
+            return self.reply_error(id, command_id, codes::NOT_AVAILABLE);
+        }
+        let stream = self
+            .streams
+            .entry(request.channel.clone())
+            .or_insert_with(Stream::new);
+        let after = match &request.since {
+            Some(since) if !since.epoch.is_empty() && since.epoch != stream.epoch => {
+                return self.reply_error(id, command_id, codes::UNRECOVERABLE_POSITION);
+            }
+            Some(since) => since.offset,
+            None => 0,
+        };
+        let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
+        let result = HistoryResult {
+            publications: stream
+                .history
+                .iter()
+                .filter(|p| p.offset > after)
+                .take(limit)
+                .cloned()
+                .collect(),
+            epoch: stream.epoch.clone(),
+            offset: stream.top,
+        };
+        let reply = line(&Reply {
+            id: command_id,
+            history: Some(result),
+            ..Reply::default()
+        });
+        self.deliver(id, Out::Line(reply));
+        Outcome::Done
     }
 
     pub(crate) fn reply_error(&mut self, id: u64, command_id: u32, code: u32) -> Outcome {
