@@ -48,7 +48,9 @@ struct Args {
     #[arg(long)]
     info: Option<String>,
     /// Workloads to run, comma-separated: e2e, e2e-current, channels,
-    /// latency (`e2e-current` is `e2e` on a current-thread runtime).
+    /// latency, slow-reader (`e2e-current` is `e2e` on a current-thread
+    /// runtime; `slow-reader` reads `--large` publications ten times slower
+    /// than they arrive and reports the peak resident memory).
     #[arg(
         long,
         default_value = "e2e,e2e-current,channels,latency",
@@ -240,6 +242,27 @@ fn print_table(results: &Value) {
             f(&channels["reconnect_wait_s"])
         );
     }
+    if let Some(slow) = results.get("slow-reader") {
+        eprintln!();
+        eprintln!(
+            "slow reader ({} publications, budget {:.0} MB)",
+            slow["publications"],
+            f(&slow["budget_mb"])
+        );
+        eprintln!(
+            "  delivered in order         {:>8} (lagged {}, gaps {})",
+            slow["delivered"], slow["lagged"], slow["gaps"]
+        );
+        eprintln!(
+            "  peak resident memory       {:>8.1} MB (started at {:.1} MB)",
+            f(&slow["peak_rss_mb"]),
+            f(&slow["start_rss_mb"])
+        );
+        eprintln!(
+            "  within budget + 32 MB      {:>8}",
+            slow["within_budget_plus_32mb"]
+        );
+    }
     if let Some(latency) = results.get("latency") {
         eprintln!();
         eprintln!(
@@ -291,6 +314,7 @@ fn worker(workload: &str, args: &Args) {
             "e2e" | "e2e-current" => e2e(&info, args).await,
             "channels" => channels(&info, args).await,
             "latency" => latency(&info, args).await,
+            "slow-reader" => slow_reader(&info, args).await,
             other => panic!("unknown workload {other}"),
         }
     });
@@ -506,6 +530,78 @@ async fn e2e(info: &Value, args: &Args) -> Value {
         "delivery_budget": budget,
         "lagged": lagged,
         "valid": lagged == 0,
+    })
+}
+
+// --- a slow reader -------------------------------------------------------------
+
+/// A `/proc/self/status` figure in kB (VmRSS, VmHWM), as MB.
+fn status_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// `--large` publications blasted as fast as the emulator can, read by a
+/// caller that pauses 1 ms every 100 (ten times slower than the socket):
+/// nothing may be dropped, and the peak resident memory must stay within
+/// the delivery budget plus 32 MB.
+async fn slow_reader(info: &Value, args: &Args) -> Value {
+    let emu = Emu::new(info);
+    let channel = ChannelNames::for_channel_id(1).chat;
+    let budget = match args.delivery_budget {
+        0 => vklive_pubsub::DEFAULT_DELIVERY_BUDGET,
+        budget => budget,
+    };
+    let (_client, mut events) = emu
+        .client()
+        .delivery_budget(budget)
+        .channel(&channel)
+        .connect()
+        .await
+        .expect("connect");
+    wait_subscribed(&mut events, &channel).await;
+    let start_rss = status_mb("VmRSS");
+    let started = Instant::now();
+    let report = emu
+        .control(
+            "blast",
+            json!({ "channel": channel, "count": args.large, "per_frame": args.per_frame }),
+        )
+        .await;
+    let mut expected = report["first_offset"].as_u64().unwrap_or(1);
+    let (mut delivered, mut lagged, mut gaps, mut in_order) = (0u64, 0u64, 0u64, true);
+    while delivered + lagged < args.large as u64 {
+        match next(&mut events).await {
+            Event::Publication(publication) => {
+                in_order &= publication.offset == expected;
+                expected = publication.offset + 1;
+                delivered += 1;
+                if delivered % 100 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            Event::Lagged { dropped } => lagged += dropped,
+            Event::Gap { .. } => gaps += 1,
+            _ => {}
+        }
+    }
+    let peak = status_mb("VmHWM");
+    let budget_mb = budget as f64 / (1024.0 * 1024.0);
+    json!({
+        "publications": args.large,
+        "delivered": delivered,
+        "in_order": in_order,
+        "lagged": lagged,
+        "gaps": gaps,
+        "wall_s": started.elapsed().as_secs_f64(),
+        "budget_mb": budget_mb,
+        "start_rss_mb": start_rss,
+        "peak_rss_mb": peak,
+        "within_budget_plus_32mb": peak - start_rss <= budget_mb + 32.0,
     })
 }
 

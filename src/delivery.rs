@@ -341,9 +341,16 @@ impl Sender {
             return;
         }
         let mut added = 0;
+        // A queue that is backing up holds its publications as copies: a
+        // shared payload keeps its whole received frame (and the read buffer
+        // the frame was cut from) alive, which the byte count does not see.
+        let copy = self.shared.bytes.load(Ordering::Acquire) > self.budget / 4;
         {
             let mut queue = lock(&self.shared.queue);
-            for delivery in batch {
+            for mut delivery in batch {
+                if copy && let Delivery::Publication(raw) = &mut delivery {
+                    raw.data.unshare();
+                }
                 if self.overflow == Overflow::Drop && delivery.is_publication() {
                     let queued = self.shared.bytes.load(Ordering::Acquire) + added;
                     if queued >= self.budget {
