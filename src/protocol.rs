@@ -11,7 +11,7 @@
 //! - snake_case field names; zero values are omitted when encoding;
 //! - `data` payloads are embedded raw JSON, kept as [`RawValue`] so they are
 //!   never parsed twice;
-//! - a server ping is a reply with neither `id` nor `push` (`{}`), and the
+//! - a server ping is exactly the line `{}` ([`is_ping_line`]), and the
 //!   client's pong is an empty command (`{}`).
 //!
 //! Decoding never panics: a bad line becomes a [`DecodeError`] and the lines
@@ -235,10 +235,33 @@ pub struct Reply {
     pub history: Option<HistoryResult>,
 }
 
+/// Whether a received line is a server ping: exactly `{}`, with nothing but
+/// ASCII whitespace around it.
+///
+/// Decide pings on the line, not on a decoded [`Reply`]: `[]`, `{"foo":1}`,
+/// `{"push":null}` and `{"id":0}` all decode to an empty `Reply`, and
+/// answering any of them with a pong is an unsolicited pong, which
+/// Centrifugo answers with close 3501 (terminal).
+///
+/// ```
+/// use vklive_pubsub::protocol::is_ping_line;
+/// assert!(is_ping_line("{}"));
+/// assert!(is_ping_line(" {}\r"));
+/// assert!(!is_ping_line("{\"id\":0}"));
+/// assert!(!is_ping_line("[]"));
+/// ```
+pub fn is_ping_line(line: &str) -> bool {
+    line.trim_ascii() == "{}"
+}
+
 impl Reply {
-    /// Whether this line is a server ping (`{}`): no id, no push, no error,
-    /// no result. Anything else without an id is not answered with a pong,
-    /// since an unsolicited pong makes the server close with 3501.
+    /// Whether this decoded reply has no id, no push, no error and no result,
+    /// as a ping (`{}`) has.
+    ///
+    /// Necessary but not sufficient: `[]`, `{"foo":1}`, `{"push":null}` and
+    /// `{"id":0}` decode to the same empty `Reply` and are not pings. To
+    /// decide whether to answer with a pong, use [`is_ping_line`] on the line
+    /// itself.
     pub fn is_ping(&self) -> bool {
         self.id == 0
             && self.push.is_none()
@@ -983,6 +1006,35 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert!(!stray[0].is_ping(), "a result without an id is not a ping");
+    }
+
+    #[test]
+    fn only_the_empty_object_is_a_ping_line() {
+        for line in ["{}", " {}", "{}\r", "\t{} \n"] {
+            assert!(is_ping_line(line), "{line:?}");
+        }
+        for line in [
+            "[]",
+            "{\"foo\":1}",
+            "{\"push\":null}",
+            "{\"id\":0}",
+            "{ }",
+            "{}{}",
+            "{}\n{}",
+            "",
+            "{",
+            "null",
+            "{\"id\":1,\"connect\":{}}",
+            "\u{a0}{}",
+        ] {
+            assert!(!is_ping_line(line), "{line:?}");
+        }
+        // What `Reply::is_ping` cannot tell apart, the line test does.
+        for line in ["[]", "{\"foo\":1}", "{\"push\":null}", "{\"id\":0}"] {
+            let reply: Reply = decode_line(1, line).unwrap();
+            assert!(reply.is_ping(), "{line}: an empty reply");
+            assert!(!is_ping_line(line), "{line}");
+        }
     }
 
     #[test]
