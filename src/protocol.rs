@@ -426,9 +426,33 @@ pub struct Publication {
     /// Who published it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<ClientInfo>,
-    /// Publication tags.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<HashMap<String, String>>,
+    /// Publication tags (a JSON object of strings), kept as received: the
+    /// connector never reads them, and a huge object must not cost a map.
+    /// `serde_json::from_str::<HashMap<String, String>>(tags.get())` builds
+    /// one if you need it. A line whose `tags` is not an object of strings
+    /// is rejected, as Centrifugo's schema says.
+    #[serde(
+        default,
+        deserialize_with = "tags_unbuilt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tags: Option<Box<RawValue>>,
+}
+
+/// Reads `tags` as raw text after checking its shape (an object of strings,
+/// or `null`) without building anything: both publication decoders accept
+/// exactly what a `HashMap<String, String>` would.
+fn tags_unbuilt<'de, D>(deserializer: D) -> Result<Option<Box<RawValue>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let Some(raw) = Option::<Box<RawValue>>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    // The error is not passed on: serde's message could quote a tag's value.
+    serde_json::from_str::<one_pass::TagsShape>(raw.get())
+        .map_err(|_| serde::de::Error::custom("tags is not an object of strings"))?;
+    Ok(Some(raw))
 }
 
 /// Information about a connected client.
@@ -587,7 +611,6 @@ where
 /// back to those decoders.
 mod one_pass {
     use std::borrow::Cow;
-    use std::collections::HashMap;
     use std::fmt;
 
     use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
@@ -624,6 +647,53 @@ mod one_pass {
     #[derive(serde::Deserialize)]
     #[serde(transparent)]
     struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+    /// A `tags` object checked, not built: a map of strings to strings, read
+    /// as a `HashMap<String, String>` would read it (same errors, duplicate
+    /// keys allowed) but without allocating.
+    pub(super) struct TagsShape;
+
+    impl<'de> de::Deserialize<'de> for TagsShape {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(TagsShape)
+        }
+    }
+
+    impl<'de> Visitor<'de> for TagsShape {
+        type Value = TagsShape;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of strings")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_key::<AnyStr>()?.is_some() {
+                map.next_value::<AnyStr>()?;
+            }
+            Ok(TagsShape)
+        }
+    }
+
+    /// A string, checked and dropped.
+    struct AnyStr;
+
+    impl<'de> de::Deserialize<'de> for AnyStr {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_str(AnyStr)
+        }
+    }
+
+    impl<'de> Visitor<'de> for AnyStr {
+        type Value = AnyStr;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(AnyStr)
+        }
+    }
 
     /// `{"push": …}`.
     pub(super) struct LineVisitor<S>(pub(super) S);
@@ -734,7 +804,7 @@ mod one_pass {
                     }
                     "tags" if !tags => {
                         tags = true;
-                        map.next_value::<Option<HashMap<String, String>>>()?;
+                        map.next_value::<Option<TagsShape>>()?;
                     }
                     "offset" | "info" | "tags" => return Err(unusual("a duplicate key")),
                     _ => {
