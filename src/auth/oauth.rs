@@ -127,10 +127,7 @@ impl OAuthRefresher {
             .await
             .map_err(|error| super::transport_error(endpoint, error))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| super::transport_error(endpoint, error))?;
+        let body = super::read_body(endpoint, response, super::MAX_RESPONSE_BYTES).await?;
         *current = parse_token_answer(endpoint, status, &body, current, SystemTime::now())?;
         tracing::info!("access token refreshed");
         if let Some(store) = &self.store {
