@@ -7,6 +7,7 @@ mod client;
 mod connection;
 pub mod error;
 pub mod event;
+mod plaintext;
 pub mod protocol;
 mod secret;
 

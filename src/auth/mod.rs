@@ -172,6 +172,8 @@ struct ApiErrorBody {
 
 impl VkApi {
     /// A client of the API at `base_url` (use [`DEFAULT_API_URL`] for VK's).
+    /// An `http://` URL to a host other than loopback is logged once at
+    /// `warn`: the access token would travel in plaintext.
     pub fn new(base_url: &str, credentials: Arc<dyn Credentials>) -> Result<Self, Error> {
         let base = url::Url::parse(base_url).map_err(|error| {
             Error::new(
@@ -179,6 +181,7 @@ impl VkApi {
                 format!("invalid API URL {base_url:?}: {error}"),
             )
         })?;
+        crate::plaintext::warn_if_plaintext(base_url, "the VK API client");
         let http = http_client(REQUEST_TIMEOUT)?;
         Ok(VkApi {
             http,

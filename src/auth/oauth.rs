@@ -88,9 +88,12 @@ impl OAuthRefresher {
         }
     }
 
-    /// Uses another token endpoint (the emulator's, in tests).
+    /// Uses another token endpoint (the emulator's, in tests). An `http://`
+    /// URL to a host other than loopback is logged once at `warn`: the client
+    /// secret and refresh token would travel in plaintext.
     pub fn token_url(mut self, url: impl Into<String>) -> Self {
         self.token_url = url.into();
+        crate::plaintext::warn_if_plaintext(&self.token_url, "the OAuth refresher");
         self
     }
 
