@@ -236,7 +236,8 @@ pub struct Reply {
 }
 
 /// Whether a received line is a server ping: exactly `{}`, with nothing but
-/// ASCII whitespace around it.
+/// JSON whitespace (space, tab, CR, LF) around it. Other ASCII whitespace
+/// (form feed) is not JSON, so such a line is not even a valid reply.
 ///
 /// Decide pings on the line, not on a decoded [`Reply`]: `[]`, `{"foo":1}`,
 /// `{"push":null}` and `{"id":0}` all decode to an empty `Reply`, and
@@ -251,7 +252,7 @@ pub struct Reply {
 /// assert!(!is_ping_line("[]"));
 /// ```
 pub fn is_ping_line(line: &str) -> bool {
-    line.trim_ascii() == "{}"
+    line.trim_matches([' ', '\t', '\r', '\n']) == "{}"
 }
 
 impl Reply {
@@ -1096,6 +1097,8 @@ mod tests {
             "null",
             "{\"id\":1,\"connect\":{}}",
             "\u{a0}{}",
+            // Found by the fuzzer: ASCII whitespace, but not JSON's.
+            "{}\u{c}",
         ] {
             assert!(!is_ping_line(line), "{line:?}");
         }
