@@ -42,11 +42,9 @@ pub fn check(input: &[u8]) -> Result<Coverage, String> {
     let text = String::from_utf8_lossy(input);
     let frame: &str = &text;
 
-    for line in decode_frame::<Reply>(frame) {
-        if let Ok(reply) = line {
-            if let Some(publication) = reply.push.and_then(|push| push.publication) {
-                let _ = VkEvent::decode(&publication.data);
-            }
+    for reply in decode_frame::<Reply>(frame).flatten() {
+        if let Some(publication) = reply.push.and_then(|push| push.publication) {
+            let _ = VkEvent::decode(&publication.data);
         }
     }
     let _ = decode_frame::<Command>(frame).count();
