@@ -8,6 +8,7 @@ mod connection;
 mod delivery;
 pub mod error;
 pub mod event;
+mod plaintext;
 pub mod protocol;
 mod secret;
 

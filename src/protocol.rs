@@ -11,7 +11,7 @@
 //! - snake_case field names; zero values are omitted when encoding;
 //! - `data` payloads are embedded raw JSON, kept as [`RawValue`] so they are
 //!   never parsed twice;
-//! - a server ping is a reply with neither `id` nor `push` (`{}`), and the
+//! - a server ping is exactly the line `{}` ([`is_ping_line`]), and the
 //!   client's pong is an empty command (`{}`).
 //!
 //! Decoding never panics: a bad line becomes a [`DecodeError`] and the lines
@@ -235,10 +235,34 @@ pub struct Reply {
     pub history: Option<HistoryResult>,
 }
 
+/// Whether a received line is a server ping: exactly `{}`, with nothing but
+/// JSON whitespace (space, tab, CR, LF) around it. Other ASCII whitespace
+/// (form feed) is not JSON, so such a line is not even a valid reply.
+///
+/// Decide pings on the line, not on a decoded [`Reply`]: `[]`, `{"foo":1}`,
+/// `{"push":null}` and `{"id":0}` all decode to an empty `Reply`, and
+/// answering any of them with a pong is an unsolicited pong, which
+/// Centrifugo answers with close 3501 (terminal).
+///
+/// ```
+/// use vklive_pubsub::protocol::is_ping_line;
+/// assert!(is_ping_line("{}"));
+/// assert!(is_ping_line(" {}\r"));
+/// assert!(!is_ping_line("{\"id\":0}"));
+/// assert!(!is_ping_line("[]"));
+/// ```
+pub fn is_ping_line(line: &str) -> bool {
+    line.trim_matches([' ', '\t', '\r', '\n']) == "{}"
+}
+
 impl Reply {
-    /// Whether this line is a server ping (`{}`): no id, no push, no error,
-    /// no result. Anything else without an id is not answered with a pong,
-    /// since an unsolicited pong makes the server close with 3501.
+    /// Whether this decoded reply has no id, no push, no error and no result,
+    /// as a ping (`{}`) has.
+    ///
+    /// Necessary but not sufficient: `[]`, `{"foo":1}`, `{"push":null}` and
+    /// `{"id":0}` decode to the same empty `Reply` and are not pings. To
+    /// decide whether to answer with a pong, use [`is_ping_line`] on the line
+    /// itself.
     pub fn is_ping(&self) -> bool {
         self.id == 0
             && self.push.is_none()
@@ -403,9 +427,33 @@ pub struct Publication {
     /// Who published it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<ClientInfo>,
-    /// Publication tags.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<HashMap<String, String>>,
+    /// Publication tags (a JSON object of strings), kept as received: the
+    /// connector never reads them, and a huge object must not cost a map.
+    /// `serde_json::from_str::<HashMap<String, String>>(tags.get())` builds
+    /// one if you need it. A line whose `tags` is not an object of strings
+    /// is rejected, as Centrifugo's schema says.
+    #[serde(
+        default,
+        deserialize_with = "tags_unbuilt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tags: Option<Box<RawValue>>,
+}
+
+/// Reads `tags` as raw text after checking its shape (an object of strings,
+/// or `null`) without building anything: both publication decoders accept
+/// exactly what a `HashMap<String, String>` would.
+fn tags_unbuilt<'de, D>(deserializer: D) -> Result<Option<Box<RawValue>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let Some(raw) = Option::<Box<RawValue>>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    // The error is not passed on: serde's message could quote a tag's value.
+    serde_json::from_str::<one_pass::TagsShape>(raw.get())
+        .map_err(|_| serde::de::Error::custom("tags is not an object of strings"))?;
+    Ok(Some(raw))
 }
 
 /// Information about a connected client.
@@ -564,7 +612,6 @@ where
 /// back to those decoders.
 mod one_pass {
     use std::borrow::Cow;
-    use std::collections::HashMap;
     use std::fmt;
 
     use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
@@ -601,6 +648,53 @@ mod one_pass {
     #[derive(serde::Deserialize)]
     #[serde(transparent)]
     struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+    /// A `tags` object checked, not built: a map of strings to strings, read
+    /// as a `HashMap<String, String>` would read it (same errors, duplicate
+    /// keys allowed) but without allocating.
+    pub(super) struct TagsShape;
+
+    impl<'de> de::Deserialize<'de> for TagsShape {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(TagsShape)
+        }
+    }
+
+    impl<'de> Visitor<'de> for TagsShape {
+        type Value = TagsShape;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of strings")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_key::<AnyStr>()?.is_some() {
+                map.next_value::<AnyStr>()?;
+            }
+            Ok(TagsShape)
+        }
+    }
+
+    /// A string, checked and dropped.
+    struct AnyStr;
+
+    impl<'de> de::Deserialize<'de> for AnyStr {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_str(AnyStr)
+        }
+    }
+
+    impl<'de> Visitor<'de> for AnyStr {
+        type Value = AnyStr;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(AnyStr)
+        }
+    }
 
     /// `{"push": …}`.
     pub(super) struct LineVisitor<S>(pub(super) S);
@@ -711,7 +805,7 @@ mod one_pass {
                     }
                     "tags" if !tags => {
                         tags = true;
-                        map.next_value::<Option<HashMap<String, String>>>()?;
+                        map.next_value::<Option<TagsShape>>()?;
                     }
                     "offset" | "info" | "tags" => return Err(unusual("a duplicate key")),
                     _ => {
@@ -985,6 +1079,37 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert!(!stray[0].is_ping(), "a result without an id is not a ping");
+    }
+
+    #[test]
+    fn only_the_empty_object_is_a_ping_line() {
+        for line in ["{}", " {}", "{}\r", "\t{} \n"] {
+            assert!(is_ping_line(line), "{line:?}");
+        }
+        for line in [
+            "[]",
+            "{\"foo\":1}",
+            "{\"push\":null}",
+            "{\"id\":0}",
+            "{ }",
+            "{}{}",
+            "{}\n{}",
+            "",
+            "{",
+            "null",
+            "{\"id\":1,\"connect\":{}}",
+            "\u{a0}{}",
+            // Found by the fuzzer: ASCII whitespace, but not JSON's.
+            "{}\u{c}",
+        ] {
+            assert!(!is_ping_line(line), "{line:?}");
+        }
+        // What `Reply::is_ping` cannot tell apart, the line test does.
+        for line in ["[]", "{\"foo\":1}", "{\"push\":null}", "{\"id\":0}"] {
+            let reply: Reply = decode_line(1, line).unwrap();
+            assert!(reply.is_ping(), "{line}: an empty reply");
+            assert!(!is_ping_line(line), "{line}");
+        }
     }
 
     #[test]

@@ -34,6 +34,13 @@ pub const SUBSCRIPTION_TOKEN_BATCH: usize = 100;
 /// How long one REST call may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest REST answer body read, in bytes (4 MiB), for the API and the
+/// OAuth token endpoint alike. These answers are a few hundred bytes (a
+/// subscription-token answer for 100 channels, a few tens of KiB); a longer
+/// one fails with [`ErrorKind::Protocol`] (retryable) as soon as it passes
+/// the cap, so an endless answer cannot take the process's memory.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 /// What goes into the `Authorization` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authorization {
@@ -165,6 +172,8 @@ struct ApiErrorBody {
 
 impl VkApi {
     /// A client of the API at `base_url` (use [`DEFAULT_API_URL`] for VK's).
+    /// An `http://` URL to a host other than loopback is logged once at
+    /// `warn`: the access token would travel in plaintext.
     pub fn new(base_url: &str, credentials: Arc<dyn Credentials>) -> Result<Self, Error> {
         let base = url::Url::parse(base_url).map_err(|error| {
             Error::new(
@@ -172,6 +181,7 @@ impl VkApi {
                 format!("invalid API URL {base_url:?}: {error}"),
             )
         })?;
+        crate::plaintext::warn_if_plaintext(base_url, "the VK API client");
         let http = http_client(REQUEST_TIMEOUT)?;
         Ok(VkApi {
             http,
@@ -338,10 +348,7 @@ impl VkApi {
             .map_err(|error| transport_error(&endpoint, error))?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| transport_error(&endpoint, error))?;
+        let body = read_body(&endpoint, response, MAX_RESPONSE_BYTES).await?;
         tracing::debug!(%endpoint, status, "API answered");
         parse_response(&endpoint, status, retry_after, &body)
     }
@@ -364,6 +371,41 @@ pub(crate) fn subscription_token_batches(channels: &[String], size: usize) -> Ve
         .chunks(size.max(1))
         .map(|chunk| chunk.join(","))
         .collect()
+}
+
+/// Reads an answer's body, chunk by chunk, up to `limit` bytes: a longer
+/// body (declared or sent) fails with [`ErrorKind::Protocol`] and the rest is
+/// never read.
+pub(crate) async fn read_body(
+    endpoint: &str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, Error> {
+    let status = response.status().as_u16();
+    let too_large = || {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("{endpoint}: HTTP {status} with an answer larger than {limit} bytes"),
+        )
+        .with_status(status)
+    };
+    let declared = response.content_length().unwrap_or(0);
+    if declared > limit as u64 {
+        return Err(too_large());
+    }
+    // `declared` is at most `limit` here.
+    let mut body = Vec::with_capacity(declared as usize);
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| transport_error(endpoint, error))?
+    {
+        if chunk.len() > limit - body.len() {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 pub(crate) fn transport_error(endpoint: &str, error: reqwest::Error) -> Error {

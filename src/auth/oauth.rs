@@ -88,9 +88,12 @@ impl OAuthRefresher {
         }
     }
 
-    /// Uses another token endpoint (the emulator's, in tests).
+    /// Uses another token endpoint (the emulator's, in tests). An `http://`
+    /// URL to a host other than loopback is logged once at `warn`: the client
+    /// secret and refresh token would travel in plaintext.
     pub fn token_url(mut self, url: impl Into<String>) -> Self {
         self.token_url = url.into();
+        crate::plaintext::warn_if_plaintext(&self.token_url, "the OAuth refresher");
         self
     }
 
@@ -127,10 +130,7 @@ impl OAuthRefresher {
             .await
             .map_err(|error| super::transport_error(endpoint, error))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| super::transport_error(endpoint, error))?;
+        let body = super::read_body(endpoint, response, super::MAX_RESPONSE_BYTES).await?;
         *current = parse_token_answer(endpoint, status, &body, current, SystemTime::now())?;
         tracing::info!("access token refreshed");
         if let Some(store) = &self.store {
