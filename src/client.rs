@@ -162,6 +162,7 @@ impl ClientBuilder {
         if let Some(timeout) = self.request_timeout {
             api = api.with_request_timeout(timeout)?;
         }
+        crate::plaintext::warn_if_plaintext(&self.ws_url, "the pubsub connection");
         url::Url::parse(&self.ws_url).map_err(|error| {
             Error::new(
                 ErrorKind::InvalidArgument,

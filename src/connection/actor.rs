@@ -35,6 +35,9 @@ use crate::secret::Secret;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A dial in progress: its attempt number and the socket, or why not.
+type Dialing = BoxFuture<'static, (u64, Result<Box<Socket>, String>)>;
+
 /// Largest incoming message accepted.
 const MAX_INCOMING_MESSAGE: usize = 16 * 1024 * 1024;
 
@@ -79,7 +82,7 @@ enum Wake {
     WriteFailed(String),
     Order(Option<Order>),
     Answer(Answer),
-    Dialed(u64, Result<Socket, String>),
+    Dialed(u64, Result<Box<Socket>, String>),
     Room,
     CallerGone,
     Timer,
@@ -97,7 +100,7 @@ pub(crate) struct Actor {
     state: watch::Sender<State>,
     io: Option<Io>,
     requests: FuturesUnordered<BoxFuture<'static, Answer>>,
-    dial: Option<BoxFuture<'static, (u64, Result<Socket, String>)>>,
+    dial: Option<Dialing>,
     /// `close()` calls waiting for the end.
     closers: Vec<oneshot::Sender<()>>,
     /// Reading is paused because the caller's queue is over its budget.
@@ -289,7 +292,7 @@ impl Actor {
                 self.dial = None;
                 match result {
                     Ok(socket) => {
-                        self.io = Some(spawn_writer(socket, self.config.write_timeout));
+                        self.io = Some(spawn_writer(*socket, self.config.write_timeout));
                         self.session.handle_dialed(now, attempt, Ok(()));
                     }
                     Err(reason) => self.session.handle_dialed(now, attempt, Err(reason)),
@@ -414,7 +417,7 @@ impl Actor {
 
     /// A dial that first waits for room in the caller's queue: reconnecting
     /// while it is full would only fill the socket's buffers again.
-    fn dial_future(&self, attempt: u64) -> BoxFuture<'static, (u64, Result<Socket, String>)> {
+    fn dial_future(&self, attempt: u64) -> Dialing {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_INCOMING_MESSAGE))
             .max_frame_size(Some(MAX_INCOMING_MESSAGE));
@@ -425,7 +428,7 @@ impl Actor {
             watcher.room().await;
             let dial = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
             let result = match tokio::time::timeout(timeout, dial).await {
-                Ok(Ok((socket, _response))) => Ok(socket),
+                Ok(Ok((socket, _response))) => Ok(Box::new(socket)),
                 Ok(Err(error)) => Err(format!("WebSocket connection failed: {error}")),
                 Err(_elapsed) => Err("WebSocket connection timed out".to_owned()),
             };

@@ -676,7 +676,9 @@ impl Session {
                 shared += self.on_raw_publication(frame, publication);
                 continue;
             }
-            if is_ping(line) {
+            // A ping is exactly `{}`: an unsolicited pong makes Centrifugo
+            // close with the terminal 3501.
+            if protocol::is_ping_line(line) {
                 self.on_ping();
                 continue;
             }
@@ -1802,12 +1804,6 @@ impl Session {
         self.request_tokens(need_tokens, Purpose::Subscribe);
         self.request_tokens(to_refresh, Purpose::Refresh);
     }
-}
-
-/// A ping is exactly the line `{}`; anything else unknown is not answered,
-/// since an unsolicited pong makes Centrifugo close with 3501.
-fn is_ping(line: &str) -> bool {
-    line.trim_ascii() == "{}"
 }
 
 /// When to refresh a token the server said expires in `ttl` seconds.
