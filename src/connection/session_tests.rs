@@ -1031,3 +1031,52 @@ fn a_quiet_chat_is_filled_in_from_the_moment_the_link_went_down() {
         .handle_chat_history(h.now, &channel, backfill, Ok(answer));
     assert_eq!(publications(&h.events()), [(0, 2, true)]);
 }
+
+// --- logging ---------------------------------------------------------------------
+
+/// Runs `work` with a subscriber that writes WARN lines into a buffer;
+/// returns them.
+fn warnings_during(work: impl FnOnce()) -> Vec<String> {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, work);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn malformed_lines_are_counted_and_logged_at_most_once_a_second() {
+    let mut h = Harness::new(&[(CHAT, None)]);
+    h.connect();
+    let warnings = warnings_during(|| {
+        let garbage = vec!["not json"; 10_000].join("\n");
+        h.frame(&garbage);
+        h.frame(&garbage);
+        h.now += Duration::from_secs(1);
+        h.frame("still not json");
+    });
+    let skipping: Vec<&String> = warnings
+        .iter()
+        .filter(|line| line.contains("skipping lines"))
+        .collect();
+    assert_eq!(skipping.len(), 2, "{skipping:?}");
+    assert!(skipping[0].contains("skipped=1"), "{}", skipping[0]);
+    assert!(skipping[1].contains("skipped=20000"), "{}", skipping[1]);
+}
