@@ -25,8 +25,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::backfill;
+use super::command::{Command, Order};
+use super::config::Config;
 use super::session::{Action, Purpose, Session};
-use super::{Command, Config, Order, backfill};
 use crate::auth::VkApi;
 use crate::delivery::{self, CloseReason, Event, State};
 use crate::error::Error;

@@ -21,8 +21,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::backfill;
 use super::channel::{Backfill, CatchUp, Channel, Held, Position, Status};
+use super::command::Command;
+use super::config::Config;
 use super::policy::{self, AfterClose};
-use super::{Command, Config};
 use crate::delivery::{
     CloseReason, Delivery, Event, Payload, Publication, RawPublication, Recovery, State,
 };

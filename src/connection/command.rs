@@ -1,0 +1,22 @@
+//! What the caller asks of the connection.
+
+/// What the caller asks of the session.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Subscribe `channel`; `chat_slug` names the VK channel whose public
+    /// chat it is, so that missed chat can be filled in from REST.
+    Subscribe {
+        channel: String,
+        chat_slug: Option<String>,
+    },
+    Unsubscribe(String),
+    Close,
+}
+
+/// What a [`Client`](crate::Client) sends the actor.
+#[derive(Debug)]
+pub(crate) enum Order {
+    Command(Command),
+    /// Close, and answer once the stream has its final event.
+    Close(tokio::sync::oneshot::Sender<()>),
+}
