@@ -372,13 +372,20 @@ async fn consume(
     mut events: Events,
     ledger: Shared,
     mut pauses: mpsc::Receiver<Duration>,
+    mut faults_over: watch::Receiver<bool>,
     closed: watch::Sender<bool>,
 ) {
     loop {
         let event = tokio::select! {
             biased;
             Some(pause) = pauses.recv() => {
-                tokio::time::sleep(pause).await;
+                // Slow reads end with the faults.
+                if !*faults_over.borrow() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = faults_over.wait_for(|over| *over) => {}
+                    }
+                }
                 continue;
             }
             event = events.next() => event,
@@ -907,7 +914,13 @@ async fn run(args: Args) -> Result<bool, String> {
     let (stop_faults, stop_faults_rx) = watch::channel(false);
     let (stop_report, stop_report_rx) = watch::channel(false);
 
-    let consumer = tokio::spawn(consume(events, Arc::clone(&ledger), pause_rx, closed_tx));
+    let consumer = tokio::spawn(consume(
+        events,
+        Arc::clone(&ledger),
+        pause_rx,
+        stop_faults_rx.clone(),
+        closed_tx,
+    ));
     let publisher = tokio::spawn(publish(
         emulator.clone(),
         Arc::clone(&ledger),
