@@ -75,7 +75,7 @@ use vklive_pubsub::emulator::{
     ChannelNames, DemoUser, Emulator, EmulatorConfig, chat_message_send, demo_users, mention_part,
     smile_part, text_part,
 };
-use vklive_pubsub::{Client, CloseReason, Event, Events, Recovery, VkEvent};
+use vklive_pubsub::{Client, CloseReason, Event, Events, VkEvent};
 
 const USER_TOKEN: &str = "soak-access-token";
 const USER_ID: u64 = 42;
@@ -405,18 +405,16 @@ async fn consume(
                     VkEvent::ChatMessage(message) => Some(message.id),
                     _ => None,
                 };
-                // When `Publication` gets `backfilled` (chat filled in from
-                // REST), pass `publication.backfilled` here.
-                let backfilled = false;
-                ledger.on_publication(&publication.channel, publication.offset, id, backfilled);
+                ledger.on_publication(
+                    &publication.channel,
+                    publication.offset,
+                    id,
+                    publication.backfilled,
+                );
             }
-            Event::Subscribed {
-                channel,
-                recovery: Recovery::Failed,
-            } => ledger.on_loss_report(&channel),
-            // TODO(issue 9, `Event::Gap`): when the connector reports a loss it
-            // could not repair, count it as a report for that channel:
-            // Event::Gap { channel, .. } => ledger.on_loss_report(&channel),
+            // A loss neither the server's history nor the REST chat history
+            // could repair.
+            Event::Gap { channel, .. } => ledger.on_loss_report(&channel),
             Event::Lagged { dropped } => {
                 // Dropped for a slow caller, on any channel: a report for all.
                 ledger.figures.lagged_dropped += dropped;
@@ -838,6 +836,9 @@ async fn run(args: Args) -> Result<bool, String> {
     let emulator = Emulator::start(EmulatorConfig {
         ping_interval,
         history_size: args.history,
+        // After a failed recovery the connector reads what the history
+        // still keeps (Centrifugo's `allow_history_for_subscriber`).
+        history_for_subscribers: true,
         token_ttl: (args.token_ttl_ms > 0).then(|| Duration::from_millis(args.token_ttl_ms)),
         expiry_grace: Duration::from_secs(2),
         ..Default::default()
@@ -845,18 +846,22 @@ async fn run(args: Args) -> Result<bool, String> {
     .await
     .map_err(|error| format!("emulator: {error}"))?;
     emulator.add_user(USER_TOKEN, USER_ID, "soak");
-    let names: Vec<String> = (1..=args.channels)
+    // (channel, slug of its VK channel when it is the public chat, which
+    // the connector then fills in from REST after a loss).
+    let followed: Vec<(String, Option<String>)> = (1..=args.channels)
         .map(|id| {
-            let names: ChannelNames = emulator.add_channel(&format!("soak{id}"), id);
+            let slug = format!("soak{id}");
+            let names: ChannelNames = emulator.add_channel(&slug, id);
             // Private channels need subscription tokens: token expiry and
             // REST failures then reach subscriptions too.
             if id % 2 == 0 {
-                names.private_chat
+                (names.private_chat, None)
             } else {
-                names.chat
+                (names.chat, Some(slug))
             }
         })
         .collect();
+    let names: Vec<String> = followed.iter().map(|(name, _)| name.clone()).collect();
     let ledger: Shared = Arc::new(Mutex::new(Ledger {
         channels: names
             .iter()
@@ -876,12 +881,18 @@ async fn run(args: Args) -> Result<bool, String> {
     }));
 
     let (backoff_min, backoff_max) = args.backoff_ms;
+    let mut builder = Client::with_user_token(USER_TOKEN)
+        .api_url(emulator.api_url())
+        .ws_url(emulator.ws_url());
+    for (name, slug) in &followed {
+        builder = match slug {
+            Some(slug) => builder.chat_channel(name, slug),
+            None => builder.channel(name),
+        };
+    }
     let (client, events) = tokio::time::timeout(
         Duration::from_secs(30),
-        Client::with_user_token(USER_TOKEN)
-            .api_url(emulator.api_url())
-            .ws_url(emulator.ws_url())
-            .channels(names.clone())
+        builder
             .ping_margin(ping_margin)
             .backoff(
                 Duration::from_millis(backoff_min),

@@ -1502,14 +1502,27 @@ impl Session {
         let Some(backfill) = &chat.backfill else {
             return;
         };
-        let fill_in = backfill::select(
+        let mut fill_in = backfill::select(
             answer,
             backfill.after,
             |id| chat.seen(id),
             backfill::LIMIT as usize,
         );
         let missed = backfill.missed;
-        if !fill_in.complete {
+        // Live chat was released before this answer came: what is older
+        // than the newest message delivered can no longer come in order.
+        let too_late = if backfill.hold_until.is_none() {
+            chat.last
+        } else {
+            None
+        };
+        let in_time = fill_in
+            .messages
+            .iter()
+            .position(|message| too_late.is_none_or(|last| message.key() > last))
+            .unwrap_or(fill_in.messages.len());
+        let late = fill_in.messages.drain(..in_time).count();
+        if !fill_in.complete || late > 0 {
             let found = fill_in.messages.len() as u64;
             self.push_event(Event::Gap {
                 channel: name.to_string(),
