@@ -24,6 +24,7 @@ pub struct ClientBuilder {
     api_url: String,
     ws_url: String,
     channels: Vec<(String, Option<String>)>,
+    channel_urls: Vec<String>,
     request_timeout: Option<Duration>,
     config: Config,
     budget: usize,
@@ -84,6 +85,29 @@ impl ClientBuilder {
     /// ```
     pub fn chat_channel(mut self, channel: impl Into<String>, slug: impl Into<String>) -> Self {
         self.channels.push((channel.into(), Some(slug.into())));
+        self
+    }
+
+    /// Follows the VK channel `channel_url`, a slug (`streamer`) or its
+    /// page's URL (`https://live.vkvideo.ru/streamer`): looks up its pubsub
+    /// channels (`GET /v1/channel`) and subscribes the public ones, its chat
+    /// filled in from REST after a loss (as [`ClientBuilder::chat_channel`]),
+    /// and the private ones this user is granted a subscription token for.
+    /// A lookup that fails for good (an unknown channel) is reported as
+    /// [`Event::SubscriptionFailed`] naming the slug; one that may work later
+    /// is retried with backoff. An input that is neither a slug nor a channel
+    /// URL makes [`ClientBuilder::spawn`] fail.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vklive_pubsub::Error> {
+    /// let (_client, _events) = vklive_pubsub::Client::with_user_token("token")
+    ///     .channel_url("https://live.vkvideo.ru/streamer")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn channel_url(mut self, channel_url: impl Into<String>) -> Self {
+        self.channel_urls.push(channel_url.into());
         self
     }
 
@@ -169,6 +193,11 @@ impl ClientBuilder {
                 format!("invalid WebSocket URL {:?}: {error}", self.ws_url),
             )
         })?;
+        let channel_urls = self
+            .channel_urls
+            .iter()
+            .map(|input| slug_of(input))
+            .collect::<Result<Vec<_>, _>>()?;
         let (commands_tx, commands_rx) = mpsc::channel(256);
         let (events_tx, events_rx) = delivery::queue(self.budget, self.overflow);
         let (state_tx, state_rx) = watch::channel(State::Connecting);
@@ -177,6 +206,7 @@ impl ClientBuilder {
             api,
             self.ws_url,
             self.channels,
+            channel_urls,
             commands_rx,
             events_tx,
             state_tx,
@@ -217,6 +247,7 @@ impl Client {
             api_url: DEFAULT_API_URL.to_owned(),
             ws_url: DEFAULT_WS_URL.to_owned(),
             channels: Vec::new(),
+            channel_urls: Vec::new(),
             request_timeout: None,
             config: Config::default(),
             budget: DEFAULT_DELIVERY_BUDGET,
@@ -259,6 +290,12 @@ impl Client {
         .await
     }
 
+    /// Like [`ClientBuilder::channel_url`] on the running connection.
+    pub async fn subscribe_channel_url(&self, channel_url: impl AsRef<str>) -> Result<(), Error> {
+        let slug = slug_of(channel_url.as_ref())?;
+        self.send(Order::Command(Command::Follow { slug })).await
+    }
+
     /// Unsubscribes `channel`.
     pub async fn unsubscribe(&self, channel: impl Into<String>) -> Result<(), Error> {
         self.send(Order::Command(Command::Unsubscribe(channel.into())))
@@ -280,6 +317,18 @@ impl Client {
             .await
             .map_err(|_| closed_error())
     }
+}
+
+/// The slug in a channel URL or slug, or an error naming the input.
+fn slug_of(input: &str) -> Result<String, Error> {
+    crate::event::channel_slug(input)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("not a VK channel slug or URL: {input:?}"),
+            )
+        })
 }
 
 fn closed_error() -> Error {

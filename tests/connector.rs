@@ -341,3 +341,43 @@ async fn one_frame_with_replies_pushes_and_a_ping_is_handled_line_by_line() {
     let after = within(server).await.unwrap();
     assert_eq!(after, "{}", "exactly one pong for the ping, nothing else");
 }
+
+#[tokio::test]
+async fn follows_a_channel_by_its_url_public_channels_and_only_the_granted_private_ones() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let names = emulator.add_channel("streamer.tv.", 2);
+    emulator.deny(USER_ID, &names.private_info);
+    let (client, mut events) = connect(
+        builder(&emulator)
+            .channel_url("https://live.vkvideo.ru/streamer.tv./")
+            .channel_url("nobody-here"),
+    )
+    .await;
+    let failed = wait_for_event(&mut events, |event| {
+        matches!(event, Event::SubscriptionFailed { .. })
+    })
+    .await;
+    assert!(
+        matches!(&failed, Event::SubscriptionFailed { channel, code: 0, .. } if channel == "nobody-here"),
+        "{failed:?}"
+    );
+    let expected = [
+        &names.chat,
+        &names.info,
+        &names.channel_points,
+        &names.private_chat,
+    ];
+    let expected: Vec<&str> = expected.iter().map(|name| name.as_str()).collect();
+    wait_subscribed(&mut events, &expected).await;
+    assert_eq!(
+        emulator.subscriber_count(&names.private_info),
+        0,
+        "denied: not subscribed"
+    );
+    // At run time too; a string that is no channel is refused at once.
+    let other = emulator.add_channel("other", 3);
+    client.subscribe_channel_url("other").await.unwrap();
+    wait_subscribed(&mut events, &[&other.chat]).await;
+    let refused = client.subscribe_channel_url("https://example.org/x").await;
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::InvalidArgument);
+}

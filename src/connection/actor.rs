@@ -28,7 +28,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::backfill;
 use super::command::{Command, Order};
 use super::config::Config;
-use super::session::{Action, Purpose, Session};
+use super::session::{Action, Purpose, Resolved, Session};
 use crate::auth::VkApi;
 use crate::delivery::{self, CloseReason, Event, State};
 use crate::error::Error;
@@ -59,6 +59,10 @@ enum Answer {
         channel: Arc<str>,
         backfill: u64,
         result: Result<Vec<ChatMessage>, Error>,
+    },
+    Resolved {
+        slug: Arc<str>,
+        result: Result<Resolved, Error>,
     },
 }
 
@@ -115,6 +119,7 @@ impl Actor {
         api: VkApi,
         ws_url: String,
         channels: Vec<(String, Option<String>)>,
+        channel_urls: Vec<String>,
         orders: mpsc::Receiver<Order>,
         events: delivery::Sender,
         state: watch::Sender<State>,
@@ -126,8 +131,12 @@ impl Actor {
                 i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
             });
         let seed = random_seed();
+        let mut session = Session::new(config.clone(), channels, now, unix_millis, seed);
+        for slug in channel_urls {
+            session.handle_command(now, Command::Follow { slug });
+        }
         Actor {
-            session: Session::new(config.clone(), channels, now, unix_millis, seed),
+            session,
             config,
             api,
             ws_url,
@@ -219,6 +228,16 @@ impl Actor {
                                 backfill,
                                 result,
                             }
+                        }
+                        .boxed(),
+                    );
+                }
+                Action::ResolveChannel { slug } => {
+                    let api = self.api.clone();
+                    self.requests.push(
+                        async move {
+                            let result = resolve(&api, &slug).await;
+                            Answer::Resolved { slug, result }
                         }
                         .boxed(),
                     );
@@ -395,6 +414,7 @@ impl Actor {
             } => self
                 .session
                 .handle_chat_history(now, &channel, backfill, result),
+            Answer::Resolved { slug, result } => self.session.handle_resolved(now, &slug, result),
         }
     }
 
@@ -447,6 +467,26 @@ impl Actor {
             self.io = None;
         }
     }
+}
+
+/// Looks a VK channel up: its pubsub channels, and which private ones this
+/// user is granted a subscription token for (VK's rule: no token in the
+/// answer, no access).
+async fn resolve(api: &VkApi, slug: &str) -> Result<Resolved, Error> {
+    let info = api.channel(slug).await?;
+    let private = info.web_socket_channels.private();
+    let granted = if private.is_empty() {
+        Default::default()
+    } else {
+        api.subscription_tokens(&private)
+            .await?
+            .into_keys()
+            .collect()
+    };
+    Ok(Resolved {
+        channels: info.web_socket_channels,
+        granted,
+    })
 }
 
 /// Awaits `future`, or never if there is none.

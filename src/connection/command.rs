@@ -9,6 +9,13 @@ pub(crate) enum Command {
         channel: String,
         chat_slug: Option<String>,
     },
+    /// Follow the VK channel `slug` (already checked by
+    /// [`event::channel_slug`](crate::event::channel_slug)): resolve its
+    /// pubsub channels and subscribe the public ones and the private ones a
+    /// token is granted for.
+    Follow {
+        slug: String,
+    },
     Unsubscribe(String),
     Close,
 }

@@ -28,7 +28,7 @@ use crate::delivery::{
     CloseReason, Delivery, Event, Payload, Publication, RawPublication, Recovery, State,
 };
 use crate::error::{Error, ErrorKind};
-use crate::event::{ChatKey, ChatMessage, VkEvent, chat_key};
+use crate::event::{ChatKey, ChatMessage, VkEvent, WebSocketChannels, chat_key};
 use crate::protocol::{self, Reply, codes};
 use crate::secret::Secret;
 
@@ -63,6 +63,9 @@ pub(crate) enum Action {
         purpose: Purpose,
         channels: Vec<Arc<str>>,
     },
+    /// Look a VK channel up (`GET /v1/channel`) and which of its private
+    /// channels this user is granted; answer with [`Session::handle_resolved`].
+    ResolveChannel { slug: Arc<str> },
     /// Fetch a chat's recent messages; answer with [`Session::handle_chat_history`].
     FetchChatHistory {
         channel: Arc<str>,
@@ -275,6 +278,23 @@ pub(crate) struct Session {
     clock: WallClock,
     backfills: u64,
     random: u64,
+    /// VK channels followed by slug whose channels are not known yet.
+    slugs: HashMap<Arc<str>, Resolution>,
+}
+
+/// A VK channel being looked up: `retry_at` is set while waiting to ask again.
+#[derive(Debug, Default)]
+struct Resolution {
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// What a VK channel's lookup found: its pubsub channels, and the private
+/// ones this user is granted a subscription token for.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) channels: WebSocketChannels,
+    pub(crate) granted: HashSet<String>,
 }
 
 impl Session {
@@ -307,6 +327,7 @@ impl Session {
             },
             backfills: 0,
             random: seed | 1,
+            slugs: HashMap::new(),
         };
         for (channel, slug) in channels {
             session.want(&channel, slug.as_deref());
@@ -358,7 +379,12 @@ impl Session {
             ]
         });
         let channel = self.next_channel_timer();
-        [phase, channel].into_iter().chain(link).flatten().min()
+        let lookup = self.slugs.values().filter_map(|slug| slug.retry_at).min();
+        [phase, channel, lookup]
+            .into_iter()
+            .chain(link)
+            .flatten()
+            .min()
     }
 
     fn next_channel_timer(&mut self) -> Option<Instant> {
@@ -390,6 +416,7 @@ impl Session {
                     self.request_tokens(vec![name], Purpose::Subscribe);
                 }
             }
+            Command::Follow { slug } => self.follow(slug),
             Command::Unsubscribe(channel) => self.unsubscribe(now, &channel),
             Command::Close => self.close(now),
         }
@@ -656,6 +683,71 @@ impl Session {
         }
     }
 
+    /// The answer to [`Action::ResolveChannel`]: subscribe the VK channel's
+    /// public channels (its chat filled in from REST after a loss) and the
+    /// private ones granted; retry what may work later, report the rest.
+    pub(crate) fn handle_resolved(
+        &mut self,
+        now: Instant,
+        slug: &str,
+        answer: Result<Resolved, Error>,
+    ) {
+        let Some((slug, lookup)) = self.slugs.get_key_value(slug) else {
+            return;
+        };
+        let slug = slug.clone();
+        let resolved = match answer {
+            Ok(resolved) => resolved,
+            Err(error) if error.is_retryable() => {
+                let failures = lookup.failures;
+                let delay = self.backoff(failures, error.retry_after());
+                tracing::warn!(%slug, %error, "channel lookup failed; retrying");
+                if let Some(lookup) = self.slugs.get_mut(&slug) {
+                    lookup.failures = failures.saturating_add(1);
+                    lookup.retry_at = Some(now + delay);
+                }
+                return;
+            }
+            Err(error) => {
+                self.slugs.remove(&slug);
+                self.push_event(Event::SubscriptionFailed {
+                    channel: slug.to_string(),
+                    code: 0,
+                    reason: error.to_string(),
+                });
+                return;
+            }
+        };
+        self.slugs.remove(&slug);
+        let chat = resolved
+            .channels
+            .chat
+            .clone()
+            .filter(|name| !name.is_empty());
+        let mut names = Vec::new();
+        for (key, name) in resolved.channels.iter() {
+            if !key.is_public() && !resolved.granted.contains(name) {
+                continue;
+            }
+            let chat_slug = (chat.as_deref() == Some(name)).then_some(&*slug);
+            names.extend(self.want(name, chat_slug));
+        }
+        tracing::debug!(%slug, channels = names.len(), "channel resolved");
+        if self.is_connected() {
+            self.request_tokens(names, Purpose::Subscribe);
+        }
+    }
+
+    /// Starts following a VK channel by slug.
+    fn follow(&mut self, slug: String) {
+        let slug: Arc<str> = slug.into();
+        if self.slugs.contains_key(&slug) {
+            return;
+        }
+        self.slugs.insert(slug.clone(), Resolution::default());
+        self.actions.push_back(Action::ResolveChannel { slug });
+    }
+
     // --- inputs: the socket --------------------------------------------
 
     /// A text frame: one or more lines.
@@ -758,6 +850,18 @@ impl Session {
             }
         }
         self.fire_channel_timers(now);
+        let due: Vec<Arc<str>> = self
+            .slugs
+            .iter()
+            .filter(|(_, lookup)| lookup.retry_at.is_some_and(|at| at <= now))
+            .map(|(slug, _)| slug.clone())
+            .collect();
+        for slug in due {
+            if let Some(lookup) = self.slugs.get_mut(&slug) {
+                lookup.retry_at = None;
+            }
+            self.actions.push_back(Action::ResolveChannel { slug });
+        }
     }
 
     // --- the connection's life --------------------------------------------

@@ -3,6 +3,7 @@
 
 use super::*;
 use serde_json::{Value, json};
+use std::collections::HashSet;
 
 const CHAT: &str = "channel-chat:1";
 const INFO: &str = "channel-info:1";
@@ -1083,4 +1084,91 @@ fn malformed_lines_are_counted_and_logged_at_most_once_a_second() {
     assert_eq!(skipping.len(), 2, "{skipping:?}");
     assert!(skipping[0].contains("skipped=1"), "{}", skipping[0]);
     assert!(skipping[1].contains("skipped=20000"), "{}", skipping[1]);
+}
+
+// --- channels by slug ----------------------------------------------------------
+
+fn resolution_asked(actions: &[Action]) -> Option<&str> {
+    actions.iter().find_map(|action| match action {
+        Action::ResolveChannel { slug } => Some(&**slug),
+        _ => None,
+    })
+}
+
+fn vk_channels() -> WebSocketChannels {
+    serde_json::from_value(json!({
+        "chat": "api-channel-chat:7", "info": "api-channel-info:7",
+        "private_chat": "api-channel-private-chat:7", "private_info": "api-channel-private-info:7"
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_followed_slug_subscribes_its_public_channels_and_the_granted_private_ones() {
+    let mut h = Harness::new(&[]);
+    h.connect();
+    h.actions();
+    h.session.handle_command(
+        h.now,
+        Command::Follow {
+            slug: "streamer.tv.".into(),
+        },
+    );
+    assert_eq!(resolution_asked(&h.actions()), Some("streamer.tv."));
+    let granted = HashSet::from(["api-channel-private-chat:7".to_owned()]);
+    h.session.handle_resolved(
+        h.now,
+        "streamer.tv.",
+        Ok(Resolved {
+            channels: vk_channels(),
+            granted,
+        }),
+    );
+    let actions = h.actions();
+    let [Action::FetchChannelTokens { channels, .. }] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    let mut names: Vec<&str> = channels.iter().map(|c| &**c).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "api-channel-chat:7",
+            "api-channel-info:7",
+            "api-channel-private-chat:7"
+        ]
+    );
+    // The public chat is followed by slug: filled in from REST after a loss.
+    let chat = h.session.channels.get("api-channel-chat:7").unwrap();
+    assert_eq!(chat.chat.as_ref().map(|c| &*c.slug), Some("streamer.tv."));
+    assert!(
+        h.session
+            .channels
+            .get("api-channel-info:7")
+            .unwrap()
+            .chat
+            .is_none()
+    );
+}
+
+#[test]
+fn a_lookup_that_may_work_later_is_retried_and_an_unknown_channel_is_reported() {
+    let mut h = Harness::new(&[]);
+    h.session.handle_command(
+        h.now,
+        Command::Follow {
+            slug: "streamer".into(),
+        },
+    );
+    h.actions();
+    h.session
+        .handle_resolved(h.now, "streamer", Err(api_error(503)));
+    let retry = h.session.slugs["streamer"].retry_at.expect("a retry");
+    assert!(retry > h.now);
+    h.advance(retry - h.now);
+    assert_eq!(resolution_asked(&h.actions()), Some("streamer"));
+    h.session
+        .handle_resolved(h.now, "streamer", Err(api_error(404)));
+    let events = h.events();
+    assert!(events.iter().any(|e| matches!(e, Event::SubscriptionFailed { channel, code: 0, .. } if channel == "streamer")), "{events:?}");
 }

@@ -338,3 +338,49 @@ impl WebSocketChannels {
             .collect()
     }
 }
+
+/// The slug of a VK channel given as a slug (`streamer`, `some.name`) or as
+/// its page's URL (`https://live.vkvideo.ru/streamer`, also without the
+/// scheme, and the former `vkplay.live` host); `None` for anything else.
+/// Slugs may contain dots, even a trailing one.
+///
+/// ```
+/// use vklive_pubsub::event::channel_slug;
+/// assert_eq!(channel_slug("streamer"), Some("streamer"));
+/// assert_eq!(channel_slug("https://live.vkvideo.ru/some.name./"), Some("some.name."));
+/// assert_eq!(channel_slug("live.vkvideo.ru/streamer?tab=chat"), Some("streamer"));
+/// assert_eq!(channel_slug("https://example.org/streamer"), None);
+/// assert_eq!(channel_slug(""), None);
+/// ```
+pub fn channel_slug(input: &str) -> Option<&str> {
+    const HOSTS: [&str; 4] = [
+        "live.vkvideo.ru",
+        "www.live.vkvideo.ru",
+        "vkplay.live",
+        "www.vkplay.live",
+    ];
+    let input = input.trim();
+    let without_scheme = input
+        .strip_prefix("https://")
+        .or_else(|| input.strip_prefix("http://"));
+    let path = match without_scheme {
+        Some(rest) => {
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            HOSTS.contains(&host).then_some(path)?
+        }
+        None => HOSTS
+            .iter()
+            .find_map(|host| input.strip_prefix(host)?.strip_prefix('/'))
+            .unwrap_or(input),
+    };
+    let slug = path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let valid = !slug.is_empty()
+        && !slug.contains(['/', ',', ' ', '\t', '\n', '\r', '%', '&', '='])
+        && slug != "."
+        && slug != "..";
+    valid.then_some(slug)
+}

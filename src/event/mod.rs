@@ -48,7 +48,7 @@ use serde_json::value::RawValue;
 
 pub use channel::{
     ChannelCounters, ChannelInfo, ChannelKey, ChannelOwner, ChannelResponse, StreamCategory,
-    StreamCounters, StreamInfo, WebSocketChannels,
+    StreamCounters, StreamInfo, WebSocketChannels, channel_slug,
 };
 pub use chat::{
     Author, Badge, ChatKey, ChatMessage, ChatMessageDelete, LinkPart, MentionPart, Part, Role,
