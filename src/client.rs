@@ -193,11 +193,16 @@ impl ClientBuilder {
                 format!("invalid WebSocket URL {:?}: {error}", self.ws_url),
             )
         })?;
-        let channel_urls = self
-            .channel_urls
-            .iter()
-            .map(|input| slug_of(input))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut wanted: Vec<Command> = self
+            .channels
+            .into_iter()
+            .map(|(channel, chat_slug)| Command::Subscribe { channel, chat_slug })
+            .collect();
+        for input in &self.channel_urls {
+            wanted.push(Command::Follow {
+                slug: slug_of(input)?,
+            });
+        }
         let (commands_tx, commands_rx) = mpsc::channel(256);
         let (events_tx, events_rx) = delivery::queue(self.budget, self.overflow);
         let (state_tx, state_rx) = watch::channel(State::Connecting);
@@ -205,8 +210,7 @@ impl ClientBuilder {
             self.config.clamped(),
             api,
             self.ws_url,
-            self.channels,
-            channel_urls,
+            wanted,
             commands_rx,
             events_tx,
             state_tx,

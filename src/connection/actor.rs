@@ -118,8 +118,7 @@ impl Actor {
         config: Config,
         api: VkApi,
         ws_url: String,
-        channels: Vec<(String, Option<String>)>,
-        channel_urls: Vec<String>,
+        wanted: Vec<Command>,
         orders: mpsc::Receiver<Order>,
         events: delivery::Sender,
         state: watch::Sender<State>,
@@ -131,9 +130,9 @@ impl Actor {
                 i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
             });
         let seed = random_seed();
-        let mut session = Session::new(config.clone(), channels, now, unix_millis, seed);
-        for slug in channel_urls {
-            session.handle_command(now, Command::Follow { slug });
+        let mut session = Session::new(config.clone(), Vec::new(), now, unix_millis, seed);
+        for command in wanted {
+            session.handle_command(now, command);
         }
         Actor {
             session,
