@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::auth::{Authorization, Credentials, DEFAULT_API_URL, VkApi};
 use crate::connection::{self, Backoff, Command, Config, Order};
-use crate::delivery::{self, CloseReason, Delivery, Event, Overflow, State};
+use crate::delivery::{self, CloseReason, Delivery, Event, Overflow, PoolState, State};
 use crate::error::{Error, ErrorKind};
 
 /// VK's pubsub WebSocket URL, with the query string VK documents.
@@ -108,6 +108,23 @@ impl ClientBuilder {
     /// ```
     pub fn channel_url(mut self, channel_url: impl Into<String>) -> Self {
         self.channel_urls.push(channel_url.into());
+        self
+    }
+
+    /// Channels one connection carries at most (default 128, Centrifugo's
+    /// default limit). Past it the client opens another connection; a
+    /// server whose limit is lower says so (error 106) and the client learns
+    /// it for that connection.
+    pub fn channels_per_connection(mut self, limit: usize) -> Self {
+        self.config.channels_per_connection = limit;
+        self
+    }
+
+    /// New connections open at most one per `pace` (default 250 ms), so
+    /// that thousands of channels do not hit the server with dozens of
+    /// connections at once.
+    pub fn connection_pace(mut self, pace: Duration) -> Self {
+        self.config.connection_pace = pace;
         self
     }
 
@@ -298,6 +315,22 @@ impl Client {
     pub async fn subscribe_channel_url(&self, channel_url: impl AsRef<str>) -> Result<(), Error> {
         let slug = slug_of(channel_url.as_ref())?;
         self.send(Order::Command(Command::Follow { slug })).await
+    }
+
+    /// The pool of connections underneath: each connection's state, its
+    /// channels wanted and confirmed, and its channel limit.
+    ///
+    /// ```no_run
+    /// # async fn run(client: vklive_pubsub::Client) -> Result<(), vklive_pubsub::Error> {
+    /// for connection in client.pool_state().await?.connections {
+    ///     println!("#{}: {}/{} channels", connection.id, connection.channels_subscribed, connection.limit);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn pool_state(&self) -> Result<PoolState, Error> {
+        let (answer_tx, answer_rx) = oneshot::channel();
+        self.send(Order::Snapshot(answer_tx)).await?;
+        answer_rx.await.map_err(|_| closed_error())
     }
 
     /// Unsubscribes `channel`.

@@ -163,6 +163,31 @@ pub enum State {
     Closed,
 }
 
+/// The pool of connections behind a [`Client`](crate::Client), as
+/// [`Client::pool_state`](crate::Client::pool_state) sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolState {
+    /// Every open or opening connection, oldest first.
+    pub connections: Vec<ConnectionState>,
+}
+
+/// One connection of the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionState {
+    /// Its number (as in the `connection` span of its log lines).
+    pub id: u64,
+    /// Connecting or connected.
+    pub state: State,
+    /// Channels placed on it.
+    pub channels_wanted: usize,
+    /// Of those, the ones the server confirmed.
+    pub channels_subscribed: usize,
+    /// Channels it may carry (the configured limit, or less after a 106).
+    pub limit: usize,
+}
+
 /// What to do when the caller reads more slowly than events arrive and the
 /// delivery budget is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -37,7 +37,9 @@ pub fn may_contain_tokens(metadata: &tracing::Metadata<'_>) -> bool {
 }
 pub use client::{Client, ClientBuilder, DEFAULT_DELIVERY_BUDGET, DEFAULT_WS_URL, Events};
 pub use connection::Backoff;
-pub use delivery::{CloseReason, Event, Overflow, Publication, Recovery, State};
+pub use delivery::{
+    CloseReason, ConnectionState, Event, Overflow, PoolState, Publication, Recovery, State,
+};
 pub use error::{Error, ErrorKind};
 pub use event::VkEvent;
 pub use secret::Secret;

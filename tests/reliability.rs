@@ -452,7 +452,12 @@ async fn subscribes_300_channels_over_one_connection_with_at_most_10_token_reque
             }
         })
         .collect();
-    let (_client, mut events) = connect(builder(&emulator).channels(channels.clone())).await;
+    let (_client, mut events) = connect(
+        builder(&emulator)
+            .channels(channels.clone())
+            .channels_per_connection(1000),
+    )
+    .await;
     let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
     wait_subscribed(&mut events, &refs).await;
     assert!(
@@ -464,31 +469,41 @@ async fn subscribes_300_channels_over_one_connection_with_at_most_10_token_reque
 }
 
 #[tokio::test]
-async fn channels_past_the_server_limit_fail_with_106_by_name_and_the_rest_work() {
+async fn channels_past_a_server_limit_below_the_configured_one_move_to_new_connections() {
+    // The server takes 100 channels a connection; the client believes 128.
     let emulator = start(EmulatorConfig {
-        channel_limit: Some(128),
+        channel_limit: Some(100),
         ..Default::default()
     })
     .await;
     let channels: Vec<String> = (0..300).map(|id| format!("channel-chat:{id}")).collect();
-    let (_client, mut events) = connect(builder(&emulator).channels(channels.clone())).await;
+    let (client, mut events) = connect(
+        builder(&emulator)
+            .channels(channels.clone())
+            .connection_pace(Duration::ZERO),
+    )
+    .await;
     let mut subscribed = HashSet::new();
-    let mut failed = HashSet::new();
-    while subscribed.len() + failed.len() < 300 {
+    while subscribed.len() < 300 {
         match next_event(&mut events).await {
             Event::Subscribed { channel, .. } => {
                 subscribed.insert(channel);
             }
             Event::SubscriptionFailed { channel, code, .. } => {
-                assert_eq!(code, 106);
-                failed.insert(channel);
+                panic!("{channel} failed with {code}: no 106 reaches the caller")
             }
             _ => {}
         }
     }
-    assert_eq!(subscribed.len(), 128);
-    assert_eq!(failed.len(), 172);
-    assert!(failed.iter().all(|c| channels.contains(c)));
+    assert!(subscribed.iter().all(|c| channels.contains(c)));
+    assert_eq!(emulator.connection_count(), 3);
+    let pool = client.pool_state().await.unwrap();
+    assert!(
+        pool.connections
+            .iter()
+            .all(|c| c.channels_subscribed <= 100)
+    );
+    assert_eq!(pool.connections[0].limit, 100, "learnt from the 106");
     let working = subscribed.iter().next().unwrap().clone();
     emulator.publish(&working, chat(1, "works"));
     let received = publications(&mut events, 1).await;

@@ -26,4 +26,6 @@ pub(crate) enum Order {
     Command(Command),
     /// Close, and answer once the stream has its final event.
     Close(tokio::sync::oneshot::Sender<()>),
+    /// Answer with the pool's state.
+    Snapshot(tokio::sync::oneshot::Sender<crate::delivery::PoolState>),
 }

@@ -23,6 +23,11 @@ pub(crate) struct Config {
     pub(crate) healthy_after: Duration,
     /// How long live chat waits for a fill-in from REST it must follow.
     pub(crate) backfill_hold: Duration,
+    /// Channels one connection carries at most (lowered per connection by
+    /// the server's 106).
+    pub(crate) channels_per_connection: usize,
+    /// New connections of the pool open at most one per this interval.
+    pub(crate) connection_pace: Duration,
 }
 
 impl Default for Config {
@@ -36,6 +41,8 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             healthy_after: Duration::from_secs(30),
             backfill_hold: Duration::from_secs(5),
+            channels_per_connection: 128,
+            connection_pace: Duration::from_millis(250),
         }
     }
 }
@@ -63,6 +70,8 @@ impl Config {
         self.write_timeout = clamp(self.write_timeout);
         self.healthy_after = self.healthy_after.min(MAX_TIMEOUT);
         self.backfill_hold = self.backfill_hold.min(MAX_TIMEOUT);
+        self.channels_per_connection = self.channels_per_connection.max(1);
+        self.connection_pace = self.connection_pace.min(MAX_TIMEOUT);
         self
     }
 }
@@ -85,6 +94,8 @@ mod tests {
             write_timeout: Duration::MAX,
             healthy_after: Duration::MAX,
             backfill_hold: Duration::MAX,
+            channels_per_connection: 0,
+            connection_pace: Duration::MAX,
         }
         .clamped();
         assert_eq!(config.backoff.max, MAX_TIMEOUT);

@@ -14,7 +14,9 @@ mod channel;
 mod command;
 mod config;
 mod policy;
+mod pool;
 mod session;
+mod tokens;
 
 pub(crate) use actor::Actor;
 pub use backoff::Backoff;

@@ -72,6 +72,16 @@ pub(crate) enum Action {
         slug: Arc<str>,
         backfill: u64,
     },
+    /// The server refused `channel` on this connection with 106 (too many
+    /// channels): the channel was dropped here, to be placed on another.
+    Refused {
+        channel: String,
+        chat_slug: Option<String>,
+    },
+    /// A VK channel followed by slug was looked up: these channels (with
+    /// the slug of the public chat) are to be subscribed, on whichever
+    /// connection has room.
+    Discovered(Vec<(String, Option<String>)>),
     /// Open the WebSocket; answer with [`Session::handle_dialed`].
     Dial { attempt: u64 },
     /// Close the WebSocket. With `linger`, keep reading until the server's
@@ -358,6 +368,25 @@ impl Session {
     /// Whether a socket is open (frames may be read and sent).
     pub(crate) fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open | Phase::Closing { .. })
+    }
+
+    /// Delays the first connect (a pool opens its connections at a pace).
+    pub(crate) fn start_at(&mut self, at: Instant) {
+        if self.attempt == 0
+            && let Phase::Waiting { until } = &mut self.phase
+        {
+            *until = at;
+        }
+    }
+
+    /// Channels wanted, and those subscribed, on this connection.
+    pub(crate) fn channel_counts(&self) -> (usize, usize) {
+        let subscribed = self
+            .channels
+            .values()
+            .filter(|channel| channel.status == Status::Subscribed)
+            .count();
+        (self.channels.len(), subscribed)
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -722,20 +751,19 @@ impl Session {
         let chat = resolved
             .channels
             .chat
-            .clone()
+            .as_deref()
             .filter(|name| !name.is_empty());
-        let mut names = Vec::new();
-        for (key, name) in resolved.channels.iter() {
-            if !key.is_public() && !resolved.granted.contains(name) {
-                continue;
-            }
-            let chat_slug = (chat.as_deref() == Some(name)).then_some(&*slug);
-            names.extend(self.want(name, chat_slug));
-        }
-        tracing::debug!(%slug, channels = names.len(), "channel resolved");
-        if self.is_connected() {
-            self.request_tokens(names, Purpose::Subscribe);
-        }
+        let discovered: Vec<(String, Option<String>)> = resolved
+            .channels
+            .iter()
+            .filter(|(key, name)| key.is_public() || resolved.granted.contains(*name))
+            .map(|(_, name)| {
+                let chat_slug = (chat == Some(name)).then(|| slug.to_string());
+                (name.to_owned(), chat_slug)
+            })
+            .collect();
+        tracing::debug!(%slug, channels = discovered.len(), "channel resolved");
+        self.actions.push_back(Action::Discovered(discovered));
     }
 
     /// Starts following a VK channel by slug.
@@ -1201,6 +1229,20 @@ impl Session {
     fn on_subscribe_error(&mut self, now: Instant, name: &Arc<str>, error: protocol::ErrorReply) {
         let action = codes::error_action(error.code, error.temporary);
         tracing::debug!(channel = %name, code = error.code, ?action, "subscribe refused");
+        if error.code == codes::LIMIT_EXCEEDED {
+            // This connection is full: the pool places the channel elsewhere.
+            let chat_slug = self
+                .channels
+                .get(name)
+                .and_then(|c| c.chat.as_ref())
+                .map(|chat| chat.slug.to_string());
+            self.remove_channel(name);
+            self.actions.push_back(Action::Refused {
+                channel: name.to_string(),
+                chat_slug,
+            });
+            return;
+        }
         match action {
             codes::ErrorAction::RefreshToken => self.schedule_resubscribe(now, name, true, None),
             codes::ErrorAction::Retry => self.schedule_resubscribe(now, name, false, None),
@@ -1704,7 +1746,7 @@ impl Session {
 
     /// Adds `channel` to the wanted set; returns its name if it is new.
     fn want(&mut self, channel: &str, chat_slug: Option<&str>) -> Option<Arc<str>> {
-        if channel.is_empty() || channel.contains(',') {
+        if !valid_channel_name(channel) {
             // A comma would split the name in the token request's list.
             self.push_event(Event::SubscriptionFailed {
                 channel: channel.to_owned(),
@@ -1922,6 +1964,12 @@ impl Session {
         self.request_tokens(need_tokens, Purpose::Subscribe);
         self.request_tokens(to_refresh, Purpose::Refresh);
     }
+}
+
+/// Whether a channel name can be asked for: not empty, and no `,` (it
+/// would split the name in the token request's list).
+pub(crate) fn valid_channel_name(channel: &str) -> bool {
+    !channel.is_empty() && !channel.contains(',')
 }
 
 /// When to refresh a token the server said expires in `ttl` seconds.

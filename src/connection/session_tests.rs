@@ -1125,30 +1125,44 @@ fn a_followed_slug_subscribes_its_public_channels_and_the_granted_private_ones()
         }),
     );
     let actions = h.actions();
-    let [Action::FetchChannelTokens { channels, .. }] = &actions[..] else {
+    let [Action::Discovered(discovered)] = &actions[..] else {
         panic!("{actions:?}")
     };
-    let mut names: Vec<&str> = channels.iter().map(|c| &**c).collect();
-    names.sort();
+    let mut discovered = discovered.clone();
+    discovered.sort();
+    // The public chat is followed by slug: filled in from REST after a loss.
     assert_eq!(
-        names,
+        discovered,
         [
-            "api-channel-chat:7",
-            "api-channel-info:7",
-            "api-channel-private-chat:7"
+            (
+                "api-channel-chat:7".to_owned(),
+                Some("streamer.tv.".to_owned())
+            ),
+            ("api-channel-info:7".to_owned(), None),
+            ("api-channel-private-chat:7".to_owned(), None),
         ]
     );
-    // The public chat is followed by slug: filled in from REST after a loss.
-    let chat = h.session.channels.get("api-channel-chat:7").unwrap();
-    assert_eq!(chat.chat.as_ref().map(|c| &*c.slug), Some("streamer.tv."));
+}
+
+#[test]
+fn a_full_connection_hands_the_refused_channel_back_instead_of_failing_it() {
+    let mut h = Harness::new(&[(CHAT, Some("slug")), (INFO, None)]);
+    let lines = h.open_link();
+    h.reply(json!({"id": lines[0]["id"], "connect": {"client": "c", "ping": 25}}));
+    let chat_id = lines
+        .iter()
+        .find(|l| l["subscribe"]["channel"] == CHAT)
+        .unwrap()["id"]
+        .clone();
+    h.reply(json!({"id": chat_id, "error": {"code": 106, "message": "limit exceeded"}}));
+    let actions = h.actions();
+    assert!(actions.iter().any(|a| matches!(a, Action::Refused { channel, chat_slug } if channel == CHAT && chat_slug.as_deref() == Some("slug"))), "{actions:?}");
     assert!(
-        h.session
-            .channels
-            .get("api-channel-info:7")
-            .unwrap()
-            .chat
-            .is_none()
+        !h.events()
+            .iter()
+            .any(|e| matches!(e, Event::SubscriptionFailed { .. }))
     );
+    assert_eq!(h.session.channel_counts(), (1, 0));
 }
 
 #[test]
