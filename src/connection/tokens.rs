@@ -70,7 +70,7 @@ impl Broker {
                         .ready
                         .get(*name)
                         .is_some_and(|(_, at)| now.saturating_duration_since(*at) < FRESH_FOR);
-                !ready && !(fresh && self.in_flight.contains_key(*name))
+                !(ready || fresh && self.in_flight.contains_key(*name))
             })
             .cloned()
             .collect();
@@ -219,7 +219,7 @@ mod tests {
         let now = Instant::now();
         let mut broker = Broker::default();
         broker.expect(names(0..300));
-        let (fetch, all) = broker.request(request(0, names(0..128)), now);
+        let (fetch, _) = broker.request(request(0, names(0..128)), now);
         let (fetch, mut all) = fetch.unwrap();
         all.sort();
         let mut expected = names(0..300);

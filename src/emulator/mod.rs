@@ -539,6 +539,23 @@ impl Emulator {
         self.shared.lock().abort_all();
     }
 
+    /// The id of the connection subscribed to `channel`, if one is: with
+    /// [`Emulator::abort_connection`] and [`Emulator::close_connection`] a
+    /// test can end the one member of a client's pool that carries it.
+    pub fn connection_subscribed_to(&self, channel: &str) -> Option<u64> {
+        self.shared.lock().connection_subscribed_to(channel)
+    }
+
+    /// Drops one TCP connection at once, with no close frame.
+    pub fn abort_connection(&self, id: u64) {
+        self.shared.lock().abort_connection(id);
+    }
+
+    /// Closes one connection with `code` and `reason`.
+    pub fn close_connection(&self, id: u64, code: u16, reason: &str) {
+        self.shared.lock().close_connection(id, code, reason);
+    }
+
     /// While silent, connections stay open but the server sends nothing at
     /// all: no pings, no pushes, no replies (they are dropped, not delayed).
     /// Commands are still received and processed.

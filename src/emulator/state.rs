@@ -1099,12 +1099,29 @@ impl State {
     pub(crate) fn abort_all(&mut self) {
         let ids: Vec<u64> = self.connections.keys().copied().collect();
         for id in ids {
-            if let Some(entry) = self.connections.get_mut(&id) {
-                entry.closing = true;
-                entry.kill.send_replace(Kill::Abort);
-            }
-            self.detach(id);
+            self.abort_connection(id);
         }
+    }
+
+    /// Drops one TCP connection at once, with no close frame.
+    pub(crate) fn abort_connection(&mut self, id: u64) {
+        if let Some(entry) = self.connections.get_mut(&id) {
+            entry.closing = true;
+            entry.kill.send_replace(Kill::Abort);
+        }
+        self.detach(id);
+    }
+
+    /// The connection subscribed to `channel` (the first, if several are).
+    pub(crate) fn connection_subscribed_to(&self, channel: &str) -> Option<u64> {
+        let mut ids: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, entry)| entry.subs.contains(channel))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids.first().copied()
     }
 
     pub(crate) fn send_raw(&mut self, frame: &str) {
