@@ -1,0 +1,1 @@
+//! `vklive emulator` and `vklive trigger` as a user runs them.
