@@ -22,6 +22,7 @@ pub const DEFAULT_WS_URL: &str =
 /// Builds a connection. Start with [`Client::builder`].
 ///
 /// ```
+/// # #[cfg(feature = "emulator")]
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
@@ -40,6 +41,8 @@ pub const DEFAULT_WS_URL: &str =
 ///     .await?;
 /// client.close().await?;
 /// # Ok(()) }
+/// # #[cfg(not(feature = "emulator"))]
+/// # fn main() {}
 /// ```
 pub struct ClientBuilder {
     credentials: Arc<dyn Credentials>,
@@ -311,6 +314,7 @@ impl ClientBuilder {
 /// the connection; dropping the [`Events`] stream (or [`Client::close`]) does.
 ///
 /// ```
+/// # #[cfg(feature = "emulator")]
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
@@ -329,6 +333,8 @@ impl ClientBuilder {
 /// client.close().await?;
 /// assert_eq!(client.state(), State::Closed);
 /// # Ok(()) }
+/// # #[cfg(not(feature = "emulator"))]
+/// # fn main() {}
 /// ```
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -355,7 +361,10 @@ impl Client {
             config: Config::default(),
             budget: DEFAULT_DELIVERY_BUDGET,
             overflow: Overflow::default(),
-            first_connect: Some((DEFAULT_FIRST_CONNECT_ATTEMPTS, DEFAULT_FIRST_CONNECT_TIMEOUT)),
+            first_connect: Some((
+                DEFAULT_FIRST_CONNECT_ATTEMPTS,
+                DEFAULT_FIRST_CONNECT_TIMEOUT,
+            )),
         }
     }
 
@@ -424,6 +433,7 @@ fn closed_error() -> Error {
 /// The stream of [`Event`]s. Ends after [`Event::Closed`].
 ///
 /// ```
+/// # #[cfg(feature = "emulator")]
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use futures::StreamExt;
@@ -454,6 +464,8 @@ fn closed_error() -> Error {
 ///     }
 /// }
 /// # Ok(()) }
+/// # #[cfg(not(feature = "emulator"))]
+/// # fn main() {}
 /// ```
 #[derive(Debug)]
 pub struct Events {

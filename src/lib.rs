@@ -45,6 +45,7 @@ pub use connection::Backoff;
 /// For example, a loop that prints chat and says what happens to the link:
 ///
 /// ```
+/// # #[cfg(feature = "emulator")]
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use futures::StreamExt;
@@ -81,6 +82,8 @@ pub use connection::Backoff;
 ///     }
 /// }
 /// # Ok(()) }
+/// # #[cfg(not(feature = "emulator"))]
+/// # fn main() {}
 /// ```
 #[doc(inline)]
 pub use delivery::Event;

@@ -79,7 +79,14 @@ async fn read_until(
 #[tokio::test]
 async fn the_emulator_keeps_serving_with_stdin_closed_until_sigterm_then_exits_0() {
     let (mut child, info) = emulator(&["--seed", "7"]).await;
-    for key in ["api_url", "ws_url", "control_url", "token", "slug", "channels"] {
+    for key in [
+        "api_url",
+        "ws_url",
+        "control_url",
+        "token",
+        "slug",
+        "channels",
+    ] {
         assert!(!info[key].is_null(), "{key} in {info}");
     }
     assert_eq!(info["slug"], "demo");
@@ -119,11 +126,10 @@ async fn a_triggered_follow_shows_in_a_running_tail() {
     })
     .await;
 
-    let fired = within(
-        vklive(&["trigger", "follow", "--emulator", api_url, "--nick", "X"]).output(),
-    )
-    .await
-    .unwrap();
+    let fired =
+        within(vklive(&["trigger", "follow", "--emulator", api_url, "--nick", "X"]).output())
+            .await
+            .unwrap();
     assert!(fired.status.success(), "{fired:?}");
     let published: serde_json::Value =
         serde_json::from_slice(fired.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
@@ -149,8 +155,16 @@ async fn trigger_fires_every_named_event_and_counts() {
         ("delete", "channel-chat:1", "channel_chat_message_delete"),
         ("follow", "channel-info:1", "channel_follow_create"),
         ("raid", "channel-info:1", "channel_raid_income"),
-        ("subscription", "channel-info:1", "channel_subscription_create"),
-        ("reward", "channel-private-points:1", "channel_points_reward_demand_create"),
+        (
+            "subscription",
+            "channel-info:1",
+            "channel_subscription_create",
+        ),
+        (
+            "reward",
+            "channel-private-points:1",
+            "channel_points_reward_demand_create",
+        ),
         ("stream-start", "channel-info:1", "channel_stream_start"),
         ("stream-stop", "channel-info:1", "channel_stream_stop"),
         ("unknown", "channel-info:1", "emulator_unknown_event"),
@@ -167,8 +181,16 @@ async fn trigger_fires_every_named_event_and_counts() {
     }
     let fired = within(
         vklive(&[
-            "trigger", "chat", "--emulator", control, "--count", "3", "--text", "hi",
-            "--set", r#"{"data":{"chat_message":{"is_private":true}}}"#,
+            "trigger",
+            "chat",
+            "--emulator",
+            control,
+            "--count",
+            "3",
+            "--text",
+            "hi",
+            "--set",
+            r#"{"data":{"chat_message":{"is_private":true}}}"#,
         ])
         .output(),
     )
@@ -178,7 +200,15 @@ async fn trigger_fires_every_named_event_and_counts() {
     assert_eq!(String::from_utf8_lossy(&fired.stdout).lines().count(), 3);
 
     let refused = within(
-        vklive(&["trigger", "follow", "--emulator", control, "--channel", "nobody"]).output(),
+        vklive(&[
+            "trigger",
+            "follow",
+            "--emulator",
+            control,
+            "--channel",
+            "nobody",
+        ])
+        .output(),
     )
     .await
     .unwrap();

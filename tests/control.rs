@@ -99,7 +99,10 @@ async fn rest_status(emulator: &Emulator, path: &str, authorization: &str) -> u1
     .await
 }
 
-async fn subscribed(emulator: &Emulator, channel: &str) -> (vklive_pubsub::Client, vklive_pubsub::Events) {
+async fn subscribed(
+    emulator: &Emulator,
+    channel: &str,
+) -> (vklive_pubsub::Client, vklive_pubsub::Events) {
     let (client, mut events) = connect(builder(emulator).channel(channel)).await;
     wait_subscribed(&mut events, &[channel]).await;
     (client, events)
@@ -115,18 +118,40 @@ fn only_connection(emulator: &Emulator) -> u64 {
 #[tokio::test]
 async fn users_adds_a_user_and_its_token() {
     let emulator = start(EmulatorConfig::default()).await;
-    assert_eq!(rest_status(&emulator, "/v1/websocket/token", "Bearer new-token").await, 401);
-    post_ok(&emulator, "/_emulator/users", json!({"token": "new-token", "id": 5, "nick": "n"})).await;
-    assert_eq!(rest_status(&emulator, "/v1/websocket/token", "Bearer new-token").await, 200);
+    assert_eq!(
+        rest_status(&emulator, "/v1/websocket/token", "Bearer new-token").await,
+        401
+    );
+    post_ok(
+        &emulator,
+        "/_emulator/users",
+        json!({"token": "new-token", "id": 5, "nick": "n"}),
+    )
+    .await;
+    assert_eq!(
+        rest_status(&emulator, "/v1/websocket/token", "Bearer new-token").await,
+        200
+    );
 }
 
 #[tokio::test]
 async fn apps_adds_basic_credentials() {
     let emulator = start(EmulatorConfig::default()).await;
     let basic = "Basic YXBwOnNlY3JldA=="; // app:secret
-    assert_eq!(rest_status(&emulator, "/v1/websocket/token", basic).await, 401);
-    post_ok(&emulator, "/_emulator/apps", json!({"client_id": "app", "client_secret": "secret"})).await;
-    assert_eq!(rest_status(&emulator, "/v1/websocket/token", basic).await, 200);
+    assert_eq!(
+        rest_status(&emulator, "/v1/websocket/token", basic).await,
+        401
+    );
+    post_ok(
+        &emulator,
+        "/_emulator/apps",
+        json!({"client_id": "app", "client_secret": "secret"}),
+    )
+    .await;
+    assert_eq!(
+        rest_status(&emulator, "/v1/websocket/token", basic).await,
+        200
+    );
 }
 
 #[tokio::test]
@@ -159,26 +184,54 @@ async fn refresh_tokens_adds_a_refresh_token_for_oauth() {
 async fn tokens_revoke_ends_an_access_token_and_its_connections() {
     let emulator = start(EmulatorConfig::default()).await;
     let (_client, _events) = subscribed(&emulator, "channel-chat:1").await;
-    post_ok(&emulator, "/_emulator/tokens/revoke", json!({"access_token": USER_TOKEN})).await;
+    post_ok(
+        &emulator,
+        "/_emulator/tokens/revoke",
+        json!({"access_token": USER_TOKEN}),
+    )
+    .await;
     let bearer = format!("Bearer {USER_TOKEN}");
-    assert_eq!(rest_status(&emulator, "/v1/websocket/token", &bearer).await, 401);
-    wait_until(&emulator, "closed with 3500", |e| e.close_codes().contains(&3500)).await;
+    assert_eq!(
+        rest_status(&emulator, "/v1/websocket/token", &bearer).await,
+        401
+    );
+    wait_until(&emulator, "closed with 3500", |e| {
+        e.close_codes().contains(&3500)
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn tokens_expire_next_makes_the_next_connect_answer_109() {
     let emulator = start(EmulatorConfig::default()).await;
-    post_ok(&emulator, "/_emulator/tokens/expire_next", json!({"count": 1})).await;
+    post_ok(
+        &emulator,
+        "/_emulator/tokens/expire_next",
+        json!({"count": 1}),
+    )
+    .await;
     let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
     wait_subscribed(&mut events, &["channel-chat:1"]).await;
-    assert_eq!(rest_count(&emulator, "/v1/websocket/token"), 2, "one refused with 109");
+    assert_eq!(
+        rest_count(&emulator, "/v1/websocket/token"),
+        2,
+        "one refused with 109"
+    );
 }
 
 #[tokio::test]
 async fn tokens_connection_issues_a_connection_token() {
     let emulator = start(EmulatorConfig::default()).await;
-    let answer = post_ok(&emulator, "/_emulator/tokens/connection", json!({"user_id": USER_ID})).await;
-    assert!(answer["token"].as_str().unwrap().starts_with("emu-conn-"), "{answer}");
+    let answer = post_ok(
+        &emulator,
+        "/_emulator/tokens/connection",
+        json!({"user_id": USER_ID}),
+    )
+    .await;
+    assert!(
+        answer["token"].as_str().unwrap().starts_with("emu-conn-"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -190,15 +243,28 @@ async fn tokens_subscription_issues_a_subscription_token() {
         json!({"user_id": USER_ID, "channel": "channel-private-chat:1", "ttl": 60}),
     )
     .await;
-    assert!(answer["token"].as_str().unwrap().starts_with("emu-sub-"), "{answer}");
-    let (status, _) = post(&emulator, "/_emulator/tokens/subscription", json!({"user_id": 1})).await;
+    assert!(
+        answer["token"].as_str().unwrap().starts_with("emu-sub-"),
+        "{answer}"
+    );
+    let (status, _) = post(
+        &emulator,
+        "/_emulator/tokens/subscription",
+        json!({"user_id": 1}),
+    )
+    .await;
     assert_eq!(status, 400, "a channel is needed");
 }
 
 #[tokio::test]
 async fn token_ttl_makes_issued_tokens_expire_so_the_client_refreshes() {
     let emulator = start(EmulatorConfig::default()).await;
-    post_ok(&emulator, "/_emulator/token_ttl", json!({"ttl": 1, "grace": 5})).await;
+    post_ok(
+        &emulator,
+        "/_emulator/token_ttl",
+        json!({"ttl": 1, "grace": 5}),
+    )
+    .await;
     let (_client, _events) = subscribed(&emulator, "channel-chat:1").await;
     wait_until(&emulator, "a refresh before the token expires", |e| {
         e.received_commands()
@@ -211,11 +277,19 @@ async fn token_ttl_makes_issued_tokens_expire_so_the_client_refreshes() {
 #[tokio::test]
 async fn channels_registers_a_channel_and_answers_its_names() {
     let emulator = start(EmulatorConfig::default()).await;
-    let names = post_ok(&emulator, "/_emulator/channels", json!({"slug": "streamer", "id": 9})).await;
+    let names = post_ok(
+        &emulator,
+        "/_emulator/channels",
+        json!({"slug": "streamer", "id": 9}),
+    )
+    .await;
     assert_eq!(names["chat"], "channel-chat:9");
     assert_eq!(names["private_info"], "channel-private-info:9");
     let bearer = format!("Bearer {USER_TOKEN}");
-    assert_eq!(rest_status(&emulator, "/v1/channel?channel_url=streamer", &bearer).await, 200);
+    assert_eq!(
+        rest_status(&emulator, "/v1/channel?channel_url=streamer", &bearer).await,
+        200
+    );
 }
 
 #[tokio::test]
@@ -228,8 +302,14 @@ async fn deny_withholds_a_subscription_token() {
     )
     .await;
     let (_client, mut events) = connect(builder(&emulator).channel("channel-private-chat:1")).await;
-    let failed = wait_for_event(&mut events, |e| matches!(e, Event::SubscriptionFailed { .. })).await;
-    assert!(matches!(failed, Event::SubscriptionFailed { code: 103, .. }), "{failed:?}");
+    let failed = wait_for_event(&mut events, |e| {
+        matches!(e, Event::SubscriptionFailed { .. })
+    })
+    .await;
+    assert!(
+        matches!(failed, Event::SubscriptionFailed { code: 103, .. }),
+        "{failed:?}"
+    );
 }
 
 #[tokio::test]
@@ -238,14 +318,25 @@ async fn channel_limit_refuses_one_subscription_too_many() {
     post_ok(&emulator, "/_emulator/channel_limit", json!({"limit": 1})).await;
     let (_client, mut events) =
         connect(builder(&emulator).channels(["channel-chat:1", "channel-info:1"])).await;
-    let failed = wait_for_event(&mut events, |e| matches!(e, Event::SubscriptionFailed { .. })).await;
-    assert!(matches!(failed, Event::SubscriptionFailed { code: 106, .. }), "{failed:?}");
+    let failed = wait_for_event(&mut events, |e| {
+        matches!(e, Event::SubscriptionFailed { .. })
+    })
+    .await;
+    assert!(
+        matches!(failed, Event::SubscriptionFailed { code: 106, .. }),
+        "{failed:?}"
+    );
 }
 
 #[tokio::test]
 async fn ping_interval_applies_to_new_connections() {
     let emulator = start(EmulatorConfig::default()).await;
-    post_ok(&emulator, "/_emulator/ping_interval", json!({"seconds": 0.2})).await;
+    post_ok(
+        &emulator,
+        "/_emulator/ping_interval",
+        json!({"seconds": 0.2}),
+    )
+    .await;
     let (_client, _events) = subscribed(&emulator, "channel-chat:1").await;
     wait_until(&emulator, "pings every 0.2 s", |e| e.pings_sent() >= 2).await;
 }
@@ -310,11 +401,17 @@ async fn restart_channel_sends_unsubscribe_2500_and_a_new_epoch() {
     let emulator = start(EmulatorConfig::default()).await;
     let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
     let (epoch, _) = emulator.stream_position("channel-chat:1");
-    post_ok(&emulator, "/_emulator/restart_channel", json!({"channel": "channel-chat:1"})).await;
+    post_ok(
+        &emulator,
+        "/_emulator/restart_channel",
+        json!({"channel": "channel-chat:1"}),
+    )
+    .await;
     assert_ne!(emulator.stream_position("channel-chat:1").0, epoch);
-    wait_for_event(&mut events, |e| {
-        matches!(e, Event::Subscribed { channel, .. } if channel == "channel-chat:1")
-    })
+    wait_for_event(
+        &mut events,
+        |e| matches!(e, Event::Subscribed { channel, .. } if channel == "channel-chat:1"),
+    )
     .await;
 }
 
@@ -329,7 +426,10 @@ async fn unsubscribe_ends_a_subscription_with_a_code() {
     )
     .await;
     let ended = wait_for_event(&mut events, |e| matches!(e, Event::Unsubscribed { .. })).await;
-    assert!(matches!(ended, Event::Unsubscribed { code: 2000, .. }), "{ended:?}");
+    assert!(
+        matches!(ended, Event::Unsubscribed { code: 2000, .. }),
+        "{ended:?}"
+    );
 }
 
 #[tokio::test]
@@ -363,9 +463,23 @@ async fn paced_publishes_in_the_background() {
 async fn close_closes_every_connection_with_the_code() {
     let emulator = start(EmulatorConfig::default()).await;
     let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
-    post_ok(&emulator, "/_emulator/close", json!({"code": 3000, "reason": "go away"})).await;
+    post_ok(
+        &emulator,
+        "/_emulator/close",
+        json!({"code": 3000, "reason": "go away"}),
+    )
+    .await;
     let lost = wait_for_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
-    assert!(matches!(lost, Event::Disconnected { code: Some(3000), .. }), "{lost:?}");
+    assert!(
+        matches!(
+            lost,
+            Event::Disconnected {
+                code: Some(3000),
+                ..
+            }
+        ),
+        "{lost:?}"
+    );
 }
 
 #[tokio::test]
@@ -374,7 +488,10 @@ async fn abort_drops_every_connection() {
     let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
     post_ok(&emulator, "/_emulator/abort", json!({})).await;
     let lost = wait_for_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
-    assert!(matches!(lost, Event::Disconnected { code: None, .. }), "{lost:?}");
+    assert!(
+        matches!(lost, Event::Disconnected { code: None, .. }),
+        "{lost:?}"
+    );
 }
 
 #[tokio::test]
@@ -399,7 +516,12 @@ async fn send_raw_reaches_every_connection() {
     let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
     let push = json!({"push": {"channel": "channel-chat:1",
         "pub": {"data": chat(77, "raw"), "offset": 1}}});
-    post_ok(&emulator, "/_emulator/send_raw", json!({"frame": push.to_string()})).await;
+    post_ok(
+        &emulator,
+        "/_emulator/send_raw",
+        json!({"frame": push.to_string()}),
+    )
+    .await;
     assert_eq!(chat_id(&publications(&mut events, 1).await[0]), Some(77));
 }
 
@@ -413,36 +535,70 @@ async fn fail_subscribes_refuses_the_next_subscribe() {
     )
     .await;
     let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    let failed = wait_for_event(&mut events, |e| matches!(e, Event::SubscriptionFailed { .. })).await;
-    assert!(matches!(failed, Event::SubscriptionFailed { code: 103, .. }), "{failed:?}");
+    let failed = wait_for_event(&mut events, |e| {
+        matches!(e, Event::SubscriptionFailed { .. })
+    })
+    .await;
+    assert!(
+        matches!(failed, Event::SubscriptionFailed { code: 103, .. }),
+        "{failed:?}"
+    );
 }
 
 #[tokio::test]
 async fn fail_rest_answers_the_status() {
     let emulator = start(EmulatorConfig::default()).await;
-    post_ok(&emulator, "/_emulator/fail_rest", json!({"count": 1, "status": 503})).await;
+    post_ok(
+        &emulator,
+        "/_emulator/fail_rest",
+        json!({"count": 1, "status": 503}),
+    )
+    .await;
     let bearer = format!("Bearer {USER_TOKEN}");
-    assert_eq!(rest_status(&emulator, "/v1/websocket/token", &bearer).await, 503);
-    assert_eq!(rest_status(&emulator, "/v1/websocket/token", &bearer).await, 200);
+    assert_eq!(
+        rest_status(&emulator, "/v1/websocket/token", &bearer).await,
+        503
+    );
+    assert_eq!(
+        rest_status(&emulator, "/v1/websocket/token", &bearer).await,
+        200
+    );
 }
 
 #[tokio::test]
 async fn delay_rest_answers_late() {
     let emulator = start(EmulatorConfig::default()).await;
-    post_ok(&emulator, "/_emulator/delay_rest", json!({"count": 1, "ms": 300})).await;
+    post_ok(
+        &emulator,
+        "/_emulator/delay_rest",
+        json!({"count": 1, "ms": 300}),
+    )
+    .await;
     let bearer = format!("Bearer {USER_TOKEN}");
     let started = std::time::Instant::now();
-    assert_eq!(rest_status(&emulator, "/v1/websocket/token", &bearer).await, 200);
+    assert_eq!(
+        rest_status(&emulator, "/v1/websocket/token", &bearer).await,
+        200
+    );
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
 #[tokio::test]
 async fn fail_ws_upgrade_refuses_the_next_upgrade() {
     let emulator = start(EmulatorConfig::default()).await;
-    post_ok(&emulator, "/_emulator/fail_ws_upgrade", json!({"count": 1, "status": 503})).await;
+    post_ok(
+        &emulator,
+        "/_emulator/fail_ws_upgrade",
+        json!({"count": 1, "status": 503}),
+    )
+    .await;
     let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
     wait_subscribed(&mut events, &["channel-chat:1"]).await;
-    assert_eq!(rest_count(&emulator, "/v1/websocket/token"), 2, "one upgrade refused");
+    assert_eq!(
+        rest_count(&emulator, "/v1/websocket/token"),
+        2,
+        "one upgrade refused"
+    );
 }
 
 #[tokio::test]
@@ -467,8 +623,22 @@ async fn connection_close_closes_one_connection_with_the_code() {
     )
     .await;
     let lost = wait_for_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
-    assert!(matches!(lost, Event::Disconnected { code: Some(3001), .. }), "{lost:?}");
-    let (status, _) = post(&emulator, "/_emulator/connections/9999/close", json!({"code": 3000})).await;
+    assert!(
+        matches!(
+            lost,
+            Event::Disconnected {
+                code: Some(3001),
+                ..
+            }
+        ),
+        "{lost:?}"
+    );
+    let (status, _) = post(
+        &emulator,
+        "/_emulator/connections/9999/close",
+        json!({"code": 3000}),
+    )
+    .await;
     assert_eq!(status, 404, "unknown connection");
 }
 
@@ -477,9 +647,17 @@ async fn connection_abort_drops_one_connection() {
     let emulator = start(EmulatorConfig::default()).await;
     let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
     let id = only_connection(&emulator);
-    post_ok(&emulator, &format!("/_emulator/connections/{id}/abort"), json!({})).await;
+    post_ok(
+        &emulator,
+        &format!("/_emulator/connections/{id}/abort"),
+        json!({}),
+    )
+    .await;
     let lost = wait_for_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
-    assert!(matches!(lost, Event::Disconnected { code: None, .. }), "{lost:?}");
+    assert!(
+        matches!(lost, Event::Disconnected { code: None, .. }),
+        "{lost:?}"
+    );
 }
 
 #[tokio::test]
@@ -509,7 +687,12 @@ async fn connection_drop_drops_the_next_frames() {
     .await;
     let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
     let id = only_connection(&emulator);
-    post_ok(&emulator, &format!("/_emulator/connections/{id}/drop"), json!({"frames": 2})).await;
+    post_ok(
+        &emulator,
+        &format!("/_emulator/connections/{id}/drop"),
+        json!({"frames": 2}),
+    )
+    .await;
     for message in 1..=3 {
         emulator.publish("channel-chat:1", chat(message, "x"));
     }
@@ -539,7 +722,12 @@ async fn connection_garbage_is_skipped_and_the_link_goes_on() {
     let emulator = start(EmulatorConfig::default()).await;
     let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
     let id = only_connection(&emulator);
-    post_ok(&emulator, &format!("/_emulator/connections/{id}/garbage"), json!({})).await;
+    post_ok(
+        &emulator,
+        &format!("/_emulator/connections/{id}/garbage"),
+        json!({}),
+    )
+    .await;
     emulator.publish("channel-chat:1", chat(5, "after the garbage"));
     assert_eq!(chat_id(&publications(&mut events, 1).await[0]), Some(5));
     assert_eq!(emulator.connections().len(), 1, "no reconnect");
@@ -573,11 +761,17 @@ async fn the_index_lists_every_route_each_tested_and_documented() {
         .iter()
         .map(|(method, path)| (method.to_string(), path.to_string()))
         .collect();
-    assert_eq!(listed, tested, "GET /_emulator/ lists exactly the tested routes");
+    assert_eq!(
+        listed, tested,
+        "GET /_emulator/ lists exactly the tested routes"
+    );
     let docs = include_str!("../docs/emulator-control.md");
     for (method, path) in &listed {
         let heading = format!("`{method} {path}`");
-        assert!(docs.contains(&heading), "docs/emulator-control.md has {heading}");
+        assert!(
+            docs.contains(&heading),
+            "docs/emulator-control.md has {heading}"
+        );
         let curl_path = path.replace("{id}", "1");
         assert!(
             docs.contains(&format!("$E{curl_path}")),

@@ -33,7 +33,12 @@ fn vklive_tail(args: &[&str]) -> Command {
 }
 
 fn tail(emulator: &Emulator, token: &str, args: &[&str]) -> Command {
-    let mut command = vklive_tail(&["--api-url", &emulator.api_url(), "--ws-url", &emulator.ws_url()]);
+    let mut command = vklive_tail(&[
+        "--api-url",
+        &emulator.api_url(),
+        "--ws-url",
+        &emulator.ws_url(),
+    ]);
     command
         .args(args)
         .env("VKLIVE_TOKEN", token)
@@ -371,7 +376,10 @@ async fn a_dead_api_host_makes_tail_exit_within_the_first_connect_bound() {
     assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
     let cause = one_line_cause(&done.stderr);
     assert!(cause.contains("could not connect"), "{cause}");
-    assert!(cause.contains("127.0.0.1:9") || cause.contains("refused"), "{cause}");
+    assert!(
+        cause.contains("127.0.0.1:9") || cause.contains("refused"),
+        "{cause}"
+    );
 }
 
 #[tokio::test]

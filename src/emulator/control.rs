@@ -60,46 +60,221 @@ const fn route(
 pub(crate) const ROUTES: &[Route] = &[
     route("GET", "/_emulator/", "", "this list"),
     // identities
-    route("POST", "/_emulator/users", r#"{"token":"t","id":42,"nick":"tester"}"#, "add_user: a user and its Bearer access token"),
-    route("POST", "/_emulator/apps", r#"{"client_id":"app","client_secret":"s"}"#, "add_app: an app with Basic credentials"),
-    route("POST", "/_emulator/refresh_tokens", r#"{"refresh_token":"r","user_id":42,"client_id":"app"}"#, "add_refresh_token: an OAuth refresh token"),
-    route("POST", "/_emulator/tokens/revoke", r#"{"access_token":"t"}"#, "revoke_access_token: 401 from now on, the user's connections closed with 3500"),
-    route("POST", "/_emulator/tokens/expire_next", r#"{"count":1}"#, "expire_next_tokens: the next pubsub tokens are issued expired (error 109)"),
-    route("POST", "/_emulator/tokens/connection", r#"{"user_id":42,"ttl":null}"#, "issue_connection_token: answers {\"token\"}"),
-    route("POST", "/_emulator/tokens/subscription", r#"{"user_id":42,"channel":"channel-private-chat:1","ttl":null}"#, "issue_subscription_token: answers {\"token\"}"),
-    route("POST", "/_emulator/token_ttl", r#"{"ttl":60,"grace":5}"#, "set_token_ttl: lifetime (null: never) and grace of pubsub tokens, seconds"),
+    route(
+        "POST",
+        "/_emulator/users",
+        r#"{"token":"t","id":42,"nick":"tester"}"#,
+        "add_user: a user and its Bearer access token",
+    ),
+    route(
+        "POST",
+        "/_emulator/apps",
+        r#"{"client_id":"app","client_secret":"s"}"#,
+        "add_app: an app with Basic credentials",
+    ),
+    route(
+        "POST",
+        "/_emulator/refresh_tokens",
+        r#"{"refresh_token":"r","user_id":42,"client_id":"app"}"#,
+        "add_refresh_token: an OAuth refresh token",
+    ),
+    route(
+        "POST",
+        "/_emulator/tokens/revoke",
+        r#"{"access_token":"t"}"#,
+        "revoke_access_token: 401 from now on, the user's connections closed with 3500",
+    ),
+    route(
+        "POST",
+        "/_emulator/tokens/expire_next",
+        r#"{"count":1}"#,
+        "expire_next_tokens: the next pubsub tokens are issued expired (error 109)",
+    ),
+    route(
+        "POST",
+        "/_emulator/tokens/connection",
+        r#"{"user_id":42,"ttl":null}"#,
+        "issue_connection_token: answers {\"token\"}",
+    ),
+    route(
+        "POST",
+        "/_emulator/tokens/subscription",
+        r#"{"user_id":42,"channel":"channel-private-chat:1","ttl":null}"#,
+        "issue_subscription_token: answers {\"token\"}",
+    ),
+    route(
+        "POST",
+        "/_emulator/token_ttl",
+        r#"{"ttl":60,"grace":5}"#,
+        "set_token_ttl: lifetime (null: never) and grace of pubsub tokens, seconds",
+    ),
     // channels
-    route("POST", "/_emulator/channels", r#"{"slug":"streamer","id":2}"#, "add_channel: answers its eight channel names"),
-    route("POST", "/_emulator/deny", r#"{"user_id":42,"channel":"channel-private-info:1"}"#, "deny: no subscription token for this user and channel"),
-    route("POST", "/_emulator/channel_limit", r#"{"limit":128}"#, "set_channel_limit: subscriptions per connection (null: no limit)"),
-    route("POST", "/_emulator/ping_interval", r#"{"seconds":25}"#, "set_ping_interval: for connections opened from now on"),
-    route("POST", "/_emulator/history", r#"{"enabled":false}"#, "set_history: history and recovery on or off"),
+    route(
+        "POST",
+        "/_emulator/channels",
+        r#"{"slug":"streamer","id":2}"#,
+        "add_channel: answers its eight channel names",
+    ),
+    route(
+        "POST",
+        "/_emulator/deny",
+        r#"{"user_id":42,"channel":"channel-private-info:1"}"#,
+        "deny: no subscription token for this user and channel",
+    ),
+    route(
+        "POST",
+        "/_emulator/channel_limit",
+        r#"{"limit":128}"#,
+        "set_channel_limit: subscriptions per connection (null: no limit)",
+    ),
+    route(
+        "POST",
+        "/_emulator/ping_interval",
+        r#"{"seconds":25}"#,
+        "set_ping_interval: for connections opened from now on",
+    ),
+    route(
+        "POST",
+        "/_emulator/history",
+        r#"{"enabled":false}"#,
+        "set_history: history and recovery on or off",
+    ),
     // publications
-    route("POST", "/_emulator/publish", r#"{"channel":"channel-chat:1","data":{"type":"…","data":{}}}"#, "publish: answers {\"offset\"}"),
-    route("POST", "/_emulator/trigger", r#"{"event":"follow","channel":"demo","nick":"X","text":null,"id":null,"count":1,"overrides":null}"#, "trigger: a named event (chat, delete, follow, raid, subscription, reward, stream-start, stream-stop, unknown); answers {\"published\":[{\"channel\",\"offset\",\"type\"}]}"),
-    route("POST", "/_emulator/restart_channel", r#"{"channel":"channel-chat:1"}"#, "restart_channel: new epoch, unsubscribe push 2500"),
-    route("POST", "/_emulator/unsubscribe", r#"{"channel":"channel-chat:1","code":2000,"reason":"bye"}"#, "unsubscribe_all: an unsubscribe push to every subscriber"),
-    route("POST", "/_emulator/blast", r#"{"channel":"channel-chat:1","count":1000,"per_frame":100}"#, "blast: benchmark load, prebuilt frames"),
-    route("POST", "/_emulator/paced", r#"{"channel":"channel-chat:1","count":1000,"rate":100}"#, "publish_paced: stamped messages at a rate, in the background"),
+    route(
+        "POST",
+        "/_emulator/publish",
+        r#"{"channel":"channel-chat:1","data":{"type":"…","data":{}}}"#,
+        "publish: answers {\"offset\"}",
+    ),
+    route(
+        "POST",
+        "/_emulator/trigger",
+        r#"{"event":"follow","channel":"demo","nick":"X","text":null,"id":null,"count":1,"overrides":null}"#,
+        "trigger: a named event (chat, delete, follow, raid, subscription, reward, stream-start, stream-stop, unknown); answers {\"published\":[{\"channel\",\"offset\",\"type\"}]}",
+    ),
+    route(
+        "POST",
+        "/_emulator/restart_channel",
+        r#"{"channel":"channel-chat:1"}"#,
+        "restart_channel: new epoch, unsubscribe push 2500",
+    ),
+    route(
+        "POST",
+        "/_emulator/unsubscribe",
+        r#"{"channel":"channel-chat:1","code":2000,"reason":"bye"}"#,
+        "unsubscribe_all: an unsubscribe push to every subscriber",
+    ),
+    route(
+        "POST",
+        "/_emulator/blast",
+        r#"{"channel":"channel-chat:1","count":1000,"per_frame":100}"#,
+        "blast: benchmark load, prebuilt frames",
+    ),
+    route(
+        "POST",
+        "/_emulator/paced",
+        r#"{"channel":"channel-chat:1","count":1000,"rate":100}"#,
+        "publish_paced: stamped messages at a rate, in the background",
+    ),
     // faults of every connection
-    route("POST", "/_emulator/close", r#"{"code":3000,"reason":"go away"}"#, "close_all: close frames"),
-    route("POST", "/_emulator/abort", "", "abort_all: drop every TCP connection"),
-    route("POST", "/_emulator/silent", r#"{"silent":true}"#, "set_silent: send nothing at all"),
-    route("POST", "/_emulator/send_raw", r#"{"frame":"not json"}"#, "send_raw: a frame verbatim to every connection"),
-    route("POST", "/_emulator/fail_subscribes", r#"{"count":1,"code":103,"temporary":false}"#, "fail_next_subscribes: refuse the next subscribes with an error"),
-    route("POST", "/_emulator/fail_rest", r#"{"count":2,"status":503,"retry_after":null}"#, "fail_next_rest: the next REST calls answer this status"),
-    route("POST", "/_emulator/delay_rest", r#"{"count":1,"ms":2000}"#, "delay_next_rest: the next REST calls answer late"),
-    route("POST", "/_emulator/fail_ws_upgrade", r#"{"count":1,"status":503}"#, "fail_next_ws_upgrade: refuse the next WebSocket upgrades"),
+    route(
+        "POST",
+        "/_emulator/close",
+        r#"{"code":3000,"reason":"go away"}"#,
+        "close_all: close frames",
+    ),
+    route(
+        "POST",
+        "/_emulator/abort",
+        "",
+        "abort_all: drop every TCP connection",
+    ),
+    route(
+        "POST",
+        "/_emulator/silent",
+        r#"{"silent":true}"#,
+        "set_silent: send nothing at all",
+    ),
+    route(
+        "POST",
+        "/_emulator/send_raw",
+        r#"{"frame":"not json"}"#,
+        "send_raw: a frame verbatim to every connection",
+    ),
+    route(
+        "POST",
+        "/_emulator/fail_subscribes",
+        r#"{"count":1,"code":103,"temporary":false}"#,
+        "fail_next_subscribes: refuse the next subscribes with an error",
+    ),
+    route(
+        "POST",
+        "/_emulator/fail_rest",
+        r#"{"count":2,"status":503,"retry_after":null}"#,
+        "fail_next_rest: the next REST calls answer this status",
+    ),
+    route(
+        "POST",
+        "/_emulator/delay_rest",
+        r#"{"count":1,"ms":2000}"#,
+        "delay_next_rest: the next REST calls answer late",
+    ),
+    route(
+        "POST",
+        "/_emulator/fail_ws_upgrade",
+        r#"{"count":1,"status":503}"#,
+        "fail_next_ws_upgrade: refuse the next WebSocket upgrades",
+    ),
     // faults of one connection
-    route("GET", "/_emulator/connections", "", "connections: [{\"id\",\"user_id\",\"app\",\"subscriptions\"}]"),
-    route("POST", "/_emulator/connections/{id}/close", r#"{"code":3000,"reason":"go away"}"#, "close_connection: a close frame with this code"),
-    route("POST", "/_emulator/connections/{id}/abort", "", "abort_connection: drop the TCP connection"),
-    route("POST", "/_emulator/connections/{id}/silent", r#"{"silent":true}"#, "set_connection_silent: send it nothing"),
-    route("POST", "/_emulator/connections/{id}/drop", r#"{"frames":3}"#, "drop_next_frames: drop its next N frames"),
-    route("POST", "/_emulator/connections/{id}/send_raw", r#"{"frame":"not json"}"#, "send_raw_to: a frame verbatim"),
-    route("POST", "/_emulator/connections/{id}/garbage", "", "send_raw_to with a line that is not JSON"),
+    route(
+        "GET",
+        "/_emulator/connections",
+        "",
+        "connections: [{\"id\",\"user_id\",\"app\",\"subscriptions\"}]",
+    ),
+    route(
+        "POST",
+        "/_emulator/connections/{id}/close",
+        r#"{"code":3000,"reason":"go away"}"#,
+        "close_connection: a close frame with this code",
+    ),
+    route(
+        "POST",
+        "/_emulator/connections/{id}/abort",
+        "",
+        "abort_connection: drop the TCP connection",
+    ),
+    route(
+        "POST",
+        "/_emulator/connections/{id}/silent",
+        r#"{"silent":true}"#,
+        "set_connection_silent: send it nothing",
+    ),
+    route(
+        "POST",
+        "/_emulator/connections/{id}/drop",
+        r#"{"frames":3}"#,
+        "drop_next_frames: drop its next N frames",
+    ),
+    route(
+        "POST",
+        "/_emulator/connections/{id}/send_raw",
+        r#"{"frame":"not json"}"#,
+        "send_raw_to: a frame verbatim",
+    ),
+    route(
+        "POST",
+        "/_emulator/connections/{id}/garbage",
+        "",
+        "send_raw_to with a line that is not JSON",
+    ),
     // observation
-    route("GET", "/_emulator/stats", "", "counters: connections, pings, pongs, violations, close codes, commands, REST calls, subscribers, history"),
+    route(
+        "GET",
+        "/_emulator/stats",
+        "",
+        "counters: connections, pings, pongs, violations, close codes, commands, REST calls, subscribers, history",
+    ),
 ];
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -125,10 +300,19 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_emulator/connections", get(connections))
         .route("/_emulator/connections/{id}/close", post(connection_close))
         .route("/_emulator/connections/{id}/abort", post(connection_abort))
-        .route("/_emulator/connections/{id}/silent", post(connection_silent))
+        .route(
+            "/_emulator/connections/{id}/silent",
+            post(connection_silent),
+        )
         .route("/_emulator/connections/{id}/drop", post(connection_drop))
-        .route("/_emulator/connections/{id}/send_raw", post(connection_send_raw))
-        .route("/_emulator/connections/{id}/garbage", post(connection_garbage))
+        .route(
+            "/_emulator/connections/{id}/send_raw",
+            post(connection_send_raw),
+        )
+        .route(
+            "/_emulator/connections/{id}/garbage",
+            post(connection_garbage),
+        )
         .route("/_emulator/publish", post(publish))
         .route("/_emulator/abort", post(abort))
         .route("/_emulator/close", post(close))
@@ -518,10 +702,11 @@ async fn subscription_token(AxumState(shared): AxumState<Arc<Shared>>, body: Byt
                 "a subscription token needs a channel",
             );
         };
-        let token =
-            shared
-                .lock()
-                .issue_subscription_token_for(body.user_id, &channel, body.ttl.map(seconds));
+        let token = shared.lock().issue_subscription_token_for(
+            body.user_id,
+            &channel,
+            body.ttl.map(seconds),
+        );
         Json(json!({ "token": token })).into_response()
     })
 }

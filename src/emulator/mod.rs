@@ -42,7 +42,8 @@
 //!   closes the connection with the code a real server uses (3501, 3500, …)
 //!   and is recorded in [`Emulator::violations`].
 //! - `/_emulator/…`: HTTP control endpoints for tests written in other
-//!   languages (see [`Emulator`] and the `emulator` example).
+//!   languages, listed by `GET /_emulator/` (see [`Emulator`] and
+//!   `docs/emulator-control.md`).
 //!
 //! # Chat history over REST
 //! Every `channel_chat_message_send` published into a public chat channel
@@ -92,16 +93,15 @@
 //! what your client did. A well-behaved client leaves `violations()` empty.
 //!
 //! # From other languages
-//! `cargo run --features emulator --example emulator -- --ping-interval 1`
+//! `vklive emulator --ping-interval 1` (`cargo install --path . --features cli`;
+//! or `cargo run --features emulator --example emulator -- --ping-interval 1`)
 //! starts a standalone emulator (user token `demo-token`, channel slug `demo`
 //! with id 1) and prints one JSON line with `api_url`, `ws_url`,
 //! `oauth_token_url`, `control_url` and the channel names, then runs until
-//! stdin closes. The control endpoints under `control_url` (`POST …/publish`
-//! `{"channel":…,"data":…}`, `POST …/abort`, `POST …/close`
-//! `{"code":…,"reason":…}`, `POST …/silent`, `POST …/restart_channel`,
-//! `POST …/send_raw`, `POST …/fail_rest`, `POST …/fail_ws_upgrade`,
-//! `POST …/blast`, `POST …/paced`, `POST …/history` `{"enabled":false}`,
-//! `GET …/stats`) mirror the methods here; `--no-history` starts it with
+//! SIGINT or SIGTERM (the example: until its stdin closes). The control
+//! routes under `control_url` mirror the methods here, `GET …/` lists them,
+//! and `docs/emulator-control.md` has a curl example for each; `vklive
+//! trigger` fires named events through them. `--no-history` starts it with
 //! [`EmulatorConfig::history`] off. `tests/conformance/run.sh` drives it with the official
 //! `centrifuge-python` SDK.
 //!
@@ -144,8 +144,8 @@ pub use demo::{
 };
 
 pub use blast::{STAMP_PREFIX, stamp_of};
-pub use state::{BlastReport, ConnectionInfo};
 use state::Shared;
+pub use state::{BlastReport, ConnectionInfo};
 pub use trigger::{MAX_TRIGGER_COUNT, Trigger, TriggerEvent, Triggered};
 
 /// Settings of an [`Emulator`]. `Default` gives Centrifugo's defaults.

@@ -233,7 +233,9 @@ impl ConnFaults {
             return true;
         }
         self.drop_frames
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
             .is_ok()
     }
 }
@@ -1110,7 +1112,9 @@ impl State {
 
     /// Whether `id` is an open connection.
     pub(crate) fn is_open(&self, id: u64) -> bool {
-        self.connections.get(&id).is_some_and(|entry| !entry.closing)
+        self.connections
+            .get(&id)
+            .is_some_and(|entry| !entry.closing)
     }
 
     /// The id of the newest chat message in a public chat channel's log.

@@ -184,11 +184,9 @@ fn target(state: &State, trigger: &Trigger) -> Result<String, String> {
 
 /// A stable user id for a nick, so the same nick is the same user.
 fn user_id_of(nick: &str) -> u64 {
-    let hash = nick
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = nick.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
     90_000_000 + hash % 10_000_000
 }
 

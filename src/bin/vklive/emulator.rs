@@ -77,9 +77,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         .map_err(|error| format!("cannot listen on {}:{}: {error}", args.host, args.port))?;
     emulator.add_user(&args.token, args.user_id, "demo_user");
     if let Some(app) = &args.app {
-        let (id, secret) = app
-            .split_once(':')
-            .ok_or("--app takes id:secret")?;
+        let (id, secret) = app.split_once(':').ok_or("--app takes id:secret")?;
         emulator.add_app(id, secret);
     }
     let names = emulator.add_channel(&args.slug, 1);

@@ -47,7 +47,10 @@ fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     let (name, outcome) = match cli.command {
-        Command::Tail(args) => ("tail", runtime(true).and_then(|rt| rt.block_on(tail::run(args)))),
+        Command::Tail(args) => (
+            "tail",
+            runtime(true).and_then(|rt| rt.block_on(tail::run(args))),
+        ),
         // One thread: with --seed, every random choice of the emulator comes
         // from the one seeded generator of that thread.
         Command::Emulator(args) => (

@@ -191,10 +191,8 @@ impl Painter {
                 self.paint(YELLOW, &format!("{who} raided the channel{viewers}"))
             }
             VkEvent::Subscription(subscription) => {
-                let mut text = format!(
-                    "{} subscribed",
-                    self.user(subscription.subscriber.as_ref())
-                );
+                let mut text =
+                    format!("{} subscribed", self.user(subscription.subscriber.as_ref()));
                 if let Some(name) = subscription.level.as_ref().and_then(|l| l.name.as_ref()) {
                     let _ = write!(text, " at level {}", clean(name));
                 }
@@ -208,7 +206,9 @@ impl Painter {
                     .reward
                     .name
                     .as_deref()
-                    .map_or(String::from("a reward"), |name| format!("«{}»", clean(name)));
+                    .map_or(String::from("a reward"), |name| {
+                        format!("«{}»", clean(name))
+                    });
                 let message = demand.message_text();
                 let mut text = format!("{} redeemed {reward}", self.user(demand.user.as_ref()));
                 if !message.trim().is_empty() {
@@ -230,7 +230,10 @@ impl Painter {
             ),
             VkEvent::Unknown(unknown) => self.paint(
                 DIM,
-                &format!("{} (an event type this version does not know)", clean(&unknown.kind)),
+                &format!(
+                    "{} (an event type this version does not know)",
+                    clean(&unknown.kind)
+                ),
             ),
             other => self.paint(DIM, other.kind()),
         }
@@ -271,7 +274,11 @@ fn lifecycle(event: &Event) -> (&'static str, String) {
             reason,
         } => (
             RED,
-            format!("cannot follow {}: {} ({code})", clean(channel), clean(reason)),
+            format!(
+                "cannot follow {}: {} ({code})",
+                clean(channel),
+                clean(reason)
+            ),
         ),
         Event::Unsubscribed {
             channel, reason, ..
@@ -323,7 +330,11 @@ mod tests {
         let style = Style::Text { colour: false };
         let follow = publication(json!({"type": "channel_follow_create",
             "data": {"follow": {"follower": {"id": 1, "nick": "X", "nick_color": 2}}}}));
-        assert!(style.line(&follow).ends_with("channel-info:1 X followed the channel"));
+        assert!(
+            style
+                .line(&follow)
+                .ends_with("channel-info:1 X followed the channel")
+        );
         let chat = publication(json!({"type": "channel_chat_message_send",
             "data": {"chat_message": {"id": 1, "author": {"id": 2, "nick": "Вася"},
             "parts": [{"text": {"content": "привет\u{1b}[2J"}}]}}}));
@@ -337,6 +348,10 @@ mod tests {
         let follow = publication(json!({"type": "channel_follow_create",
             "data": {"follow": {"follower": {"id": 1, "nick": "X"}}}}));
         assert!(Style::Text { colour: true }.line(&follow).contains("\x1b["));
-        assert!(!Style::Text { colour: false }.line(&follow).contains("\x1b["));
+        assert!(
+            !Style::Text { colour: false }
+                .line(&follow)
+                .contains("\x1b[")
+        );
     }
 }

@@ -10,9 +10,11 @@ use vklive_pubsub::emulator::{Trigger, TriggerEvent};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Prints one JSON line per publication: {\"channel\",\"offset\",\"type\"}. \
+#[command(
+    after_help = "Prints one JSON line per publication: {\"channel\",\"offset\",\"type\"}. \
 chat and delete go to the channel's public chat, reward to its private channel points, \
-the others to its info channel.")]
+the others to its info channel."
+)]
 pub(crate) struct Args {
     /// The event to fire.
     #[arg(value_parser = PossibleValuesParser::new(TriggerEvent::ALL.map(TriggerEvent::name)))]
@@ -80,7 +82,9 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|error| format!("{url} answered {status} without JSON: {error}"))?;
     if !status.is_success() {
-        let why = body["error_description"].as_str().unwrap_or("no reason given");
+        let why = body["error_description"]
+            .as_str()
+            .unwrap_or("no reason given");
         return Err(format!("the emulator refused ({status}): {why}"));
     }
     let published = body["published"].as_array().cloned().unwrap_or_default();
