@@ -18,7 +18,7 @@ pub(crate) enum Style {
 
 impl Style {
     /// NDJSON when asked for or when stdout is not a terminal; otherwise
-    /// text, coloured unless `NO_COLOR` is set (https://no-color.org) or the
+    /// text, coloured unless `NO_COLOR` is set (<https://no-color.org>) or the
     /// terminal is `dumb`.
     pub(crate) fn choose(json: bool, stdout_is_terminal: bool) -> Style {
         if json || !stdout_is_terminal {
