@@ -405,7 +405,8 @@ fn run_job(
         if quota.is_some_and(|quota| count >= quota) {
             break;
         }
-        if count.is_multiple_of(1024) && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        if count.is_multiple_of(1024) && deadline.is_some_and(|deadline| Instant::now() >= deadline)
+        {
             break;
         }
         let mut input = rng.pick(corpus).clone();
