@@ -405,7 +405,8 @@ fn run_job(
         if quota.is_some_and(|quota| count >= quota) {
             break;
         }
-        if count % 1024 == 0 && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        if count.is_multiple_of(1024) && deadline.is_some_and(|deadline| Instant::now() >= deadline)
+        {
             break;
         }
         let mut input = rng.pick(corpus).clone();
@@ -415,7 +416,7 @@ fn run_job(
         }
         input.truncate(args.max_len);
         count += 1;
-        if count % 4096 == 0 {
+        if count.is_multiple_of(4096) {
             done.fetch_add(4096, Ordering::Relaxed);
         }
         let outcome = std::panic::catch_unwind(|| check::check(&input));

@@ -1,6 +1,7 @@
 //! The caller's side: [`ClientBuilder`], the cloneable [`Client`] handle and
 //! the [`Events`] stream.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,6 +20,30 @@ pub const DEFAULT_WS_URL: &str =
     "wss://pubsub-dev.live.vkvideo.ru/connection/websocket?format=json&cf_protocol_version=v2";
 
 /// Builds a connection. Start with [`Client::builder`].
+///
+/// ```
+/// # #[cfg(feature = "emulator")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use vklive_pubsub::Client;
+/// use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
+///
+/// let emulator = Emulator::start(EmulatorConfig::default()).await?;
+/// emulator.add_user("access-token", 1, "viewer");
+/// let (client, _events) = Client::with_user_token("access-token")
+///     .api_url(emulator.api_url()) // by default VK's own servers
+///     .ws_url(emulator.ws_url())
+///     .channel("channel-chat:1")
+///     .backoff(Duration::from_millis(100), Duration::from_secs(5))
+///     .first_connect(5, Duration::from_secs(30)) // default: 3 attempts or 15 s
+///     .connect()
+///     .await?;
+/// client.close().await?;
+/// # Ok(()) }
+/// # #[cfg(not(feature = "emulator"))]
+/// # fn main() {}
+/// ```
 pub struct ClientBuilder {
     credentials: Arc<dyn Credentials>,
     api_url: String,
@@ -29,7 +54,20 @@ pub struct ClientBuilder {
     config: Config,
     budget: usize,
     overflow: Overflow,
+    first_connect: Option<(u32, Duration)>,
 }
+
+/// How many attempts [`ClientBuilder::connect`] makes at the first connect
+/// before it gives up (unless [`DEFAULT_FIRST_CONNECT_TIMEOUT`] passes first).
+pub const DEFAULT_FIRST_CONNECT_ATTEMPTS: u32 = 3;
+
+/// How long [`ClientBuilder::connect`] tries the first connect before it
+/// gives up (unless [`DEFAULT_FIRST_CONNECT_ATTEMPTS`] failed first).
+pub const DEFAULT_FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long [`ClientBuilder::connect`] waits for the actor to close after it
+/// gave up.
+const GIVE_UP_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The default delivery budget: 64 MiB of events waiting for the caller.
 pub const DEFAULT_DELIVERY_BUDGET: usize = 64 * 1024 * 1024;
@@ -172,26 +210,103 @@ impl ClientBuilder {
         self
     }
 
+    /// How patient [`ClientBuilder::connect`] is with the first connect: it
+    /// gives up after `attempts` failed attempts (at least 1) or once
+    /// `within` has passed, whichever comes first. The default is
+    /// [`DEFAULT_FIRST_CONNECT_ATTEMPTS`] (3) or
+    /// [`DEFAULT_FIRST_CONNECT_TIMEOUT`] (15 s). Has no effect on
+    /// [`ClientBuilder::spawn`], nor on reconnects once connected, which are
+    /// retried without end.
+    pub fn first_connect(mut self, attempts: u32, within: Duration) -> Self {
+        self.first_connect = Some((attempts.max(1), within));
+        self
+    }
+
+    /// Makes [`ClientBuilder::connect`] retry the first connect without end
+    /// (with backoff) until it succeeds or fails for good (a 401 from the
+    /// API, a terminal close): for a service that starts before the network
+    /// or the server is up.
+    pub fn retry_first_connect_forever(mut self) -> Self {
+        self.first_connect = None;
+        self
+    }
+
     /// Starts the connection actor and waits until the first connect
-    /// succeeded. Fails with the permanent error that stopped it (a 401 from
-    /// the API, a terminal close); transient failures are retried with backoff
-    /// meanwhile, so bound this call with a timeout if you need one.
+    /// succeeded.
+    ///
+    /// Fails fast: with the permanent error that stopped the connection (a
+    /// 401 from the API, a terminal close), or, when transient failures go on
+    /// (a host that does not answer, a 503), after
+    /// [`DEFAULT_FIRST_CONNECT_ATTEMPTS`] failed attempts or
+    /// [`DEFAULT_FIRST_CONNECT_TIMEOUT`], whichever comes first, with an
+    /// [`ErrorKind::Timeout`] error whose message names the last cause. Set
+    /// the bounds with [`ClientBuilder::first_connect`], or wait without end
+    /// with [`ClientBuilder::retry_first_connect_forever`]. Once connected,
+    /// reconnects are retried without end.
+    ///
+    /// What happened meanwhile ([`Event::Disconnected`] for each failed
+    /// attempt, then [`Event::Connected`]) is still delivered on the
+    /// returned [`Events`].
     ///
     /// Must be called inside a tokio runtime.
     pub async fn connect(self) -> Result<(Client, Events), Error> {
+        let patience = self.first_connect;
         let (client, mut events) = self.spawn()?;
-        let mut state = client.state.clone();
+        let started = tokio::time::Instant::now();
+        let deadline = patience.map(|(_, within)| started + within);
+        let mut failed = 0u32;
+        let mut last_cause: Option<String> = None;
         loop {
-            let current = state.borrow_and_update().clone();
-            match current {
-                State::Connected => return Ok((client, events)),
-                State::Closed => return Err(events.take_failure().await),
-                State::Connecting => {}
-            }
-            if state.changed().await.is_err() {
-                return Err(events.take_failure().await);
+            let next = match deadline {
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline, events.receiver.recv()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    }
+                }
+                None => events.receiver.recv().await,
+            };
+            let Some(delivery) = next else {
+                return Err(closed_error());
+            };
+            match delivery.into_event() {
+                Event::Closed { reason } => {
+                    return Err(match reason {
+                        CloseReason::Failed(error) => error,
+                        CloseReason::Requested => closed_error(),
+                    });
+                }
+                event @ Event::Connected { .. } => {
+                    events.pending.push_back(event);
+                    return Ok((client, events));
+                }
+                Event::Disconnected { code, reason } => {
+                    failed += 1;
+                    last_cause = Some(match code {
+                        Some(code) => format!("close code {code}: {reason}"),
+                        None => reason.clone(),
+                    });
+                    events
+                        .pending
+                        .push_back(Event::Disconnected { code, reason });
+                    if patience.is_some_and(|(attempts, _)| failed >= attempts) {
+                        break;
+                    }
+                }
+                event => events.pending.push_back(event),
             }
         }
+        // Gave up: stop the actor (dropping `events` would too) and say why.
+        let _ = tokio::time::timeout(GIVE_UP_CLOSE_TIMEOUT, client.close()).await;
+        let seconds = started.elapsed().as_secs_f64();
+        let cause = last_cause.unwrap_or_else(|| String::from("no answer"));
+        Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "could not connect ({failed} failed attempt{}, {seconds:.1} s): {cause}",
+                if failed == 1 { "" } else { "s" }
+            ),
+        ))
     }
 
     /// Starts the connection actor without waiting: everything, the first
@@ -240,6 +355,7 @@ impl ClientBuilder {
             },
             Events {
                 receiver: events_rx,
+                pending: VecDeque::new(),
             },
         ))
     }
@@ -247,6 +363,30 @@ impl ClientBuilder {
 
 /// A cloneable handle to the connection. Dropping every handle does not stop
 /// the connection; dropping the [`Events`] stream (or [`Client::close`]) does.
+///
+/// ```
+/// # #[cfg(feature = "emulator")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
+/// use vklive_pubsub::{Client, State};
+///
+/// let emulator = Emulator::start(EmulatorConfig::default()).await?;
+/// emulator.add_user("access-token", 1, "viewer");
+/// let (client, _events) = Client::with_user_token("access-token")
+///     .api_url(emulator.api_url())
+///     .ws_url(emulator.ws_url())
+///     .connect()
+///     .await?;
+/// assert_eq!(client.state(), State::Connected);
+/// client.subscribe("channel-info:1").await?; // on the running connection
+/// client.unsubscribe("channel-info:1").await?;
+/// client.close().await?;
+/// assert_eq!(client.state(), State::Closed);
+/// # Ok(()) }
+/// # #[cfg(not(feature = "emulator"))]
+/// # fn main() {}
+/// ```
 #[derive(Debug, Clone)]
 pub struct Client {
     commands: mpsc::Sender<Order>,
@@ -273,6 +413,10 @@ impl Client {
             config: Config::default(),
             budget: DEFAULT_DELIVERY_BUDGET,
             overflow: Overflow::default(),
+            first_connect: Some((
+                DEFAULT_FIRST_CONNECT_ATTEMPTS,
+                DEFAULT_FIRST_CONNECT_TIMEOUT,
+            )),
         }
     }
 
@@ -373,33 +517,56 @@ fn closed_error() -> Error {
 }
 
 /// The stream of [`Event`]s. Ends after [`Event::Closed`].
+///
+/// ```
+/// # #[cfg(feature = "emulator")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use futures::StreamExt;
+/// use vklive_pubsub::emulator::{demo_chat_message, Emulator, EmulatorConfig};
+/// use vklive_pubsub::{Client, Event, VkEvent};
+///
+/// let emulator = Emulator::start(EmulatorConfig::default()).await?;
+/// emulator.add_user("access-token", 1, "viewer");
+/// let (client, mut events) = Client::with_user_token("access-token")
+///     .api_url(emulator.api_url())
+///     .ws_url(emulator.ws_url())
+///     .channel("channel-chat:1")
+///     .connect()
+///     .await?;
+/// while let Some(event) = events.next().await {
+///     match event {
+///         Event::Subscribed { .. } => {
+///             emulator.publish("channel-chat:1", demo_chat_message(1, "hello"));
+///         }
+///         Event::Publication(publication) => {
+///             if let VkEvent::ChatMessage(message) = &publication.event {
+///                 assert_eq!(message.plain_text(), "hello");
+///             }
+///             client.close().await?; // the stream ends with Event::Closed
+///         }
+///         Event::Closed { .. } => break,
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// # #[cfg(not(feature = "emulator"))]
+/// # fn main() {}
+/// ```
 #[derive(Debug)]
 pub struct Events {
     receiver: delivery::Receiver,
-}
-
-impl Events {
-    /// Drains the stream up to its final event and returns the failure it
-    /// carries (used by [`ClientBuilder::connect`]).
-    async fn take_failure(&mut self) -> Error {
-        while let Some(delivery) = self.receiver.recv().await {
-            if let Delivery::Event(event) = delivery
-                && let Event::Closed { reason } = *event
-            {
-                return match reason {
-                    CloseReason::Failed(error) => error,
-                    CloseReason::Requested => closed_error(),
-                };
-            }
-        }
-        closed_error()
-    }
+    /// Events [`ClientBuilder::connect`] read while it waited, handed out first.
+    pending: VecDeque<Event>,
 }
 
 impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        if let Some(event) = self.pending.pop_front() {
+            return Poll::Ready(Some(event));
+        }
         self.receiver
             .poll_recv(cx)
             .map(|delivery| delivery.map(Delivery::into_event))

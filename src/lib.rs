@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -13,6 +14,7 @@ pub mod protocol;
 mod secret;
 
 #[cfg(feature = "emulator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
 
 pub use auth::{Authorization, Credentials};
@@ -35,10 +37,58 @@ pub use auth::{Authorization, Credentials};
 pub fn may_contain_tokens(metadata: &tracing::Metadata<'_>) -> bool {
     *metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tungstenite")
 }
-pub use client::{Client, ClientBuilder, DEFAULT_DELIVERY_BUDGET, DEFAULT_WS_URL, Events};
+pub use client::{
+    Client, ClientBuilder, DEFAULT_DELIVERY_BUDGET, DEFAULT_FIRST_CONNECT_ATTEMPTS,
+    DEFAULT_FIRST_CONNECT_TIMEOUT, DEFAULT_WS_URL, Events,
+};
 pub use connection::Backoff;
+/// For example, a loop that prints chat and says what happens to the link:
+///
+/// ```
+/// # #[cfg(feature = "emulator")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use futures::StreamExt;
+/// use vklive_pubsub::emulator::{demo_chat_message, Emulator, EmulatorConfig};
+/// use vklive_pubsub::{Client, CloseReason, Event, VkEvent};
+///
+/// let emulator = Emulator::start(EmulatorConfig::default()).await?;
+/// emulator.add_user("access-token", 1, "viewer");
+/// let (client, mut events) = Client::with_user_token("access-token")
+///     .api_url(emulator.api_url())
+///     .ws_url(emulator.ws_url())
+///     .channel("channel-chat:1")
+///     .connect()
+///     .await?;
+/// while let Some(event) = events.next().await {
+///     match event {
+///         Event::Publication(publication) => match &publication.event {
+///             VkEvent::ChatMessage(message) => {
+///                 let nick = message.author.as_ref().map_or("?", |a| a.nick.as_str());
+///                 println!("{nick}: {}", message.plain_text());
+///                 client.close().await?;
+///             }
+///             other => println!("{} in {}", other.kind(), publication.channel),
+///         },
+///         Event::Subscribed { channel, .. } => {
+///             println!("following {channel}");
+///             emulator.publish(&channel, demo_chat_message(1, "привет"));
+///         }
+///         Event::Gap { channel, missed } => println!("{channel}: lost {missed:?}"),
+///         Event::Disconnected { reason, .. } => println!("reconnecting: {reason}"),
+///         Event::Closed { reason: CloseReason::Failed(error) } => return Err(error.into()),
+///         Event::Closed { .. } => break,
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// # #[cfg(not(feature = "emulator"))]
+/// # fn main() {}
+/// ```
+#[doc(inline)]
+pub use delivery::Event;
 pub use delivery::{
-    CloseReason, ConnectionState, Event, Overflow, PoolState, Publication, Recovery, State,
+    CloseReason, ConnectionState, Overflow, PoolState, Publication, Recovery, State,
 };
 pub use error::{Error, ErrorKind};
 pub use event::VkEvent;

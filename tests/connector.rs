@@ -381,3 +381,61 @@ async fn follows_a_channel_by_its_url_public_channels_and_only_the_granted_priva
     let refused = client.subscribe_channel_url("https://example.org/x").await;
     assert_eq!(refused.unwrap_err().kind(), ErrorKind::InvalidArgument);
 }
+
+/// Fail fast: a first connect that keeps failing gives up after the default
+/// 3 attempts with an error naming the cause; the 4th attempt is never made.
+#[tokio::test]
+async fn connect_gives_up_after_three_failed_first_attempts_naming_the_cause() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.fail_next_rest(100, 503, None);
+    let error = within(builder(&emulator).channel("channel-chat:1").connect())
+        .await
+        .expect_err("gives up");
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    let message = error.to_string();
+    assert!(message.contains("3 failed attempts"), "{message}");
+    assert!(message.contains("503"), "{message}");
+    assert_eq!(rest_count(&emulator, "/v1/websocket/token"), 3);
+}
+
+/// ... within the time bound too, whichever comes first.
+#[tokio::test]
+async fn connect_gives_up_when_the_first_connect_bound_passes() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.delay_next_rest(1, Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let error = within(
+        builder(&emulator)
+            .channel("channel-chat:1")
+            .first_connect(3, Duration::from_millis(300))
+            .connect(),
+    )
+    .await
+    .expect_err("gives up");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(error.to_string().contains("0 failed attempts"), "{error}");
+}
+
+/// Patience is explicit: retrying forever gets through a long outage.
+#[tokio::test]
+async fn retry_first_connect_forever_waits_out_many_failures() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.fail_next_rest(5, 503, None);
+    let (_client, mut events) = connect(
+        builder(&emulator)
+            .channel("channel-chat:1")
+            .backoff(Duration::from_millis(10), Duration::from_millis(20))
+            .retry_first_connect_forever(),
+    )
+    .await;
+    // The failed attempts are still reported, before Connected.
+    let mut disconnected = 0;
+    loop {
+        match next_event(&mut events).await {
+            Event::Disconnected { .. } => disconnected += 1,
+            Event::Connected { .. } => break,
+            _ => {}
+        }
+    }
+    assert_eq!(disconnected, 5);
+}

@@ -1,47 +1,48 @@
-//! The `tail` example as a user runs it: against a standalone emulator,
-//! with `-n`, `-q`, on a revoked token, and with `RUST_LOG=trace`.
+//! `vklive tail` as a user runs it: against a standalone emulator, with
+//! `-n`, `-q`, on a revoked token, with `RUST_LOG=trace`, without a token,
+//! against a dead host, under a pseudo-terminal, and stopped by SIGTERM.
 //!
-//! These run the `tail` binary that `cargo test --all-features` builds with
-//! every target; when selecting only this file (`--test tail`), build it
-//! first with `cargo build --all-features --example tail`.
+//! `cargo test` builds the `vklive` binary first (`CARGO_BIN_EXE_vklive`),
+//! so these never run a stale build.
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
 
-/// `cargo test` builds the examples next to the test binaries.
-fn tail_binary() -> PathBuf {
-    let test_exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = test_exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    profile_dir
-        .join("examples")
-        .join(format!("tail{}", std::env::consts::EXE_SUFFIX))
-}
+const VKLIVE: &str = env!("CARGO_BIN_EXE_vklive");
 
-fn tail(emulator: &Emulator, token: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(tail_binary());
+/// `vklive tail` with piped output, no token and no `RUST_LOG` unless added.
+fn vklive_tail(args: &[&str]) -> Command {
+    let mut command = Command::new(VKLIVE);
     command
-        .arg("--api-url")
-        .arg(emulator.api_url())
-        .arg("--ws-url")
-        .arg(emulator.ws_url())
+        .arg("tail")
         .args(args)
-        .env("VKLIVE_TOKEN", token)
-        .env("RUST_LOG", "trace")
+        .env_remove("VKLIVE_TOKEN")
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    command
+}
+
+fn tail(emulator: &Emulator, token: &str, args: &[&str]) -> Command {
+    let mut command = vklive_tail(&[
+        "--api-url",
+        &emulator.api_url(),
+        "--ws-url",
+        &emulator.ws_url(),
+    ]);
+    command
+        .args(args)
+        .env("VKLIVE_TOKEN", token)
+        .env("RUST_LOG", "trace");
     command
 }
 
@@ -346,4 +347,156 @@ async fn tail_prints_one_gap_line_for_a_loss_it_cannot_repair() {
         "{}",
         done.stdout
     );
+}
+
+#[tokio::test]
+async fn without_a_token_tail_exits_at_once_naming_vklive_token_and_demo() {
+    let started = Instant::now();
+    let done = finish(vklive_tail(&["channel-chat:1"]).spawn().unwrap()).await;
+    assert!(!done.status.success());
+    assert!(started.elapsed() < Duration::from_secs(5), "at once");
+    assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
+    let cause = one_line_cause(&done.stderr);
+    assert!(cause.contains("VKLIVE_TOKEN"), "{cause}");
+    assert!(cause.contains("--demo"), "{cause}");
+    assert!(done.stdout.is_empty(), "no invented chat: {}", done.stdout);
+}
+
+/// Nothing listens on port 9 (discard) of the loopback: the first connect
+/// fails fast, within the documented bound (3 attempts or 15 s).
+#[tokio::test]
+async fn a_dead_api_host_makes_tail_exit_within_the_first_connect_bound() {
+    let started = Instant::now();
+    let mut command = vklive_tail(&["--api-url", "http://127.0.0.1:9", "channel-chat:1"]);
+    command.env("VKLIVE_TOKEN", USER_TOKEN);
+    let done = finish(command.spawn().unwrap()).await;
+    let elapsed = started.elapsed();
+    assert!(!done.status.success());
+    assert!(elapsed < Duration::from_secs(20), "gave up in {elapsed:?}");
+    assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
+    let cause = one_line_cause(&done.stderr);
+    assert!(cause.contains("could not connect"), "{cause}");
+    assert!(
+        cause.contains("127.0.0.1:9") || cause.contains("refused"),
+        "{cause}"
+    );
+}
+
+#[tokio::test]
+async fn tail_exits_non_zero_when_none_of_its_channels_can_be_subscribed() {
+    let emulator = start(EmulatorConfig::default()).await;
+    // An unknown namespace (102) and a private channel without a token (103).
+    emulator.deny(USER_ID, "channel-private-chat:1");
+    let mut command = tail(
+        &emulator,
+        USER_TOKEN,
+        &["no-such-namespace:1", "channel-private-chat:1"],
+    );
+    command.env_remove("RUST_LOG");
+    let done = finish(command.spawn().unwrap()).await;
+    assert!(!done.status.success(), "{}", done.stdout);
+    let cause = one_line_cause(&done.stderr);
+    assert!(cause.contains("none of the channels"), "{cause}");
+    assert!(cause.contains("no-such-namespace:1"), "{cause}");
+    assert!(cause.contains("channel-private-chat:1"), "{cause}");
+    let failed = done
+        .stdout
+        .lines()
+        .filter(|line| line.contains("subscription_failed"))
+        .count();
+    assert_eq!(failed, 2, "{}", done.stdout);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_closes_tail_cleanly_like_ctrl_c() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let mut command = tail(&emulator, USER_TOKEN, &["channel-chat:1"]);
+    command.env_remove("RUST_LOG");
+    let mut child = command.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Read until subscribed: the signal handler is in place by then.
+    loop {
+        let line = within(stdout.next_line()).await.unwrap().expect("a line");
+        if line.contains(r#""event":"subscribed""#) {
+            break;
+        }
+    }
+    let pid = child.id().expect("running") as libc::pid_t;
+    // SAFETY: sending a signal to our own child, whose pid we just read.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let mut rest = Vec::new();
+    while let Some(line) = within(stdout.next_line()).await.unwrap() {
+        rest.push(line);
+    }
+    let status = within(child.wait()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        rest.iter().all(|line| !line.contains("disconnected")),
+        "{rest:?}"
+    );
+    wait_until(&emulator, "the connection closed", |e| {
+        e.connection_count() == 0
+    })
+    .await;
+    assert!(
+        emulator.close_codes().is_empty(),
+        "the client closed, not the server"
+    );
+}
+
+/// Under a pseudo-terminal (`script`), `--demo` prints readable lines:
+/// time, channel, `nick: text`, in colour; no JSON.
+#[tokio::test]
+async fn on_a_terminal_tail_demo_prints_readable_lines() {
+    let command_line = format!("{VKLIVE} tail --demo -n 5");
+    let output = Command::new("script")
+        .args(["-qec", &command_line, "/dev/null"])
+        .env_remove("VKLIVE_TOKEN")
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .expect("tail --demo -n 5 finished")
+        .expect("script runs");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("--demo"), "says it is the demo: {text}");
+    assert!(text.contains("\u{1b}["), "colour on a terminal: {text}");
+    let plain = strip_ansi(&text);
+    let chat: Vec<&str> = plain
+        .lines()
+        .filter(|line| line.contains(" channel-chat:1 "))
+        .collect();
+    assert!(!chat.is_empty(), "{plain}");
+    for line in &chat {
+        assert!(!line.trim_start().starts_with('{'), "not JSON: {line}");
+        let (time, rest) = line.trim_start().split_once(' ').unwrap();
+        assert_eq!(time.len(), 8, "HH:MM:SS first: {line}");
+        assert!(rest.contains(": "), "nick: text: {line}");
+    }
+    assert!(!plain.contains(r#""event""#), "{plain}");
+}
+
+/// Removes `ESC [ … letter` sequences.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for next in chars.by_ref() {
+                if next.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

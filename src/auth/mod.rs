@@ -120,6 +120,34 @@ impl Credentials for Authorization {
 }
 
 /// A client of the VK DevAPI endpoints the connector needs. Cheap to clone.
+///
+/// ```
+/// # #[cfg(feature = "emulator")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use vklive_pubsub::auth::VkApi;
+/// use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
+/// use vklive_pubsub::Authorization;
+///
+/// let emulator = Emulator::start(EmulatorConfig::default()).await?;
+/// emulator.add_user("access-token", 42, "tester");
+/// emulator.add_channel("streamer", 7);
+///
+/// // By default VK's own API (DEFAULT_API_URL); here the emulator's.
+/// let api = VkApi::new(&emulator.api_url(), Arc::new(Authorization::user("access-token")))?;
+/// let info = api.channel("streamer").await?;
+/// let chat = info.web_socket_channels.chat.clone().expect("a chat channel");
+/// assert_eq!(chat, "channel-chat:7");
+/// // Private channels need a subscription token; none in the answer means no access.
+/// let private = info.web_socket_channels.private();
+/// let tokens = api.subscription_tokens(&private).await?;
+/// assert_eq!(tokens.len(), private.len());
+/// let _connection_token = api.connection_token().await?; // a Secret: prints [redacted]
+/// # Ok(()) }
+/// # #[cfg(not(feature = "emulator"))]
+/// # fn main() {}
+/// ```
 #[derive(Clone)]
 pub struct VkApi {
     http: reqwest::Client,

@@ -39,7 +39,7 @@ impl Backoff {
 
     /// The delay before retry `attempt` with a fresh random draw, never
     /// shorter than what the server asked for (`Retry-After`).
-    /// The server's wish is capped at [`MAX_SERVER_DELAY`], so a bogus
+    /// The server's wish is capped at `MAX_SERVER_DELAY` (5 minutes), so a bogus
     /// `Retry-After` cannot park the client for days.
     pub fn next_delay(&self, attempt: u32, server_asked: Option<Duration>) -> Duration {
         let delay = self.delay(attempt, rand_unit());

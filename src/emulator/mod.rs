@@ -42,7 +42,8 @@
 //!   closes the connection with the code a real server uses (3501, 3500, …)
 //!   and is recorded in [`Emulator::violations`].
 //! - `/_emulator/…`: HTTP control endpoints for tests written in other
-//!   languages (see [`Emulator`] and the `emulator` example).
+//!   languages, listed by `GET /_emulator/` (see [`Emulator`] and
+//!   `docs/emulator-control.md`).
 //!
 //! # Chat history over REST
 //! Every `channel_chat_message_send` published into a public chat channel
@@ -92,16 +93,15 @@
 //! what your client did. A well-behaved client leaves `violations()` empty.
 //!
 //! # From other languages
-//! `cargo run --features emulator --example emulator -- --ping-interval 1`
+//! `vklive emulator --ping-interval 1` (`cargo install --path . --features cli`;
+//! or `cargo run --features emulator --example emulator -- --ping-interval 1`)
 //! starts a standalone emulator (user token `demo-token`, channel slug `demo`
 //! with id 1) and prints one JSON line with `api_url`, `ws_url`,
 //! `oauth_token_url`, `control_url` and the channel names, then runs until
-//! stdin closes. The control endpoints under `control_url` (`POST …/publish`
-//! `{"channel":…,"data":…}`, `POST …/abort`, `POST …/close`
-//! `{"code":…,"reason":…}`, `POST …/silent`, `POST …/restart_channel`,
-//! `POST …/send_raw`, `POST …/fail_rest`, `POST …/fail_ws_upgrade`,
-//! `POST …/blast`, `POST …/paced`, `POST …/history` `{"enabled":false}`,
-//! `GET …/stats`) mirror the methods here; `--no-history` starts it with
+//! SIGINT or SIGTERM (the example: until its stdin closes). The control
+//! routes under `control_url` mirror the methods here, `GET …/` lists them,
+//! and `docs/emulator-control.md` has a curl example for each; `vklive
+//! trigger` fires named events through them. `--no-history` starts it with
 //! [`EmulatorConfig::history`] off. `tests/conformance/run.sh` drives it with the official
 //! `centrifuge-python` SDK.
 //!
@@ -124,6 +124,7 @@ mod demo;
 mod pubsub;
 mod rest;
 mod state;
+mod trigger;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -143,8 +144,9 @@ pub use demo::{
 };
 
 pub use blast::{STAMP_PREFIX, stamp_of};
-pub use state::BlastReport;
 use state::Shared;
+pub use state::{BlastReport, ConnectionInfo};
+pub use trigger::{MAX_TRIGGER_COUNT, Trigger, TriggerEvent, Triggered};
 
 /// Settings of an [`Emulator`]. `Default` gives Centrifugo's defaults.
 ///
@@ -315,7 +317,44 @@ pub struct RestCall {
 ///
 /// Every method that changes state takes effect at once for the connections
 /// that are open (except [`Emulator::set_ping_interval`], which applies to new
-/// connections). Nothing here blocks on the network.
+/// connections). Nothing here blocks on the network. Each method has an HTTP
+/// twin under [`Emulator::control_url`] (`docs/emulator-control.md`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use futures::StreamExt;
+/// use vklive_pubsub::emulator::{Emulator, EmulatorConfig, Trigger, TriggerEvent};
+/// use vklive_pubsub::{Client, Event, VkEvent};
+///
+/// let emulator = Emulator::start(EmulatorConfig::default()).await?;
+/// emulator.add_user("access-token", 42, "tester");
+/// let names = emulator.add_channel("mychannel", 7);
+/// let (_client, mut events) = Client::with_user_token("access-token")
+///     .api_url(emulator.api_url())
+///     .ws_url(emulator.ws_url())
+///     .channel(names.info.clone())
+///     .connect()
+///     .await?;
+/// while !matches!(events.next().await, Some(Event::Subscribed { .. })) {}
+///
+/// // A follow by "X" in mychannel's info channel.
+/// emulator.trigger(&Trigger {
+///     event: TriggerEvent::Follow,
+///     nick: Some("X".into()),
+///     ..Default::default()
+/// })?;
+/// loop {
+///     if let Some(Event::Publication(publication)) = events.next().await {
+///         assert!(matches!(publication.event, VkEvent::Follow(_)));
+///         break;
+///     }
+/// }
+/// // Faults: this connection drops without a close frame; the client reconnects.
+/// let connection = emulator.connections()[0].id;
+/// assert!(emulator.abort_connection(connection));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Emulator {
     shared: Arc<Shared>,
@@ -526,6 +565,14 @@ impl Emulator {
         self.shared.lock().unsubscribe_all(channel, code, reason);
     }
 
+    /// Fires a named event (see [`Trigger`]): a chat message, a follow, a
+    /// raid, … into the channel of its kind, `count` times. Returns where
+    /// each went, or why nothing was fired (no channel registered, nothing to
+    /// delete, a count out of range).
+    pub fn trigger(&self, trigger: &Trigger) -> Result<Vec<Triggered>, String> {
+        trigger::fire(&mut self.shared.lock(), trigger)
+    }
+
     // ----- fault switches ----------------------------------------------------
 
     /// Closes every open connection with a WebSocket close frame carrying
@@ -544,16 +591,6 @@ impl Emulator {
     /// test can end the one member of a client's pool that carries it.
     pub fn connection_subscribed_to(&self, channel: &str) -> Option<u64> {
         self.shared.lock().connection_subscribed_to(channel)
-    }
-
-    /// Drops one TCP connection at once, with no close frame.
-    pub fn abort_connection(&self, id: u64) {
-        self.shared.lock().abort_connection(id);
-    }
-
-    /// Closes one connection with `code` and `reason`.
-    pub fn close_connection(&self, id: u64, code: u16, reason: &str) {
-        self.shared.lock().close_connection(id, code, reason);
     }
 
     /// While silent, connections stay open but the server sends nothing at
@@ -627,7 +664,57 @@ impl Emulator {
             .fail_next_subscribes(count, code, temporary);
     }
 
+    // ----- faults of one connection ------------------------------------------
+    //
+    // Each takes a connection id from [`Emulator::connections`] and returns
+    // false when no such connection is open.
+
+    /// Closes one connection with a close frame carrying `code` and `reason`,
+    /// after what was already queued for it.
+    pub fn close_connection(&self, id: u64, code: u16, reason: &str) -> bool {
+        let mut state = self.shared.lock();
+        let open = state.is_open(id);
+        state.close_connection(id, code, reason);
+        open
+    }
+
+    /// Drops one TCP connection at once, with no close frame.
+    pub fn abort_connection(&self, id: u64) -> bool {
+        self.shared.lock().abort_connection(id)
+    }
+
+    /// While silent, this connection gets nothing at all (pings, pushes and
+    /// replies are dropped, not delayed); it still reads commands.
+    pub fn set_connection_silent(&self, id: u64, silent: bool) -> bool {
+        self.shared.lock().faults(id).is_some_and(|faults| {
+            faults.silent.store(silent, Ordering::SeqCst);
+            true
+        })
+    }
+
+    /// The next `frames` frames queued for this connection are dropped
+    /// instead of sent (publications and replies inside them are lost to
+    /// it, as on a lossy proxy); later ones go out as usual.
+    pub fn drop_next_frames(&self, id: u64, frames: usize) -> bool {
+        self.shared.lock().faults(id).is_some_and(|faults| {
+            faults.drop_frames.store(frames, Ordering::SeqCst);
+            true
+        })
+    }
+
+    /// Sends `frame` verbatim to one connection, after what is queued: for
+    /// a garbage line, say `"this is not json"`.
+    pub fn send_raw_to(&self, id: u64, frame: &str) -> bool {
+        let mut state = self.shared.lock();
+        state.is_open(id) && state.deliver(id, state::Out::Raw(Arc::from(frame)))
+    }
+
     // ----- observation -------------------------------------------------------
+
+    /// The open pubsub connections: id, who connected, subscriptions.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.shared.lock().connections()
+    }
 
     /// Connections that completed `connect` and are still open.
     pub fn connection_count(&self) -> usize {

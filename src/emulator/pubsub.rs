@@ -19,7 +19,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, sleep_until};
 
-use super::state::{Kill, Out, Outcome, Shared, State};
+use super::state::{ConnFaults, Kill, Out, Outcome, Shared, State};
 use crate::protocol::{Command, codes};
 
 /// Inbound message size limit (Centrifugo's `websocket.message_size_limit`):
@@ -53,16 +53,16 @@ pub(crate) async fn upgrade(
 }
 
 async fn run_connection(shared: Arc<Shared>, socket: WebSocket) {
-    let (id, rx, kill, settings) = {
+    let (id, rx, kill, faults, settings) = {
         let mut state = shared.lock();
-        let (id, rx, kill) = state.register_connection();
+        let (id, rx, kill, faults) = state.register_connection();
         let settings = Settings {
             ping_interval: state.config.ping_interval,
             pong_timeout: state.config.pong_timeout,
             stale_timeout: state.config.stale_timeout,
             batch: state.config.batch_frames,
         };
-        (id, rx, kill, settings)
+        (id, rx, kill, faults, settings)
     };
     let (sink, stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(
@@ -70,6 +70,7 @@ async fn run_connection(shared: Arc<Shared>, socket: WebSocket) {
         sink,
         rx,
         kill.clone(),
+        faults,
         settings.batch,
     ));
     let session = Session::new(id, Arc::clone(&shared), settings);
@@ -146,6 +147,7 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Out>,
     mut kill: watch::Receiver<Kill>,
+    faults: Arc<ConnFaults>,
     batch: bool,
 ) {
     let mut pending: Option<Out> = None;
@@ -202,7 +204,7 @@ async fn write_loop(
                 Message::text(frame)
             }
         };
-        if shared.silent.load(Ordering::SeqCst) {
+        if shared.silent.load(Ordering::SeqCst) || faults.swallow() {
             continue;
         }
         if let Flow::Stop = send_watching(&mut sink, message, &mut kill).await {

@@ -307,10 +307,10 @@ async fn unknown_method(
     uri: Uri,
 ) -> Response {
     let path = uri.path();
-    if path.starts_with("/v1/") || path.starts_with("/oauth/") {
-        if let Some(response) = begin(&shared, &method, &uri).await {
-            return response;
-        }
+    if (path.starts_with("/v1/") || path.starts_with("/oauth/"))
+        && let Some(response) = begin(&shared, &method, &uri).await
+    {
+        return response;
     }
     (
         StatusCode::NOT_FOUND,

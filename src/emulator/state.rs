@@ -8,7 +8,7 @@
 //! after it, never lost and never duplicated.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -133,6 +133,8 @@ struct RefreshGrant {
 struct ChannelRecord {
     slug: String,
     id: u64,
+    /// Registration order (the first registered is the default of triggers).
+    registered: u64,
     started_at: u64,
     stream_id: String,
     category_id: String,
@@ -211,6 +213,44 @@ pub(crate) struct ConnEntry {
     subject: Option<Subject>,
     subs: HashSet<String>,
     closing: bool,
+    faults: Arc<ConnFaults>,
+}
+
+/// Faults of one connection that its writer task applies frame by frame.
+#[derive(Debug, Default)]
+pub(crate) struct ConnFaults {
+    /// Send nothing at all (frames are dropped, not delayed).
+    pub(crate) silent: AtomicBool,
+    /// Frames still to be dropped instead of sent.
+    pub(crate) drop_frames: AtomicUsize,
+}
+
+impl ConnFaults {
+    /// Whether the writer should drop the frame it is about to send
+    /// (counting it against `drop_frames`).
+    pub(crate) fn swallow(&self) -> bool {
+        if self.silent.load(Ordering::SeqCst) {
+            return true;
+        }
+        self.drop_frames
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    }
+}
+
+/// One open pubsub connection, as [`Emulator::connections`](super::Emulator::connections) lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConnectionInfo {
+    /// Its id (1, 2, 3, … in accept order), for the per-connection faults.
+    pub id: u64,
+    /// The user it connected as, once `connect` succeeded.
+    pub user_id: Option<u64>,
+    /// The app it connected as (client id), once `connect` succeeded.
+    pub app: Option<String>,
+    /// Its subscriptions, sorted.
+    pub subscriptions: Vec<String>,
 }
 
 /// A REST failure injected with `fail_next_rest` / `fail_next_ws_upgrade`.
@@ -304,6 +344,8 @@ pub(crate) struct State {
     expire_next: usize,
     /// Subscribes still to be refused with this error (`fail_next_subscribes`).
     fail_subscribe: Option<(usize, ErrorReply)>,
+    /// The next message or demand id a trigger uses when given none.
+    pub(crate) next_trigger_id: i64,
     pub(crate) received: VecDeque<ReceivedCommand>,
     pub(crate) rest_calls: VecDeque<RestCall>,
     pub(crate) close_codes: VecDeque<u16>,
@@ -419,6 +461,7 @@ impl State {
             delay_rest: None,
             expire_next: 0,
             fail_subscribe: None,
+            next_trigger_id: 800_000_000,
             received: VecDeque::new(),
             rest_calls: VecDeque::new(),
             close_codes: VecDeque::new(),
@@ -646,11 +689,16 @@ impl State {
     // ----- channels --------------------------------------------------------------
 
     pub(crate) fn add_channel(&mut self, slug: &str, channel_id: u64) -> ChannelNames {
+        let registered = self
+            .channels
+            .get(slug)
+            .map_or(self.channels.len() as u64, |record| record.registered);
         self.channels.insert(
             slug.to_owned(),
             ChannelRecord {
                 slug: slug.to_owned(),
                 id: channel_id,
+                registered,
                 started_at: unix_now(),
                 stream_id: random_uuid(),
                 category_id: random_uuid(),
@@ -987,11 +1035,17 @@ impl State {
 
     pub(crate) fn register_connection(
         &mut self,
-    ) -> (u64, mpsc::Receiver<Out>, watch::Receiver<Kill>) {
+    ) -> (
+        u64,
+        mpsc::Receiver<Out>,
+        watch::Receiver<Kill>,
+        Arc<ConnFaults>,
+    ) {
         self.next_connection += 1;
         let id = self.next_connection;
         let (tx, rx) = mpsc::channel(self.config.outgoing_queue_capacity.max(1));
         let (kill, kill_rx) = watch::channel(Kill::Alive);
+        let faults = Arc::new(ConnFaults::default());
         self.connections.insert(
             id,
             ConnEntry {
@@ -1000,9 +1054,91 @@ impl State {
                 subject: None,
                 subs: HashSet::new(),
                 closing: false,
+                faults: Arc::clone(&faults),
             },
         );
-        (id, rx, kill_rx)
+        (id, rx, kill_rx, faults)
+    }
+
+    /// The open connections (not closing), by id.
+    pub(crate) fn connections(&self) -> Vec<ConnectionInfo> {
+        let mut list: Vec<ConnectionInfo> = self
+            .connections
+            .iter()
+            .filter(|(_, entry)| !entry.closing)
+            .map(|(id, entry)| {
+                let mut subscriptions: Vec<String> = entry.subs.iter().cloned().collect();
+                subscriptions.sort();
+                ConnectionInfo {
+                    id: *id,
+                    user_id: match &entry.subject {
+                        Some(Subject::User(user)) => Some(*user),
+                        _ => None,
+                    },
+                    app: match &entry.subject {
+                        Some(Subject::App(app)) => Some(app.clone()),
+                        _ => None,
+                    },
+                    subscriptions,
+                }
+            })
+            .collect();
+        list.sort_by_key(|info| info.id);
+        list
+    }
+
+    /// The faults of an open connection, `None` for an unknown or closing one.
+    pub(crate) fn faults(&self, id: u64) -> Option<Arc<ConnFaults>> {
+        self.connections
+            .get(&id)
+            .filter(|entry| !entry.closing)
+            .map(|entry| Arc::clone(&entry.faults))
+    }
+
+    /// Drops one connection at once, with no close frame. False when it is
+    /// unknown or closing.
+    pub(crate) fn abort_connection(&mut self, id: u64) -> bool {
+        let Some(entry) = self.connections.get_mut(&id) else {
+            return false;
+        };
+        if entry.closing {
+            return false;
+        }
+        entry.closing = true;
+        entry.kill.send_replace(Kill::Abort);
+        self.detach(id);
+        true
+    }
+
+    /// Whether `id` is an open connection.
+    pub(crate) fn is_open(&self, id: u64) -> bool {
+        self.connections
+            .get(&id)
+            .is_some_and(|entry| !entry.closing)
+    }
+
+    /// The id of the newest chat message in a public chat channel's log.
+    pub(crate) fn newest_chat_message(&self, channel: &str) -> Option<i64> {
+        self.chat_logs
+            .get(channel)
+            .and_then(|log| log.iter().rev().find_map(|message| message.id))
+    }
+
+    /// The slug and channel id of a registered channel: `key` is a slug or
+    /// the decimal id; `None` names the channel registered first.
+    pub(crate) fn registered_channel(&self, key: Option<&str>) -> Option<(String, u64)> {
+        match key {
+            Some(key) => self
+                .channels
+                .values()
+                .find(|record| record.slug == key || record.id.to_string() == key)
+                .map(|record| (record.slug.clone(), record.id)),
+            None => self
+                .channels
+                .values()
+                .min_by_key(|record| record.registered)
+                .map(|record| (record.slug.clone(), record.id)),
+        }
     }
 
     /// Forgets a connection whose tasks have ended.
@@ -1101,15 +1237,6 @@ impl State {
         for id in ids {
             self.abort_connection(id);
         }
-    }
-
-    /// Drops one TCP connection at once, with no close frame.
-    pub(crate) fn abort_connection(&mut self, id: u64) {
-        if let Some(entry) = self.connections.get_mut(&id) {
-            entry.closing = true;
-            entry.kill.send_replace(Kill::Abort);
-        }
-        self.detach(id);
     }
 
     /// The connection subscribed to `channel` (the first, if several are).

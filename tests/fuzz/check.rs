@@ -111,13 +111,13 @@ fn check_line(number: usize, line: &str, coverage: &mut Coverage) -> Result<(), 
     }
     let event = VkEvent::decode(&publication.data);
     let _ = VkEvent::decode_str(publication.data.get());
-    if let Some(typed) = decode_publication(line, TypedPayload) {
-        if typed.data != event {
-            return Err(format!(
-                "line {number}: one-pass event {:?} != general event {:?}",
-                typed.data, event
-            ));
-        }
+    if let Some(typed) = decode_publication(line, TypedPayload)
+        && typed.data != event
+    {
+        return Err(format!(
+            "line {number}: one-pass event {:?} != general event {:?}",
+            typed.data, event
+        ));
     }
     Ok(())
 }
