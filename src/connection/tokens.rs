@@ -43,7 +43,7 @@ pub(crate) struct Broker {
     next_fetch: u64,
     /// Channels being fetched, by fetch.
     in_flight: HashMap<Arc<str>, u64>,
-    /// Fetched and not handed out yet: the token, if one was granted.
+    /// Fetched lately: the token, if one was granted, and when.
     ready: HashMap<Arc<str>, (Option<Secret>, Instant)>,
     waiting: Vec<Request>,
     /// Channels placed on a connection whose token nobody asked for yet.
@@ -126,6 +126,8 @@ impl Broker {
         }
         match result {
             Ok(mut tokens) => {
+                self.ready
+                    .retain(|_, (_, at)| now.saturating_duration_since(*at) < FRESH_FOR);
                 for name in channels {
                     let token = tokens.remove(name.as_ref());
                     self.ready.insert(name, (token, now));
@@ -161,12 +163,17 @@ impl Broker {
                 continue;
             }
             let request = self.waiting.swap_remove(index);
-            let mut tokens = HashMap::new();
-            for name in &request.channels {
-                if let Some((Some(token), _)) = self.ready.remove(name) {
-                    tokens.insert(name.to_string(), token);
-                }
-            }
+            // Tokens stay for other requests of the same channels (a
+            // session that reconnected while its first request waited asks
+            // again); they age out after `FRESH_FOR`.
+            let tokens = request
+                .channels
+                .iter()
+                .filter_map(|name| {
+                    let (token, _) = self.ready.get(name)?;
+                    Some((name.to_string(), token.clone()?))
+                })
+                .collect();
             done.push((request, Ok(tokens)));
         }
         done
@@ -232,12 +239,14 @@ mod tests {
         for (request, result) in answered {
             assert_eq!(result.unwrap().len(), 128, "member {}", request.member);
         }
-        // The rest is handed out later, at once, and once.
+        // The rest is handed out later, at once; asked again (a session
+        // that reconnected), still from the same fetch.
         let (more, answered) = broker.request(request(2, names(256..300)), now);
         assert!(more.is_none());
         assert_eq!(answered.len(), 1);
-        let (again, _) = broker.request(request(3, names(256..300)), now);
-        assert_eq!(again.unwrap().1.len(), 44, "handed out once: fetched again");
+        let (again, answered) = broker.request(request(2, names(256..300)), now);
+        assert!(again.is_none());
+        assert_eq!(answered[0].1.as_ref().unwrap().len(), 44);
     }
 
     #[test]
@@ -256,14 +265,23 @@ mod tests {
     }
 
     #[test]
+    fn two_requests_waiting_for_one_fetch_are_both_answered() {
+        let now = Instant::now();
+        let mut broker = Broker::default();
+        let (fetch, channels) = broker.request(request(0, names(0..2)), now).0.unwrap();
+        // The session reconnected and asks again while the fetch runs.
+        assert!(broker.request(request(0, names(0..2)), now).0.is_none());
+        let answered = broker.fetched(fetch, channels.clone(), Ok(granted(&channels)), now);
+        assert_eq!(answered.len(), 2);
+        assert!(answered.iter().all(|(_, r)| r.as_ref().unwrap().len() == 2));
+    }
+
+    #[test]
     fn refreshes_are_always_fetched_and_old_tokens_are_not_handed_out() {
         let now = Instant::now();
         let mut broker = Broker::default();
         broker.expect(names(0..2));
         let (fetch, all) = broker.request(request(9, names(0..2)), now).0.unwrap();
-        broker.fetched(fetch, all.clone(), Ok(granted(&all)), now);
-        broker.expect(names(0..2));
-        let (fetch, all) = broker.request(request(9, Vec::new()), now).0.unwrap();
         broker.fetched(fetch, all.clone(), Ok(granted(&all)), now);
         let refresh = Request {
             purpose: Purpose::Refresh,
