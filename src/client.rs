@@ -331,7 +331,7 @@ impl ClientBuilder {
         let (state_tx, state_rx) = watch::channel(State::Connecting);
         let actor = connection::Actor::new(
             self.config,
-            api,
+            api.clone(),
             self.ws_url,
             self.channels,
             commands_rx,
@@ -343,6 +343,7 @@ impl ClientBuilder {
             Client {
                 commands: commands_tx,
                 state: state_rx,
+                api,
             },
             Events {
                 receiver: events_rx,
@@ -357,6 +358,7 @@ impl ClientBuilder {
 pub struct Client {
     commands: mpsc::Sender<connection::Command>,
     state: watch::Receiver<State>,
+    api: VkApi,
 }
 
 impl Client {
@@ -382,6 +384,18 @@ impl Client {
     /// Shorthand for a user's access token.
     pub fn with_user_token(access_token: impl Into<crate::Secret>) -> ClientBuilder {
         Self::builder(Authorization::user(access_token))
+    }
+
+    /// The REST client this connection uses, with the same credentials and
+    /// API URL: send chat, answer reward demands, look channels up.
+    ///
+    /// ```no_run
+    /// # async fn run(client: vklive_pubsub::Client, message: vklive_pubsub::event::ChatMessage) -> Result<(), vklive_pubsub::Error> {
+    /// client.api().reply("somechannel", &message, "pong").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn api(&self) -> &VkApi {
+        &self.api
     }
 
     /// The connection's current state.

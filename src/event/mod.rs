@@ -51,8 +51,8 @@ pub use channel::{
     StreamCounters, StreamInfo, WebSocketChannels,
 };
 pub use chat::{
-    Author, Badge, ChatMessage, ChatMessageDelete, LinkPart, MentionPart, Part, Role, SmilePart,
-    TextPart, plain_text,
+    Author, Badge, ChatCommand, ChatMessage, ChatMessageDelete, LinkPart, MentionPart, Part, Role,
+    SmilePart, TextPart, plain_text,
 };
 pub use info::{ChannelRef, Follow, Raid, RaidSource, Subscription, SubscriptionLevel};
 pub use palette::{NickColor, PALETTE};
