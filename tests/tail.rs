@@ -159,15 +159,15 @@ async fn tail_prints_ndjson_and_exits_after_n_publications_without_leaking_token
 #[tokio::test]
 async fn tail_quiet_prints_only_the_summary() {
     let emulator = start(EmulatorConfig::default()).await;
-    let child = tail(&emulator, USER_TOKEN, &["-q", "-n", "2", "channel-chat:1"])
+    let child = tail(&emulator, USER_TOKEN, &["-q", "-n", "2", "api-channel-chat:1"])
         .spawn()
         .unwrap();
     wait_until(&emulator, "tail subscribed", |e| {
-        e.subscriber_count("channel-chat:1") == 1
+        e.subscriber_count("api-channel-chat:1") == 1
     })
     .await;
     for id in 1..=20 {
-        emulator.publish("channel-chat:1", chat(id, "a"));
+        emulator.publish("api-channel-chat:1", chat(id, "a"));
     }
     let done = finish(child).await;
     assert!(done.status.success(), "{}", done.stderr);
@@ -181,7 +181,7 @@ async fn tail_quiet_prints_only_the_summary() {
 #[tokio::test]
 async fn tail_exits_non_zero_with_one_line_on_a_rejected_token() {
     let emulator = start(EmulatorConfig::default()).await;
-    let mut command = tail(&emulator, "wrong-token", &["channel-chat:1"]);
+    let mut command = tail(&emulator, "wrong-token", &["api-channel-chat:1"]);
     command.env_remove("RUST_LOG"); // default logging: stderr holds the cause alone
     let done = finish(command.spawn().unwrap()).await;
     assert!(!done.status.success());
@@ -194,11 +194,11 @@ async fn tail_exits_non_zero_with_one_line_on_a_rejected_token() {
 #[tokio::test]
 async fn after_a_3500_close_with_a_revoked_token_tail_exits_within_two_more_attempts() {
     let emulator = start(EmulatorConfig::default()).await;
-    let child = tail(&emulator, USER_TOKEN, &["channel-chat:1"])
+    let child = tail(&emulator, USER_TOKEN, &["api-channel-chat:1"])
         .spawn()
         .unwrap();
     wait_until(&emulator, "tail subscribed", |e| {
-        e.subscriber_count("channel-chat:1") == 1
+        e.subscriber_count("api-channel-chat:1") == 1
     })
     .await;
     let token_calls_before = rest_count(&emulator, "/v1/websocket/token");
