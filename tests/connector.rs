@@ -67,7 +67,11 @@ async fn fetches_tokens_and_subscribes_each_channel_with_its_own_token() {
 #[tokio::test]
 async fn delivers_publications_on_three_channels_in_order_with_offsets() {
     let emulator = start(EmulatorConfig::default()).await;
-    let channels = ["api-channel-chat:1", "api-channel-chat:2", "api-channel-info:1"];
+    let channels = [
+        "api-channel-chat:1",
+        "api-channel-chat:2",
+        "api-channel-info:1",
+    ];
     let (_client, mut events) = connect(builder(&emulator).channels(channels)).await;
     wait_subscribed(&mut events, &channels).await;
 
@@ -185,8 +189,7 @@ async fn skips_a_malformed_line_and_delivers_the_next_ones() {
     let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
     wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
 
-    let good =
-        serde_json::json!({"push": {"channel": "api-channel-chat:1", "pub": {"data": chat(2, "ok")}}});
+    let good = serde_json::json!({"push": {"channel": "api-channel-chat:1", "pub": {"data": chat(2, "ok")}}});
     emulator.send_raw(&format!("{{\"push\": oops\n{good}\n[1,2]\n\"text\""));
     emulator.publish("api-channel-chat:1", chat(3, "after"));
     let ids: Vec<i64> = publications(&mut events, 2)

@@ -623,7 +623,10 @@ async fn restart_channel_sends_insufficient_state() {
     emulator.restart_channel("api-channel-chat:1");
     let push = raw.next().await;
     assert_eq!(push["push"]["unsubscribe"]["code"], 2500);
-    assert_ne!(json!(emulator.stream_position("api-channel-chat:1").0), epoch);
+    assert_ne!(
+        json!(emulator.stream_position("api-channel-chat:1").0),
+        epoch
+    );
 }
 
 /// `send_raw` reaches the client verbatim; `close_all` sends the code.
@@ -1195,7 +1198,9 @@ async fn blast_sends_prebuilt_frames_that_continue_the_stream() {
     emulator.publish("api-channel-chat:1", demo_chat_message(1, "до"));
     assert_eq!(raw.next().await["push"]["pub"]["offset"], 1);
 
-    let report = emulator.blast("api-channel-chat:1", 250, 100).expect("fits");
+    let report = emulator
+        .blast("api-channel-chat:1", 250, 100)
+        .expect("fits");
     assert_eq!((report.first_offset, report.last_offset), (2, 251));
     assert_eq!((report.frames, report.subscribers), (3, 1));
     let mut sizes = Vec::new();

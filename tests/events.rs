@@ -420,7 +420,10 @@ fn web_socket_channels_split_public_and_private() {
     );
     assert_eq!(channels.all().len(), 8);
     assert_eq!(channels.all()[..3], channels.public()[..]);
-    assert_eq!(channels.get(ChannelKey::Info), Some("api-channel-info:123456"));
+    assert_eq!(
+        channels.get(ChannelKey::Info),
+        Some("api-channel-info:123456")
+    );
     assert!(
         ChannelKey::ALL
             .iter()
@@ -979,7 +982,9 @@ fn frame_lines_decode_to_events_in_order() {
     let chat: serde_json::Value =
         serde_json::from_str(&fixture("channel_chat_message_send.json")).expect("JSON");
     let frame = [
-        format!(r#"{{"push":{{"channel":"api-channel-chat:1","pub":{{"data":{chat},"offset":7}}}}}}"#),
+        format!(
+            r#"{{"push":{{"channel":"api-channel-chat:1","pub":{{"data":{chat},"offset":7}}}}}}"#
+        ),
         "{}".to_owned(),
         "not json".to_owned(),
         r#"{"push":{"channel":"api-channel-info:1","pub":{"data":{"type":"reaction","data":{}}}}}"#

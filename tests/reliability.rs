@@ -417,7 +417,9 @@ async fn live_subscribe_burst_shares_token_requests_and_unsubscribe_stops_delive
         "a burst of 50 subscribes used {used} token requests"
     );
 
-    within(client.unsubscribe("api-channel-chat:1")).await.unwrap();
+    within(client.unsubscribe("api-channel-chat:1"))
+        .await
+        .unwrap();
     wait_for_event(&mut events, |e| {
         matches!(e, Event::Unsubscribed { code: 0, .. })
     })
@@ -470,7 +472,9 @@ async fn channels_past_the_server_limit_fail_with_106_by_name_and_the_rest_work(
         ..Default::default()
     })
     .await;
-    let channels: Vec<String> = (0..300).map(|id| format!("api-channel-chat:{id}")).collect();
+    let channels: Vec<String> = (0..300)
+        .map(|id| format!("api-channel-chat:{id}"))
+        .collect();
     let (_client, mut events) = connect(builder(&emulator).channels(channels.clone())).await;
     let mut subscribed = HashSet::new();
     let mut failed = HashSet::new();
@@ -642,7 +646,9 @@ async fn permanent_subscribe_errors_fail_only_that_channel() {
     let (client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
     wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     emulator.fail_next_subscribes(1, 107, false);
-    within(client.subscribe("api-channel-chat:2")).await.unwrap();
+    within(client.subscribe("api-channel-chat:2"))
+        .await
+        .unwrap();
     let event = wait_for_event(&mut events, |e| {
         matches!(e, Event::SubscriptionFailed { .. })
     })

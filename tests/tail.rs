@@ -159,9 +159,13 @@ async fn tail_prints_ndjson_and_exits_after_n_publications_without_leaking_token
 #[tokio::test]
 async fn tail_quiet_prints_only_the_summary() {
     let emulator = start(EmulatorConfig::default()).await;
-    let child = tail(&emulator, USER_TOKEN, &["-q", "-n", "2", "api-channel-chat:1"])
-        .spawn()
-        .unwrap();
+    let child = tail(
+        &emulator,
+        USER_TOKEN,
+        &["-q", "-n", "2", "api-channel-chat:1"],
+    )
+    .spawn()
+    .unwrap();
     wait_until(&emulator, "tail subscribed", |e| {
         e.subscriber_count("api-channel-chat:1") == 1
     })

@@ -580,12 +580,19 @@ fn reply_message(to: &ChatMessage, message: Message) -> Message {
     let Some(author) = to.author_id() else {
         return message;
     };
-    let mut parts = vec![Part::mention(author)];
-    match message.parts.first() {
-        Some(Part::Text(text)) if text.content.starts_with(char::is_whitespace) => {}
-        _ => parts.push(Part::text(" ")),
-    }
-    parts.extend(message.parts);
+    let mut rest = message.parts.into_iter().peekable();
+    let first = match rest.peek() {
+        Some(Part::Text(text)) if text.content.starts_with(char::is_whitespace) => None,
+        Some(Part::Text(_)) => match rest.next() {
+            Some(Part::Text(text)) => Some(Part::text(format!(" {}", text.content))),
+            _ => None,
+        },
+        _ => Some(Part::text(" ")),
+    };
+    let parts = std::iter::once(Part::mention(author))
+        .chain(first)
+        .chain(rest)
+        .collect();
     Message { parts }
 }
 
@@ -643,12 +650,14 @@ mod tests {
             parts: vec![],
         };
         let reply = reply_message(&to, "pong".into());
+        assert_eq!(reply.parts(), [Part::mention(9), Part::text(" pong")]);
+        let reply = reply_message(&to, " pong".into());
+        assert_eq!(reply.parts(), [Part::mention(9), Part::text(" pong")]);
+        let reply = reply_message(&to, Message::new().smile("s"));
         assert_eq!(
             reply.parts(),
-            [Part::mention(9), Part::text(" "), Part::text("pong")]
+            [Part::mention(9), Part::text(" "), Part::smile("s")]
         );
-        let reply = reply_message(&to, " pong".into());
-        assert_eq!(reply.parts().len(), 2);
     }
 
     #[test]

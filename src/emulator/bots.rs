@@ -20,10 +20,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::time::{Duration, Instant};
 
-use super::demo::{DemoUser, chat_message_send};
-use super::rest::{authorization, begin, forbidden, invalid_param, query_param, unauthorized, vk_error};
-use super::state::{Caller, Shared, random_string, unix_now};
 use super::ChannelNames;
+use super::demo::{DemoUser, chat_message_send};
+use super::rest::{
+    authorization, begin, forbidden, invalid_param, query_param, unauthorized, vk_error,
+};
+use super::state::{Caller, Shared, random_string, unix_now};
 
 /// The documented OAuth scopes (vk-devapi.md §2).
 const SCOPES: [&str; 8] = [
@@ -131,8 +133,7 @@ fn missing_scope(scope: &str) -> Response {
 /// message's text for the length rule. Every part is an object with exactly
 /// one documented key and its documented field.
 fn parse_parts(body: &[u8]) -> Result<Vec<Value>, String> {
-    let body: Value =
-        serde_json::from_slice(body).map_err(|_| String::from("Body is not JSON"))?;
+    let body: Value = serde_json::from_slice(body).map_err(|_| String::from("Body is not JSON"))?;
     let Some(parts) = body["parts"].as_array() else {
         return Err(String::from("Parameter parts is required"));
     };
@@ -168,7 +169,10 @@ fn published_parts(parts: &[Value], nick_of: impl Fn(u64) -> Option<String>) -> 
         .map(|part| {
             let mut part = part.clone();
             if let Some(mention) = part.get_mut("mention") {
-                let nick = mention["id"].as_u64().and_then(&nick_of).unwrap_or_default();
+                let nick = mention["id"]
+                    .as_u64()
+                    .and_then(&nick_of)
+                    .unwrap_or_default();
                 mention["nick"] = json!(nick);
             } else if let Some(link) = part.get_mut("link") {
                 if link.get("content").is_none() {
@@ -249,7 +253,10 @@ pub(crate) async fn chat_send(
     let id = FIRST_SENT_MESSAGE_ID + state.bots.sent;
     let payload = chat_message_send(id, unix_now(), &author, published);
     state.publish(&ChannelNames::for_channel_id(channel.id).chat, &payload);
-    state.bots.last_sent.insert(key, LastSent { at: now, parts });
+    state
+        .bots
+        .last_sent
+        .insert(key, LastSent { at: now, parts });
     Json(json!({})).into_response()
 }
 
@@ -473,7 +480,9 @@ mod tests {
 
     #[test]
     fn chat_parts_must_be_documented_and_one_keyed() {
-        assert!(parse_parts(br#"{"parts":[{"text":{"content":"hi"}},{"mention":{"id":5}}]}"#).is_ok());
+        assert!(
+            parse_parts(br#"{"parts":[{"text":{"content":"hi"}},{"mention":{"id":5}}]}"#).is_ok()
+        );
         for body in [
             &br#"{"parts":[]}"#[..],
             br#"{}"#,
@@ -482,13 +491,20 @@ mod tests {
             br#"{"parts":[{"poll":{"id":1}}]}"#,
             br#"{"parts":[{"link":{"url":""}}]}"#,
         ] {
-            assert!(parse_parts(body).is_err(), "{}", String::from_utf8_lossy(body));
+            assert!(
+                parse_parts(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
     #[test]
     fn published_mentions_carry_the_nick() {
-        let parts = vec![json!({"mention": {"id": 5}}), json!({"link": {"url": "https://e.org"}})];
+        let parts = vec![
+            json!({"mention": {"id": 5}}),
+            json!({"link": {"url": "https://e.org"}}),
+        ];
         let published = published_parts(&parts, |id| (id == 5).then(|| String::from("five")));
         assert_eq!(published[0], json!({"mention": {"id": 5, "nick": "five"}}));
         assert_eq!(published[1]["link"]["content"], "https://e.org");

@@ -68,7 +68,11 @@ async fn record(
     }
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
-        return vk_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_param", "Body too large");
+        return vk_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_param",
+            "Body too large",
+        );
     };
     let text = if path.starts_with("/oauth/") {
         redact_form(&bytes)

@@ -679,9 +679,12 @@ impl State {
     /// Whether `access_token` may use `scope` (tokens without a scope list
     /// may do everything).
     pub(crate) fn has_scope(&self, access_token: &str, scope: &str) -> bool {
-        self.access_tokens
-            .get(access_token)
-            .is_none_or(|token| token.scopes.as_ref().is_none_or(|s| s.iter().any(|s| s == scope)))
+        self.access_tokens.get(access_token).is_none_or(|token| {
+            token
+                .scopes
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|s| s == scope))
+        })
     }
 
     /// When `access_token` expires, as Unix seconds (`None`: never).
@@ -728,14 +731,16 @@ impl State {
             .unwrap_or_else(|| record.slug.clone());
         let color = record.id % 16;
         let avatar = format!("https://images.emulator.invalid/avatar/{}.png", record.id);
-        let stream = record.live.then(|| json!({
-            "id": record.stream_id,
-            "title": format!("Эмулятор: стрим {}", record.slug),
-            "started_at": record.started_at,
-            "ended_at": null,
-            "category": {"id": record.category_id, "title": "Общение", "type": "irl"},
-            "counters": {"viewers": 512, "views": 1024},
-        }));
+        let stream = record.live.then(|| {
+            json!({
+                "id": record.stream_id,
+                "title": format!("Эмулятор: стрим {}", record.slug),
+                "started_at": record.started_at,
+                "ended_at": null,
+                "category": {"id": record.category_id, "title": "Общение", "type": "irl"},
+                "counters": {"viewers": 512, "views": 1024},
+            })
+        });
         Some(json!({
             "channel": {
                 "id": record.id,
@@ -1472,7 +1477,13 @@ impl State {
 
     /// Records a REST call; returns its sequence number for
     /// [`State::finish_rest`].
-    pub(crate) fn record_rest(&mut self, method: &str, path: &str, query: &str, body: String) -> u64 {
+    pub(crate) fn record_rest(
+        &mut self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: String,
+    ) -> u64 {
         push_bounded(
             &mut self.rest_calls,
             RestCall {
@@ -1516,7 +1527,10 @@ mod tests {
     fn namespaces_tell_public_private_and_unknown_apart() {
         assert_eq!(namespace_privacy("api-channel-chat:1"), Some(false));
         assert_eq!(namespace_privacy("api-channel-points:7"), Some(false));
-        assert_eq!(namespace_privacy("api-channel-private-points:7"), Some(true));
+        assert_eq!(
+            namespace_privacy("api-channel-private-points:7"),
+            Some(true)
+        );
         assert_eq!(
             namespace_privacy("api-channel-limited-private-chat:7"),
             Some(true)
