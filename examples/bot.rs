@@ -22,7 +22,7 @@ use vklive_pubsub::emulator::{
     DemoUser, Emulator, EmulatorConfig, chat_message_send, demo_users, follow_create, raid_income,
     subscription_create, text_part,
 };
-use vklive_pubsub::event::ChatMessage;
+use vklive_pubsub::event::{ChatMessage, MentionPart, Part};
 use vklive_pubsub::{Authorization, Client, DEFAULT_WS_URL, ErrorKind, Event, VkEvent};
 
 #[derive(Debug, Parser)]
@@ -155,16 +155,28 @@ async fn answer(api: &VkApi, slug: &str, prefix: &str, message: &ChatMessage) ->
     } else {
         return None;
     };
-    Some(Message::new().mention(author).text(text))
+    Some(
+        Message::new()
+            .part(mention(author, message.author_nick()))
+            .text(text),
+    )
 }
 
 /// "Thanks …" with a mention when the user's id is known, else the nick.
 fn thanks(text: &str, id: Option<i64>, nick: &str) -> Message {
     let message = Message::new().text(text);
     match id {
-        Some(id) => message.mention(id),
+        Some(id) => message.part(mention(id, nick)),
         None => message.text(nick),
     }
+}
+
+/// A mention; the nick is only for the printed line (VK takes the id).
+fn mention(id: i64, nick: &str) -> Part {
+    Part::Mention(MentionPart {
+        id: Some(id),
+        nick: nick.to_owned(),
+    })
 }
 
 /// `1h 02m 03s`.

@@ -79,8 +79,9 @@ fn say(id: i64, who: &DemoUser, text: &str) -> serde_json::Value {
     chat_message_send(id, 1_700_000_000, who, vec![text_part(text)])
 }
 
-/// The bot of the README, as a task: answers `!ping` with a reply; every
-/// send's result goes to the returned channel.
+/// The bot of the README, as a task: connects with no channel, looks the
+/// channel up and subscribes its public names, answers `!ping` with a
+/// reply; every send's result goes to the returned channel.
 async fn spawn_ping_bot(
     emulator: &Emulator,
     names: &ChannelNames,
@@ -89,10 +90,13 @@ async fn spawn_ping_bot(
     let (client, mut events) = connect(
         Client::with_user_token(BOT_TOKEN)
             .api_url(emulator.api_url())
-            .ws_url(emulator.ws_url())
-            .channel(&names.chat),
+            .ws_url(emulator.ws_url()),
     )
     .await;
+    let channel = within(client.api().channel(SLUG)).await.unwrap();
+    for name in channel.web_socket_channels.public() {
+        within(client.subscribe(name)).await.unwrap();
+    }
     wait_subscribed(&mut events, &[&names.chat]).await;
     let me = within(client.api().current_user()).await.unwrap().user.id;
     let api = client.api().clone().with_chat_settings(ChatSettings {

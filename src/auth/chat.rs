@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::VkApi;
 use crate::error::{Error, ErrorKind};
-use crate::event::{ChannelResponse, ChatMessage, Part, StreamInfo, Timestamp};
+use crate::event::{ChannelResponse, ChatMessage, MentionPart, Part, StreamInfo, Timestamp};
 
 /// An outgoing chat message: text, mentions, smiles and links, in order.
 ///
@@ -35,6 +35,13 @@ pub struct Message {
 
 impl Message {
     /// An empty message; add parts with the builder methods.
+    ///
+    /// ```
+    /// # use vklive_pubsub::auth::Message;
+    /// let message = Message::new().text("hi ").mention(7);
+    /// assert!(!message.is_empty());
+    /// assert_eq!(message.plain_text(), "hi @7");
+    /// ```
     pub fn new() -> Message {
         Message::default()
     }
@@ -60,6 +67,12 @@ impl Message {
     }
 
     /// Appends any part.
+    ///
+    /// ```
+    /// # use vklive_pubsub::{auth::Message, event::Part};
+    /// let message = Message::new().part(Part::text("a")).part(Part::link("https://e.org"));
+    /// assert_eq!(message.parts(), [Part::text("a"), Part::link("https://e.org")]);
+    /// ```
     pub fn part(mut self, part: Part) -> Message {
         self.parts.push(part);
         self
@@ -175,7 +188,8 @@ impl Default for ChatSettings {
     }
 }
 
-/// The default pace of chat sends per channel: one per 1.5 s.
+/// The default pace of chat sends per channel: one per 1.5 s (see
+/// [`ChatSettings`]).
 pub const DEFAULT_SEND_INTERVAL: Duration = Duration::from_millis(1500);
 
 /// The shared state of chat sends: settings, and per channel a rate limiter
@@ -250,6 +264,14 @@ pub fn channel_slug(input: &str) -> Result<String, Error> {
 /// The live stream of a `GET /v1/channel` answer: `stream` when it is live
 /// and has an id, else the first such entry of `streams` (a channel may have
 /// several stream slots; sends go to the main one).
+///
+/// ```
+/// use vklive_pubsub::{auth::live_stream, event::ChannelResponse};
+/// let answer = ChannelResponse::from_json(
+///     r#"{"data":{"channel":{"id":1},"stream":{"id":"s1","started_at":1700000000,"ended_at":null}}}"#,
+/// ).unwrap();
+/// assert_eq!(live_stream(&answer).unwrap().id, "s1");
+/// ```
 pub fn live_stream(answer: &ChannelResponse) -> Option<&StreamInfo> {
     let usable = |stream: &&StreamInfo| stream.is_live() && !stream.id.is_empty();
     answer
@@ -278,7 +300,8 @@ pub struct TokenInfo {
 }
 
 impl TokenInfo {
-    /// Whether the token had expired at `now` (never, when no expiry is known).
+    /// Whether the token had expired at `now` (never, when no expiry is
+    /// known); see [`TokenInfo`].
     pub fn is_expired(&self, now: SystemTime) -> bool {
         self.expired_at.is_some_and(|at| at.system_time() <= now)
     }
@@ -308,7 +331,7 @@ pub struct CurrentUser {
     pub channel: Option<CurrentUserChannel>,
 }
 
-/// The `user` of [`CurrentUser`].
+/// The `user` of [`CurrentUser`] (example there).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrentUserInfo {
     /// User id: what [`ChatMessage::is_from`] takes.
@@ -318,7 +341,7 @@ pub struct CurrentUserInfo {
     pub nick: String,
 }
 
-/// The `channel` of [`CurrentUser`].
+/// The `channel` of [`CurrentUser`] (example there).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrentUserChannel {
     /// The channel's slug.
@@ -474,6 +497,13 @@ impl VkApi {
 
     /// One `POST /v1/chat/message/send` to a given stream, with no lookup,
     /// pacing or retry: [`VkApi::send_message`] is what a bot wants.
+    ///
+    /// ```no_run
+    /// # async fn run(api: vklive_pubsub::auth::VkApi) -> Result<(), vklive_pubsub::Error> {
+    /// let stream = api.live_stream("somechannel").await?;
+    /// api.send_message_to_stream("somechannel", &stream.id, &"hi".into()).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn send_message_to_stream(
         &self,
         channel_url: &str,
@@ -589,10 +619,11 @@ fn reply_message(to: &ChatMessage, message: Message) -> Message {
         },
         _ => Some(Part::text(" ")),
     };
-    let parts = std::iter::once(Part::mention(author))
-        .chain(first)
-        .chain(rest)
-        .collect();
+    let mention = Part::Mention(MentionPart {
+        id: Some(author),
+        nick: to.author_nick().to_owned(),
+    });
+    let parts = std::iter::once(mention).chain(first).chain(rest).collect();
     Message { parts }
 }
 

@@ -295,13 +295,20 @@ impl Credentials for OAuthRefresher {
     }
 }
 
-/// VK's OAuth authorization page.
+/// VK's OAuth authorization page (see [`OAuthApp::authorize_url`] to use another).
 pub const DEFAULT_AUTHORIZE_URL: &str = "https://auth.live.vkvideo.ru/app/oauth2/authorize";
 
 /// The documented OAuth scopes, and which feature needs which.
 ///
 /// Reading public chat and channel events needs no scope beyond a user
 /// token; private channels need the token of a user who may read them.
+///
+/// ```
+/// use vklive_pubsub::auth::{scope, OAuthApp};
+/// let app = OAuthApp::new("id", "secret", "http://localhost/cb");
+/// let url = app.authorization_url(&[scope::CHAT_MESSAGE_SEND, scope::CHANNEL_POINTS_REWARDS_DEMANDS], "s");
+/// assert!(url.contains("scope=chat%3Amessage%3Asend%2Cchannel%3Apoints%3Arewards%3Ademands"));
+/// ```
 pub mod scope {
     /// Send chat messages ([`VkApi::send_message`](crate::auth::VkApi::send_message)).
     pub const CHAT_MESSAGE_SEND: &str = "chat:message:send";
@@ -324,7 +331,18 @@ pub mod scope {
     pub const BOT: [&str; 2] = [CHAT_MESSAGE_SEND, CHANNEL_POINTS_REWARDS_DEMANDS];
 }
 
-/// What the token endpoint granted for an authorization code.
+/// What the token endpoint granted for an authorization code; see
+/// [`OAuthApp::exchange_code`].
+///
+/// ```no_run
+/// # async fn run(app: vklive_pubsub::auth::OAuthApp, code: vklive_pubsub::Secret) -> Result<(), vklive_pubsub::Error> {
+/// use vklive_pubsub::auth::scope;
+/// let grant = app.exchange_code(&code).await?;
+/// if !grant.scopes.iter().any(|s| s == scope::CHAT_MESSAGE_SEND) {
+///     eprintln!("this token cannot send chat");
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
     /// The access token, its refresh token and its expiry: hand it to
@@ -383,7 +401,16 @@ impl std::fmt::Debug for OAuthApp {
 
 impl OAuthApp {
     /// The app `client_id`/`client_secret`, whose registered redirect URI
-    /// is `redirect_uri` (it must match exactly).
+    /// is `redirect_uri` (it must match exactly). `Debug` never shows the secret.
+    ///
+    /// ```
+    /// use vklive_pubsub::auth::OAuthApp;
+    /// let app = OAuthApp::new("id", "s3cret", "http://localhost/cb")
+    ///     .authorize_url("http://127.0.0.1:8099/app/oauth2/authorize")
+    ///     .token_url("http://127.0.0.1:8099/oauth/server/token");
+    /// assert!(!format!("{app:?}").contains("s3cret"));
+    /// assert!(app.authorization_url(&[], "s").starts_with("http://127.0.0.1:8099/app/oauth2/authorize?"));
+    /// ```
     pub fn new(
         client_id: impl Into<String>,
         client_secret: impl Into<Secret>,

@@ -45,7 +45,13 @@ const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// Chat messages sent over REST get ids from here up.
 const FIRST_SENT_MESSAGE_ID: i64 = 1_500_000_000;
 
-/// What happened to a reward demand over REST.
+/// What happened to a reward demand over REST; see
+/// [`Emulator::demand_decisions`](super::Emulator::demand_decisions).
+///
+/// ```
+/// use vklive_pubsub::emulator::DemandDecision;
+/// assert_ne!(DemandDecision::Accepted, DemandDecision::Rejected);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DemandDecision {
     /// `POST /v1/channel_point/reward/demand/accept`.

@@ -33,6 +33,15 @@
 //!   (`grant_type=refresh_token`, rotating refresh tokens). Errors use VK's
 //!   `{"error":…,"error_description":…}` shape; unknown paths answer 404
 //!   `{"error":"unknown_api_method"}`.
+//! - What bots use (rules in `docs/bots.md`): `POST /v1/chat/message/send`
+//!   (publishes the message into the channel's chat as the sending user;
+//!   answers `message_too_long`, `same_message`, `send_too_fast`, 403 and a
+//!   stale or missing stream id as documented), `POST
+//!   /v1/channel_point/reward/demand/{accept,reject}`, `GET /v1/token`, `GET
+//!   /v1/current_user`, the OAuth page `GET /app/oauth2/authorize` (redirects
+//!   at once with `code` and `state`) and `grant_type=authorization_code`.
+//!   Every REST call is recorded with its body, status and VK error code
+//!   ([`Emulator::rest_calls`]).
 //! - `/connection/websocket`: a strict Centrifugo server — framing, ping/pong,
 //!   stale and pong timeouts, token expiry with grace, private channels,
 //!   channel limit, history with epoch/offset and recovery. Protocol misuse
@@ -42,9 +51,11 @@
 //!   languages (see [`Emulator`] and the `emulator` example).
 //!
 //! # Channel naming
-//! [`Emulator::add_channel`] with id `N` registers these names (the real
-//! format is undocumented; clients must take names from `web_socket_channels`
-//! and never build them):
+//! [`Emulator::add_channel`] with id `N` registers these names, in the
+//! `api-channel-chat:<id>` style two shipped DevAPI clients report (the
+//! website's own pubsub uses `channel-chat:<id>`; the private names are a
+//! guess). Clients must take names from `web_socket_channels` and never build
+//! them:
 //!
 //! | key | name | needs a subscription token |
 //! |---|---|---|
@@ -302,6 +313,13 @@ impl RestCall {
     }
 
     /// The body as JSON (`Value::Null` when it is not JSON).
+    ///
+    /// ```
+    /// # use vklive_pubsub::emulator::RestCall;
+    /// let call = RestCall { method: "POST".into(), path: "/v1/channel_point/reward/demand/accept".into(),
+    ///     query: String::new(), body: r#"{"demands":[{"id":1}]}"#.into(), status: Some(200), error: None };
+    /// assert_eq!(call.json()["demands"][0]["id"], 1);
+    /// ```
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_default()
     }
@@ -394,6 +412,16 @@ impl Emulator {
     /// The OAuth authorization page: it authorizes at once as the
     /// authorizing user (see [`Emulator::set_authorizing_user`]) and
     /// redirects to `redirect_uri?code=…&state=…`.
+    ///
+    /// ```no_run
+    /// # async fn demo(emulator: vklive_pubsub::emulator::Emulator) {
+    /// use vklive_pubsub::auth::OAuthApp;
+    /// emulator.add_app("app", "secret");
+    /// let app = OAuthApp::new("app", "secret", "http://localhost/cb")
+    ///     .authorize_url(emulator.oauth_authorize_url())
+    ///     .token_url(emulator.oauth_token_url());
+    /// # }
+    /// ```
     pub fn oauth_authorize_url(&self) -> String {
         format!("http://{}/app/oauth2/authorize", self.addr)
     }
@@ -461,34 +489,76 @@ impl Emulator {
 
     /// Starts a new stream on the channel `slug`: a new stream id (so a cached
     /// one goes stale) and start time. False for an unknown slug.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// # use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
+    /// let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    /// emulator.add_channel("demo", 1);
+    /// let first = emulator.stream_id("demo").unwrap();
+    /// emulator.stop_stream("demo"); // sends now fail with ErrorKind::NoLiveStream
+    /// assert_eq!(emulator.stream_id("demo"), None);
+    /// emulator.start_stream("demo");
+    /// assert_ne!(emulator.stream_id("demo").unwrap(), first);
+    /// # Ok(()) }
+    /// ```
     pub fn start_stream(&self, slug: &str) -> bool {
         self.shared.lock().start_stream(slug)
     }
 
     /// Ends the stream of the channel `slug`: `GET /v1/channel` answers
     /// `"stream": null` and chat sends answer 404 until
-    /// [`Emulator::start_stream`]. False for an unknown slug.
+    /// [`Emulator::start_stream`] (example there). False for an unknown slug.
     pub fn stop_stream(&self, slug: &str) -> bool {
         self.shared.lock().stop_stream(slug)
     }
 
-    /// The id of the live stream of the channel `slug`, if it is live.
+    /// The id of the live stream of the channel `slug`, if it is live (see
+    /// the example of [`Emulator::start_stream`]).
     pub fn stream_id(&self, slug: &str) -> Option<String> {
         self.shared.lock().channel_view(slug)?.live_stream_id
     }
 
     /// Forbids `user_id` to write in the chat of `slug`: its sends answer
     /// 403 `forbidden` (a ban, or chat settings the user does not meet).
+    ///
+    /// ```no_run
+    /// # fn demo(emulator: vklive_pubsub::emulator::Emulator) {
+    /// emulator.add_user("muted-token", 9, "muted");
+    /// emulator.forbid_chat("demo", 9); // VkApi::send_message → ErrorKind::Forbidden
+    /// # }
+    /// ```
     pub fn forbid_chat(&self, slug: &str, user_id: u64) {
         self.shared.lock().bots.forbid(slug, user_id);
     }
 
     /// Who the OAuth page authorizes as (default: the first user added).
+    ///
+    /// ```no_run
+    /// # fn demo(emulator: vklive_pubsub::emulator::Emulator) {
+    /// emulator.add_user("bot-token", 77, "bot");
+    /// emulator.set_authorizing_user(77); // codes from the page now stand for user 77
+    /// # }
+    /// ```
     pub fn set_authorizing_user(&self, user_id: u64) {
         self.shared.lock().bots.authorizing_user = Some(user_id);
     }
 
-    /// The reward demands accepted or rejected over REST, in order.
+    /// The reward demands accepted or rejected over REST, in order. Only
+    /// demands the emulator published (a `channel_points_reward_demand_create`
+    /// through [`Emulator::publish`]) can be decided, by the owner of their
+    /// channel (the user whose id is the channel id).
+    ///
+    /// ```no_run
+    /// # async fn demo(emulator: vklive_pubsub::emulator::Emulator, api: vklive_pubsub::auth::VkApi) {
+    /// use vklive_pubsub::emulator::{reward_demand_create, DemandDecision, DemoUser};
+    /// let names = emulator.add_channel("mine", 77); // owned by user 77, the API's user
+    /// emulator.publish(&names.private_channel_points,
+    ///     reward_demand_create(9179, &DemoUser::new(5, "fan"), "reward-id", "play X"));
+    /// api.accept_demands(&[9179]).await.unwrap();
+    /// assert_eq!(emulator.demand_decisions(), [(9179, DemandDecision::Accepted)]);
+    /// # }
+    /// ```
     pub fn demand_decisions(&self) -> Vec<(i64, DemandDecision)> {
         self.shared.lock().bots.decisions.clone()
     }

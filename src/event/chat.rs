@@ -40,11 +40,21 @@ impl ChatMessage {
     }
 
     /// The author's user id, when VK sent an author.
+    ///
+    /// ```
+    /// # use vklive_pubsub::event::{Author, ChatMessage};
+    /// let message = ChatMessage {
+    ///     id: 1, created_at: None, is_private: false,
+    ///     author: Some(Author { id: 5, nick: "zed".into(), ..Default::default() }), parts: vec![],
+    /// };
+    /// assert_eq!((message.author_id(), message.author_nick()), (Some(5), "zed"));
+    /// ```
     pub fn author_id(&self) -> Option<i64> {
         self.author.as_ref().map(|author| author.id)
     }
 
-    /// The author's nick (empty when VK sent no author).
+    /// The author's nick (empty when VK sent no author); see
+    /// [`ChatMessage::author_id`].
     pub fn author_nick(&self) -> &str {
         self.author
             .as_ref()
@@ -68,7 +78,7 @@ impl ChatMessage {
         self.author_id() == Some(user_id)
     }
 
-    /// The author owns the channel.
+    /// The author owns the channel; see [`ChatMessage::is_from_moderator`].
     pub fn is_from_owner(&self) -> bool {
         self.author.as_ref().is_some_and(|author| author.is_owner)
     }
@@ -90,6 +100,14 @@ impl ChatMessage {
     }
 
     /// The author is a paid subscriber (see [`Author::is_subscriber`]).
+    ///
+    /// ```
+    /// # use vklive_pubsub::event::{Author, Badge, ChatMessage};
+    /// let badge = Badge { achievement_name: "subscription_01".into(), ..Default::default() };
+    /// let fan = Author { id: 3, badges: vec![badge], ..Default::default() };
+    /// let message = ChatMessage { id: 1, created_at: None, is_private: false, author: Some(fan), parts: vec![] };
+    /// assert!(message.is_from_subscriber() && !message.is_from_moderator());
+    /// ```
     pub fn is_from_subscriber(&self) -> bool {
         self.author.as_ref().is_some_and(Author::is_subscriber)
     }
@@ -113,7 +131,7 @@ impl ChatMessage {
         })
     }
 
-    /// Whether the message mentions `user_id`.
+    /// Whether the message mentions `user_id`; see [`ChatMessage::mentions`].
     pub fn mentions_user(&self, user_id: i64) -> bool {
         self.mentions().any(|mention| mention.id == Some(user_id))
     }
@@ -180,6 +198,11 @@ impl ChatCommand {
 
     /// Whether the name is `name`, ignoring case (Unicode-aware, so
     /// `!ПИНГ` is `пинг`).
+    ///
+    /// ```
+    /// use vklive_pubsub::event::ChatCommand;
+    /// assert!(ChatCommand::parse("!ПИНГ", "!").unwrap().is("пинг"));
+    /// ```
     pub fn is(&self, name: &str) -> bool {
         self.name == name || self.name.to_lowercase() == name.to_lowercase()
     }
@@ -415,6 +438,11 @@ impl Part {
     }
 
     /// A `mention` of the user `user_id` (VK fills in the nick).
+    ///
+    /// ```
+    /// use vklive_pubsub::event::{plain_text, Part};
+    /// assert_eq!(plain_text(&[Part::mention(42)]), "@42");
+    /// ```
     pub fn mention(user_id: i64) -> Part {
         Part::Mention(MentionPart {
             id: Some(user_id),
@@ -422,7 +450,7 @@ impl Part {
         })
     }
 
-    /// A `smile` (emote) by its id.
+    /// A `smile` (emote) by its id; see [`Part::text`].
     pub fn smile(id: impl Into<String>) -> Part {
         Part::Smile(SmilePart {
             id: id.into(),
@@ -431,6 +459,11 @@ impl Part {
     }
 
     /// A `link` to `url`, shown as the URL itself.
+    ///
+    /// ```
+    /// use vklive_pubsub::event::{plain_text, Part};
+    /// assert_eq!(plain_text(&[Part::link("https://e.org")]), "https://e.org");
+    /// ```
     pub fn link(url: impl Into<String>) -> Part {
         let url = url.into();
         Part::Link(LinkPart {
