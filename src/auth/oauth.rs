@@ -477,7 +477,7 @@ impl OAuthApp {
     /// ```
     /// use vklive_pubsub::auth::OAuthApp;
     /// let app = OAuthApp::new("id", "secret", "http://localhost/cb");
-    /// assert_eq!(app.code_from_redirect("http://localhost/cb?code=c1&state=s", "s").unwrap(), "c1");
+    /// assert_eq!(app.code_from_redirect("http://localhost/cb?code=c1&state=s", "s").unwrap().expose_secret(), "c1");
     /// assert!(app.code_from_redirect("http://localhost/cb?code=c1&state=other", "s").is_err());
     /// ```
     pub fn code_from_redirect(

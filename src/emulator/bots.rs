@@ -97,7 +97,9 @@ impl BotState {
     /// and the ids of reward demands.
     pub(crate) fn learn(&mut self, channel: &str, data: &Value) {
         let mut remember = |user: &Value| {
-            if let (Some(id), Some(nick)) = (user["id"].as_u64(), user["nick"].as_str()) {
+            if let (Some(id), Some(nick)) = (user["id"].as_u64(), user["nick"].as_str())
+                && self.nicks.get(&id).map(String::as_str) != Some(nick)
+            {
                 self.nicks.insert(id, nick.to_owned());
             }
         };
