@@ -32,7 +32,7 @@ fn chat_payload() -> Box<RawValue> {
 
 fn push_line(payload: &RawValue, offset: u64) -> String {
     format!(
-        r#"{{"push":{{"channel":"channel-chat:123456","pub":{{"data":{},"offset":{offset}}}}}}}"#,
+        r#"{{"push":{{"channel":"api-channel-chat:123456","pub":{{"data":{},"offset":{offset}}}}}}}"#,
         payload.get()
     )
 }

@@ -34,7 +34,7 @@ pub const DEFAULT_WS_URL: &str =
 /// let (client, _events) = Client::with_user_token("access-token")
 ///     .api_url(emulator.api_url()) // by default VK's own servers
 ///     .ws_url(emulator.ws_url())
-///     .channel("channel-chat:1")
+///     .channel("api-channel-chat:1")
 ///     .backoff(Duration::from_millis(100), Duration::from_secs(5))
 ///     .first_connect(5, Duration::from_secs(30)) // default: 3 attempts or 15 s
 ///     .connect()
@@ -116,7 +116,7 @@ impl ClientBuilder {
     /// ```no_run
     /// # async fn run() -> Result<(), vklive_pubsub::Error> {
     /// let (_client, _events) = vklive_pubsub::Client::with_user_token("token")
-    ///     .chat_channel("channel-chat:123456", "somechannel")
+    ///     .chat_channel("api-channel-chat:123456", "somechannel")
     ///     .connect()
     ///     .await?;
     /// # Ok(()) }
@@ -340,7 +340,7 @@ impl ClientBuilder {
         let (state_tx, state_rx) = watch::channel(State::Connecting);
         let actor = connection::Actor::new(
             self.config.clamped(),
-            api,
+            api.clone(),
             self.ws_url,
             wanted,
             commands_rx,
@@ -352,6 +352,7 @@ impl ClientBuilder {
             Client {
                 commands: commands_tx,
                 state: state_rx,
+                api,
             },
             Events {
                 receiver: events_rx,
@@ -379,8 +380,8 @@ impl ClientBuilder {
 ///     .connect()
 ///     .await?;
 /// assert_eq!(client.state(), State::Connected);
-/// client.subscribe("channel-info:1").await?; // on the running connection
-/// client.unsubscribe("channel-info:1").await?;
+/// client.subscribe("api-channel-info:1").await?; // on the running connection
+/// client.unsubscribe("api-channel-info:1").await?;
 /// client.close().await?;
 /// assert_eq!(client.state(), State::Closed);
 /// # Ok(()) }
@@ -391,6 +392,7 @@ impl ClientBuilder {
 pub struct Client {
     commands: mpsc::Sender<Order>,
     state: watch::Receiver<State>,
+    api: VkApi,
 }
 
 impl Client {
@@ -423,6 +425,18 @@ impl Client {
     /// Shorthand for a user's access token.
     pub fn with_user_token(access_token: impl Into<crate::Secret>) -> ClientBuilder {
         Self::builder(Authorization::user(access_token))
+    }
+
+    /// The REST client this connection uses, with the same credentials and
+    /// API URL: send chat, answer reward demands, look channels up.
+    ///
+    /// ```no_run
+    /// # async fn run(client: vklive_pubsub::Client, message: vklive_pubsub::event::ChatMessage) -> Result<(), vklive_pubsub::Error> {
+    /// client.api().reply("somechannel", &message, "pong").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn api(&self) -> &VkApi {
+        &self.api
     }
 
     /// The connection's current state.
@@ -531,13 +545,13 @@ fn closed_error() -> Error {
 /// let (client, mut events) = Client::with_user_token("access-token")
 ///     .api_url(emulator.api_url())
 ///     .ws_url(emulator.ws_url())
-///     .channel("channel-chat:1")
+///     .channel("api-channel-chat:1")
 ///     .connect()
 ///     .await?;
 /// while let Some(event) = events.next().await {
 ///     match event {
 ///         Event::Subscribed { .. } => {
-///             emulator.publish("channel-chat:1", demo_chat_message(1, "hello"));
+///             emulator.publish("api-channel-chat:1", demo_chat_message(1, "hello"));
 ///         }
 ///         Event::Publication(publication) => {
 ///             if let VkEvent::ChatMessage(message) = &publication.event {

@@ -33,6 +33,20 @@ pub enum ErrorKind {
     Closed,
     /// A setting or argument is invalid (a bad URL, say). Permanent.
     InvalidArgument,
+    /// Chat send answered 400 `message_too_long` ("Text too long"). Permanent
+    /// for this message: shorten it.
+    MessageTooLong,
+    /// Chat send answered 400 `same_message` ("Message is the same"): the
+    /// same text as this user's previous message. Permanent for this message:
+    /// change the text.
+    SameMessage,
+    /// Chat send answered 400 `send_too_fast` ("Sending messages too fast").
+    /// Retryable after a pause; [`VkApi::send_message`](crate::auth::VkApi::send_message)
+    /// retries it within its bound before returning it.
+    SendTooFast,
+    /// The channel has no live stream, so there is no `stream_id` to send
+    /// chat to. Permanent until a stream starts.
+    NoLiveStream,
 }
 
 impl ErrorKind {
@@ -45,7 +59,27 @@ impl ErrorKind {
                 | ErrorKind::Transport
                 | ErrorKind::Timeout
                 | ErrorKind::Protocol
+                | ErrorKind::SendTooFast
         )
+    }
+
+    /// The kind an API error answer maps to: the documented chat codes
+    /// (`message_too_long`, `same_message`, `send_too_fast`) by their
+    /// `error` code, anything else by its HTTP status.
+    ///
+    /// ```
+    /// use vklive_pubsub::ErrorKind;
+    /// assert_eq!(ErrorKind::from_answer(400, Some("same_message")), ErrorKind::SameMessage);
+    /// assert_eq!(ErrorKind::from_answer(400, Some("invalid_param")), ErrorKind::InvalidRequest);
+    /// assert_eq!(ErrorKind::from_answer(403, None), ErrorKind::Forbidden);
+    /// ```
+    pub fn from_answer(status: u16, code: Option<&str>) -> ErrorKind {
+        match code {
+            Some("message_too_long") => ErrorKind::MessageTooLong,
+            Some("same_message") => ErrorKind::SameMessage,
+            Some("send_too_fast") => ErrorKind::SendTooFast,
+            _ => ErrorKind::from_status(status),
+        }
     }
 
     /// The kind an HTTP status maps to.

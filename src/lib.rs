@@ -57,7 +57,7 @@ pub use connection::Backoff;
 /// let (client, mut events) = Client::with_user_token("access-token")
 ///     .api_url(emulator.api_url())
 ///     .ws_url(emulator.ws_url())
-///     .channel("channel-chat:1")
+///     .channel("api-channel-chat:1")
 ///     .connect()
 ///     .await?;
 /// while let Some(event) = events.next().await {

@@ -90,7 +90,7 @@ async fn the_emulator_keeps_serving_with_stdin_closed_until_sigterm_then_exits_0
         assert!(!info[key].is_null(), "{key} in {info}");
     }
     assert_eq!(info["slug"], "demo");
-    assert_eq!(info["channels"]["chat"], "channel-chat:1");
+    assert_eq!(info["channels"]["chat"], "api-channel-chat:1");
     let control = info["control_url"].as_str().unwrap();
     // stdin is /dev/null, closed from the start: still serving.
     let stats = get(&format!("{control}/stats")).await;
@@ -122,7 +122,7 @@ async fn a_triggered_follow_shows_in_a_running_tail() {
     let mut tail = tail.spawn().unwrap();
     let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
     read_until(&mut lines, "subscribed to the info channel", |line| {
-        line["event"] == "subscribed" && line["channel"] == "channel-info:1"
+        line["event"] == "subscribed" && line["channel"] == "api-channel-info:1"
     })
     .await;
 
@@ -133,7 +133,7 @@ async fn a_triggered_follow_shows_in_a_running_tail() {
     assert!(fired.status.success(), "{fired:?}");
     let published: serde_json::Value =
         serde_json::from_slice(fired.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
-    assert_eq!(published["channel"], "channel-info:1");
+    assert_eq!(published["channel"], "api-channel-info:1");
     assert_eq!(published["type"], "channel_follow_create");
 
     let follow = read_until(&mut lines, "the follow", |line| {
@@ -151,23 +151,27 @@ async fn trigger_fires_every_named_event_and_counts() {
     let (_emulator, info) = emulator(&[]).await;
     let control = info["control_url"].as_str().unwrap();
     let events = [
-        ("chat", "channel-chat:1", "channel_chat_message_send"),
-        ("delete", "channel-chat:1", "channel_chat_message_delete"),
-        ("follow", "channel-info:1", "channel_follow_create"),
-        ("raid", "channel-info:1", "channel_raid_income"),
+        ("chat", "api-channel-chat:1", "channel_chat_message_send"),
+        (
+            "delete",
+            "api-channel-chat:1",
+            "channel_chat_message_delete",
+        ),
+        ("follow", "api-channel-info:1", "channel_follow_create"),
+        ("raid", "api-channel-info:1", "channel_raid_income"),
         (
             "subscription",
-            "channel-info:1",
+            "api-channel-info:1",
             "channel_subscription_create",
         ),
         (
             "reward",
-            "channel-private-points:1",
+            "api-channel-private-points:1",
             "channel_points_reward_demand_create",
         ),
-        ("stream-start", "channel-info:1", "channel_stream_start"),
-        ("stream-stop", "channel-info:1", "channel_stream_stop"),
-        ("unknown", "channel-info:1", "emulator_unknown_event"),
+        ("stream-start", "api-channel-info:1", "channel_stream_start"),
+        ("stream-stop", "api-channel-info:1", "channel_stream_stop"),
+        ("unknown", "api-channel-info:1", "emulator_unknown_event"),
     ];
     for (event, channel, kind) in events {
         // The control URL works as well as the API URL.

@@ -67,7 +67,11 @@ async fn fetches_tokens_and_subscribes_each_channel_with_its_own_token() {
 #[tokio::test]
 async fn delivers_publications_on_three_channels_in_order_with_offsets() {
     let emulator = start(EmulatorConfig::default()).await;
-    let channels = ["channel-chat:1", "channel-chat:2", "channel-info:1"];
+    let channels = [
+        "api-channel-chat:1",
+        "api-channel-chat:2",
+        "api-channel-info:1",
+    ];
     let (_client, mut events) = connect(builder(&emulator).channels(channels)).await;
     wait_subscribed(&mut events, &channels).await;
 
@@ -93,11 +97,11 @@ async fn delivers_publications_on_three_channels_in_order_with_offsets() {
 #[tokio::test]
 async fn decodes_every_line_of_a_frame_carrying_several_pushes() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
 
     let line = |id: i64| {
-        serde_json::json!({"push": {"channel": "channel-chat:1", "pub": {"data": chat(id, "x")}}})
+        serde_json::json!({"push": {"channel": "api-channel-chat:1", "pub": {"data": chat(id, "x")}}})
             .to_string()
     };
     let frame = format!("{}\n{}\n{}\n", line(1), line(2), line(3));
@@ -118,8 +122,8 @@ async fn answers_every_ping_exactly_once_over_several_intervals() {
         ..Default::default()
     };
     let emulator = start(config).await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
 
     wait_until(&emulator, "six pings", |e| e.pings_sent() >= 6).await;
     wait_pings_answered(&emulator).await;
@@ -164,7 +168,7 @@ async fn a_401_from_the_api_is_a_permanent_error_naming_the_endpoint() {
         Client::with_user_token("not-a-valid-token")
             .api_url(emulator.api_url())
             .ws_url(emulator.ws_url())
-            .channel("channel-chat:1")
+            .channel("api-channel-chat:1")
             .connect(),
     )
     .await
@@ -182,13 +186,12 @@ async fn a_401_from_the_api_is_a_permanent_error_naming_the_endpoint() {
 #[tokio::test]
 async fn skips_a_malformed_line_and_delivers_the_next_ones() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
 
-    let good =
-        serde_json::json!({"push": {"channel": "channel-chat:1", "pub": {"data": chat(2, "ok")}}});
+    let good = serde_json::json!({"push": {"channel": "api-channel-chat:1", "pub": {"data": chat(2, "ok")}}});
     emulator.send_raw(&format!("{{\"push\": oops\n{good}\n[1,2]\n\"text\""));
-    emulator.publish("channel-chat:1", chat(3, "after"));
+    emulator.publish("api-channel-chat:1", chat(3, "after"));
     let ids: Vec<i64> = publications(&mut events, 2)
         .await
         .iter()
@@ -205,10 +208,10 @@ async fn skips_a_malformed_line_and_delivers_the_next_ones() {
 #[tokio::test]
 async fn unknown_event_types_arrive_with_their_raw_json() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     emulator.publish(
-        "channel-chat:1",
+        "api-channel-chat:1",
         serde_json::json!({"type": "brand_new", "data": {"x": 1}}),
     );
     let received = publications(&mut events, 1).await;
@@ -225,8 +228,8 @@ async fn unknown_event_types_arrive_with_their_raw_json() {
 #[tokio::test]
 async fn dropping_the_stream_closes_the_connection() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     assert_eq!(emulator.connection_count(), 1);
     drop(events);
     drop(client);
@@ -239,8 +242,8 @@ async fn dropping_the_stream_closes_the_connection() {
 #[tokio::test]
 async fn close_sends_a_normal_close_frame_and_ends_the_stream() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     tokio::time::timeout(TIMEOUT, client.close())
         .await
         .unwrap()
@@ -272,7 +275,7 @@ async fn close_sends_a_normal_close_frame_and_ends_the_stream() {
 #[tokio::test]
 async fn first_subscription_reports_no_recovery() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
     let event = wait_for_event(&mut events, |e| matches!(e, Event::Subscribed { .. })).await;
     assert!(matches!(
         event,
@@ -298,7 +301,7 @@ async fn one_frame_server(listener: tokio::net::TcpListener) -> String {
         .map(|c| c.unwrap().id)
         .collect();
     assert_eq!(ids.len(), 2, "connect and subscribe pipelined: {first}");
-    let push = |id: i64| serde_json::json!({"push": {"channel": "channel-chat:1", "pub": {"data": chat(id, "x"), "offset": id}}});
+    let push = |id: i64| serde_json::json!({"push": {"channel": "api-channel-chat:1", "pub": {"data": chat(id, "x"), "offset": id}}});
     let frame = format!(
         "{{\"id\":{},\"connect\":{{\"client\":\"fake\",\"ping\":25,\"pong\":true}}}}\n\
          {{\"id\":{},\"subscribe\":{{\"recoverable\":true,\"epoch\":\"e\",\"offset\":0}}}}\n{}\n{}\n{{}}\n",
@@ -325,10 +328,10 @@ async fn one_frame_with_replies_pushes_and_a_ping_is_handled_line_by_line() {
         Client::with_user_token(USER_TOKEN)
             .api_url(emulator.api_url())
             .ws_url(ws_url)
-            .channel("channel-chat:1"),
+            .channel("api-channel-chat:1"),
     )
     .await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     let received = publications(&mut events, 2).await;
     assert_eq!(
         received.iter().filter_map(chat_id).collect::<Vec<_>>(),
@@ -388,7 +391,7 @@ async fn follows_a_channel_by_its_url_public_channels_and_only_the_granted_priva
 async fn connect_gives_up_after_three_failed_first_attempts_naming_the_cause() {
     let emulator = start(EmulatorConfig::default()).await;
     emulator.fail_next_rest(100, 503, None);
-    let error = within(builder(&emulator).channel("channel-chat:1").connect())
+    let error = within(builder(&emulator).channel("api-channel-chat:1").connect())
         .await
         .expect_err("gives up");
     assert_eq!(error.kind(), ErrorKind::Timeout);
@@ -406,7 +409,7 @@ async fn connect_gives_up_when_the_first_connect_bound_passes() {
     let started = std::time::Instant::now();
     let error = within(
         builder(&emulator)
-            .channel("channel-chat:1")
+            .channel("api-channel-chat:1")
             .first_connect(3, Duration::from_millis(300))
             .connect(),
     )
@@ -423,7 +426,7 @@ async fn retry_first_connect_forever_waits_out_many_failures() {
     emulator.fail_next_rest(5, 503, None);
     let (_client, mut events) = connect(
         builder(&emulator)
-            .channel("channel-chat:1")
+            .channel("api-channel-chat:1")
             .backoff(Duration::from_millis(10), Duration::from_millis(20))
             .retry_first_connect_forever(),
     )

@@ -183,7 +183,7 @@ async fn refresh_tokens_adds_a_refresh_token_for_oauth() {
 #[tokio::test]
 async fn tokens_revoke_ends_an_access_token_and_its_connections() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, _events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, _events) = subscribed(&emulator, "api-channel-chat:1").await;
     post_ok(
         &emulator,
         "/_emulator/tokens/revoke",
@@ -210,8 +210,8 @@ async fn tokens_expire_next_makes_the_next_connect_answer_109() {
         json!({"count": 1}),
     )
     .await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     assert_eq!(
         rest_count(&emulator, "/v1/websocket/token"),
         2,
@@ -240,7 +240,7 @@ async fn tokens_subscription_issues_a_subscription_token() {
     let answer = post_ok(
         &emulator,
         "/_emulator/tokens/subscription",
-        json!({"user_id": USER_ID, "channel": "channel-private-chat:1", "ttl": 60}),
+        json!({"user_id": USER_ID, "channel": "api-channel-private-chat:1", "ttl": 60}),
     )
     .await;
     assert!(
@@ -265,7 +265,7 @@ async fn token_ttl_makes_issued_tokens_expire_so_the_client_refreshes() {
         json!({"ttl": 1, "grace": 5}),
     )
     .await;
-    let (_client, _events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, _events) = subscribed(&emulator, "api-channel-chat:1").await;
     wait_until(&emulator, "a refresh before the token expires", |e| {
         e.received_commands()
             .iter()
@@ -283,8 +283,8 @@ async fn channels_registers_a_channel_and_answers_its_names() {
         json!({"slug": "streamer", "id": 9}),
     )
     .await;
-    assert_eq!(names["chat"], "channel-chat:9");
-    assert_eq!(names["private_info"], "channel-private-info:9");
+    assert_eq!(names["chat"], "api-channel-chat:9");
+    assert_eq!(names["private_info"], "api-channel-private-info:9");
     let bearer = format!("Bearer {USER_TOKEN}");
     assert_eq!(
         rest_status(&emulator, "/v1/channel?channel_url=streamer", &bearer).await,
@@ -298,10 +298,11 @@ async fn deny_withholds_a_subscription_token() {
     post_ok(
         &emulator,
         "/_emulator/deny",
-        json!({"user_id": USER_ID, "channel": "channel-private-chat:1"}),
+        json!({"user_id": USER_ID, "channel": "api-channel-private-chat:1"}),
     )
     .await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-private-chat:1")).await;
+    let (_client, mut events) =
+        connect(builder(&emulator).channel("api-channel-private-chat:1")).await;
     let failed = wait_for_event(&mut events, |e| {
         matches!(e, Event::SubscriptionFailed { .. })
     })
@@ -318,13 +319,13 @@ async fn channel_limit_refuses_one_subscription_too_many() {
     post_ok(&emulator, "/_emulator/channel_limit", json!({"limit": 1})).await;
     let (client, mut events) = connect(
         builder(&emulator)
-            .channels(["channel-chat:1", "channel-info:1"])
+            .channels(["api-channel-chat:1", "api-channel-info:1"])
             .connection_pace(std::time::Duration::ZERO),
     )
     .await;
     // The second subscribe on the first connection is refused with 106;
     // the client's pool moves it to a second connection.
-    wait_subscribed(&mut events, &["channel-chat:1", "channel-info:1"]).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1", "api-channel-info:1"]).await;
     assert_eq!(emulator.connection_count(), 2);
     let pool = client.pool_state().await.unwrap();
     assert_eq!(pool.connections[0].limit, 1, "learnt from the 106");
@@ -339,7 +340,7 @@ async fn ping_interval_applies_to_new_connections() {
         json!({"seconds": 0.2}),
     )
     .await;
-    let (_client, _events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, _events) = subscribed(&emulator, "api-channel-chat:1").await;
     wait_until(&emulator, "pings every 0.2 s", |e| e.pings_sent() >= 2).await;
 }
 
@@ -347,20 +348,20 @@ async fn ping_interval_applies_to_new_connections() {
 async fn history_turns_offsets_off_and_on() {
     let emulator = start(EmulatorConfig::default()).await;
     post_ok(&emulator, "/_emulator/history", json!({"enabled": false})).await;
-    assert_eq!(emulator.publish("channel-chat:1", chat(1, "a")), 0);
+    assert_eq!(emulator.publish("api-channel-chat:1", chat(1, "a")), 0);
     assert_eq!(get(&emulator, "/_emulator/stats").await["history"], false);
     post_ok(&emulator, "/_emulator/history", json!({"enabled": true})).await;
-    assert_eq!(emulator.publish("channel-chat:1", chat(2, "b")), 1);
+    assert_eq!(emulator.publish("api-channel-chat:1", chat(2, "b")), 1);
 }
 
 #[tokio::test]
 async fn publish_delivers_a_publication() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     let answer = post_ok(
         &emulator,
         "/_emulator/publish",
-        json!({"channel": "channel-chat:1", "data": chat(1, "over http")}),
+        json!({"channel": "api-channel-chat:1", "data": chat(1, "over http")}),
     )
     .await;
     assert_eq!(answer["offset"], 1);
@@ -401,18 +402,18 @@ async fn trigger_fires_a_named_event_with_overrides_and_a_count() {
 #[tokio::test]
 async fn restart_channel_sends_unsubscribe_2500_and_a_new_epoch() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
-    let (epoch, _) = emulator.stream_position("channel-chat:1");
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
+    let (epoch, _) = emulator.stream_position("api-channel-chat:1");
     post_ok(
         &emulator,
         "/_emulator/restart_channel",
-        json!({"channel": "channel-chat:1"}),
+        json!({"channel": "api-channel-chat:1"}),
     )
     .await;
-    assert_ne!(emulator.stream_position("channel-chat:1").0, epoch);
+    assert_ne!(emulator.stream_position("api-channel-chat:1").0, epoch);
     wait_for_event(
         &mut events,
-        |e| matches!(e, Event::Subscribed { channel, .. } if channel == "channel-chat:1"),
+        |e| matches!(e, Event::Subscribed { channel, .. } if channel == "api-channel-chat:1"),
     )
     .await;
 }
@@ -420,11 +421,11 @@ async fn restart_channel_sends_unsubscribe_2500_and_a_new_epoch() {
 #[tokio::test]
 async fn unsubscribe_ends_a_subscription_with_a_code() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     post_ok(
         &emulator,
         "/_emulator/unsubscribe",
-        json!({"channel": "channel-chat:1", "code": 2000, "reason": "bye"}),
+        json!({"channel": "api-channel-chat:1", "code": 2000, "reason": "bye"}),
     )
     .await;
     let ended = wait_for_event(&mut events, |e| matches!(e, Event::Unsubscribed { .. })).await;
@@ -437,11 +438,11 @@ async fn unsubscribe_ends_a_subscription_with_a_code() {
 #[tokio::test]
 async fn blast_queues_frames_of_publications() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     let report = post_ok(
         &emulator,
         "/_emulator/blast",
-        json!({"channel": "channel-chat:1", "count": 250, "per_frame": 100}),
+        json!({"channel": "api-channel-chat:1", "count": 250, "per_frame": 100}),
     )
     .await;
     assert_eq!(report["frames"], 3);
@@ -451,11 +452,11 @@ async fn blast_queues_frames_of_publications() {
 #[tokio::test]
 async fn paced_publishes_in_the_background() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     post_ok(
         &emulator,
         "/_emulator/paced",
-        json!({"channel": "channel-chat:1", "count": 5, "rate": 100}),
+        json!({"channel": "api-channel-chat:1", "count": 5, "rate": 100}),
     )
     .await;
     assert_eq!(publications(&mut events, 5).await.len(), 5);
@@ -464,7 +465,7 @@ async fn paced_publishes_in_the_background() {
 #[tokio::test]
 async fn close_closes_every_connection_with_the_code() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     post_ok(
         &emulator,
         "/_emulator/close",
@@ -487,7 +488,7 @@ async fn close_closes_every_connection_with_the_code() {
 #[tokio::test]
 async fn abort_drops_every_connection() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     post_ok(&emulator, "/_emulator/abort", json!({})).await;
     let lost = wait_for_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
     assert!(
@@ -503,11 +504,11 @@ async fn silent_sends_nothing_until_switched_back() {
         ..Default::default()
     })
     .await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     post_ok(&emulator, "/_emulator/silent", json!({"silent": true})).await;
-    emulator.publish("channel-chat:1", chat(1, "lost"));
+    emulator.publish("api-channel-chat:1", chat(1, "lost"));
     post_ok(&emulator, "/_emulator/silent", json!({"silent": false})).await;
-    emulator.publish("channel-chat:1", chat(2, "kept"));
+    emulator.publish("api-channel-chat:1", chat(2, "kept"));
     let first = &publications(&mut events, 1).await[0];
     assert_eq!(chat_id(first), Some(2), "the silent one was dropped");
 }
@@ -515,8 +516,8 @@ async fn silent_sends_nothing_until_switched_back() {
 #[tokio::test]
 async fn send_raw_reaches_every_connection() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
-    let push = json!({"push": {"channel": "channel-chat:1",
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
+    let push = json!({"push": {"channel": "api-channel-chat:1",
         "pub": {"data": chat(77, "raw"), "offset": 1}}});
     post_ok(
         &emulator,
@@ -536,7 +537,7 @@ async fn fail_subscribes_refuses_the_next_subscribe() {
         json!({"count": 1, "code": 103, "temporary": false}),
     )
     .await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
     let failed = wait_for_event(&mut events, |e| {
         matches!(e, Event::SubscriptionFailed { .. })
     })
@@ -594,8 +595,8 @@ async fn fail_ws_upgrade_refuses_the_next_upgrade() {
         json!({"count": 1, "status": 503}),
     )
     .await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     assert_eq!(
         rest_count(&emulator, "/v1/websocket/token"),
         2,
@@ -606,17 +607,17 @@ async fn fail_ws_upgrade_refuses_the_next_upgrade() {
 #[tokio::test]
 async fn connections_lists_who_is_connected_and_subscribed() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, _events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, _events) = subscribed(&emulator, "api-channel-chat:1").await;
     let list = get(&emulator, "/_emulator/connections").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["user_id"], USER_ID);
-    assert_eq!(list[0]["subscriptions"], json!(["channel-chat:1"]));
+    assert_eq!(list[0]["subscriptions"], json!(["api-channel-chat:1"]));
 }
 
 #[tokio::test]
 async fn connection_close_closes_one_connection_with_the_code() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     let id = only_connection(&emulator);
     post_ok(
         &emulator,
@@ -647,7 +648,7 @@ async fn connection_close_closes_one_connection_with_the_code() {
 #[tokio::test]
 async fn connection_abort_drops_one_connection() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     let id = only_connection(&emulator);
     post_ok(
         &emulator,
@@ -669,13 +670,13 @@ async fn connection_silent_silences_one_connection() {
         ..Default::default()
     })
     .await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     let id = only_connection(&emulator);
     let path = format!("/_emulator/connections/{id}/silent");
     post_ok(&emulator, &path, json!({"silent": true})).await;
-    emulator.publish("channel-chat:1", chat(1, "lost"));
+    emulator.publish("api-channel-chat:1", chat(1, "lost"));
     post_ok(&emulator, &path, json!({"silent": false})).await;
-    emulator.publish("channel-chat:1", chat(2, "kept"));
+    emulator.publish("api-channel-chat:1", chat(2, "kept"));
     assert_eq!(chat_id(&publications(&mut events, 1).await[0]), Some(2));
 }
 
@@ -687,7 +688,7 @@ async fn connection_drop_drops_the_next_frames() {
         ..Default::default()
     })
     .await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     let id = only_connection(&emulator);
     post_ok(
         &emulator,
@@ -696,7 +697,7 @@ async fn connection_drop_drops_the_next_frames() {
     )
     .await;
     for message in 1..=3 {
-        emulator.publish("channel-chat:1", chat(message, "x"));
+        emulator.publish("api-channel-chat:1", chat(message, "x"));
     }
     // Two frames lost: the client sees the third.
     let publication = &publications(&mut events, 1).await[0];
@@ -706,9 +707,9 @@ async fn connection_drop_drops_the_next_frames() {
 #[tokio::test]
 async fn connection_send_raw_reaches_one_connection() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     let id = only_connection(&emulator);
-    let push = json!({"push": {"channel": "channel-chat:1",
+    let push = json!({"push": {"channel": "api-channel-chat:1",
         "pub": {"data": chat(78, "raw"), "offset": 1}}});
     post_ok(
         &emulator,
@@ -722,7 +723,7 @@ async fn connection_send_raw_reaches_one_connection() {
 #[tokio::test]
 async fn connection_garbage_is_skipped_and_the_link_goes_on() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
     let id = only_connection(&emulator);
     post_ok(
         &emulator,
@@ -730,7 +731,7 @@ async fn connection_garbage_is_skipped_and_the_link_goes_on() {
         json!({}),
     )
     .await;
-    emulator.publish("channel-chat:1", chat(5, "after the garbage"));
+    emulator.publish("api-channel-chat:1", chat(5, "after the garbage"));
     assert_eq!(chat_id(&publications(&mut events, 1).await[0]), Some(5));
     assert_eq!(emulator.connections().len(), 1, "no reconnect");
 }
@@ -738,10 +739,10 @@ async fn connection_garbage_is_skipped_and_the_link_goes_on() {
 #[tokio::test]
 async fn stats_counts_connections_and_subscribers() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, _events) = subscribed(&emulator, "channel-chat:1").await;
+    let (_client, _events) = subscribed(&emulator, "api-channel-chat:1").await;
     let stats = get(&emulator, "/_emulator/stats").await;
     assert_eq!(stats["connections"], 1);
-    assert_eq!(stats["subscribers"]["channel-chat:1"], 1);
+    assert_eq!(stats["subscribers"]["api-channel-chat:1"], 1);
 }
 
 #[tokio::test]

@@ -126,7 +126,7 @@ async fn get_json(request: reqwest::RequestBuilder) -> (u16, Value) {
 async fn command_before_connect_closes_3501() {
     let emulator = start(quiet()).await;
     let mut raw = Raw::open(&emulator).await;
-    raw.send(r#"{"id":1,"subscribe":{"channel":"channel-chat:1"}}"#)
+    raw.send(r#"{"id":1,"subscribe":{"channel":"api-channel-chat:1"}}"#)
         .await;
     assert_eq!(raw.close_code().await, 3501);
     assert_eq!(emulator.close_codes(), vec![3501]);
@@ -152,7 +152,7 @@ async fn empty_frame_and_blank_line_close_3501() {
     assert_eq!(raw.close_code().await, 3501);
 
     let mut raw = Raw::connected(&emulator).await;
-    raw.send("{\"id\":2,\"unsubscribe\":{\"channel\":\"channel-chat:1\"}}\n\n{\"id\":3,\"unsubscribe\":{\"channel\":\"channel-chat:1\"}}")
+    raw.send("{\"id\":2,\"unsubscribe\":{\"channel\":\"api-channel-chat:1\"}}\n\n{\"id\":3,\"unsubscribe\":{\"channel\":\"api-channel-chat:1\"}}")
         .await;
     assert_eq!(raw.next().await["id"], 2);
     assert_eq!(raw.close_code().await, 3501);
@@ -213,14 +213,14 @@ async fn expired_connection_token_answers_109_and_ignores_the_rest_of_the_frame(
     let frame = format!(
         "{}\n{}",
         json!({"id": 1, "connect": {"token": token}}),
-        json!({"id": 2, "subscribe": {"channel": "channel-chat:1"}})
+        json!({"id": 2, "subscribe": {"channel": "api-channel-chat:1"}})
     );
     raw.send(&frame).await;
     let reply = raw.next().await;
     assert_eq!(reply["id"], 1);
     assert_eq!(reply["error"]["code"], 109);
-    assert_eq!(emulator.subscriber_count("channel-chat:1"), 0);
-    raw.send(r#"{"id":3,"subscribe":{"channel":"channel-chat:1"}}"#)
+    assert_eq!(emulator.subscriber_count("api-channel-chat:1"), 0);
+    raw.send(r#"{"id":3,"subscribe":{"channel":"api-channel-chat:1"}}"#)
         .await;
     assert_eq!(raw.close_code().await, 3501);
 }
@@ -234,8 +234,8 @@ async fn connect_and_subscribes_pipelined_in_one_frame() {
     let frame = format!(
         "{}\n{}\n{}\n",
         json!({"id": 1, "connect": {"token": token, "name": "test"}}),
-        json!({"id": 2, "subscribe": {"channel": "channel-chat:1"}}),
-        json!({"id": 3, "subscribe": {"channel": "channel-info:1"}})
+        json!({"id": 2, "subscribe": {"channel": "api-channel-chat:1"}}),
+        json!({"id": 3, "subscribe": {"channel": "api-channel-info:1"}})
     );
     raw.send(&frame).await;
     let connect = raw.next().await;
@@ -249,7 +249,7 @@ async fn connect_and_subscribes_pipelined_in_one_frame() {
     assert_eq!(first["subscribe"]["positioned"], true);
     assert!(first["subscribe"]["epoch"].is_string());
     assert_eq!(raw.next().await["id"], 3);
-    assert_eq!(emulator.subscriber_count("channel-chat:1"), 1);
+    assert_eq!(emulator.subscriber_count("api-channel-chat:1"), 1);
     assert_eq!(emulator.connection_count(), 1);
     assert_eq!(emulator.received_commands().len(), 3);
 }
@@ -324,15 +324,15 @@ async fn silent_server_drops_replies() {
     let emulator = start(quiet()).await;
     let mut raw = Raw::connected(&emulator).await;
     emulator.set_silent(true);
-    raw.send(r#"{"id":2,"subscribe":{"channel":"channel-chat:1"}}"#)
+    raw.send(r#"{"id":2,"subscribe":{"channel":"api-channel-chat:1"}}"#)
         .await;
     assert!(
         emulator
-            .wait_for(|e| e.subscriber_count("channel-chat:1") == 1, STEP)
+            .wait_for(|e| e.subscriber_count("api-channel-chat:1") == 1, STEP)
             .await
     );
     emulator.set_silent(false);
-    raw.send(r#"{"id":3,"unsubscribe":{"channel":"channel-chat:1"}}"#)
+    raw.send(r#"{"id":3,"unsubscribe":{"channel":"api-channel-chat:1"}}"#)
         .await;
     assert_eq!(raw.next().await["id"], 3);
 }
@@ -372,9 +372,9 @@ async fn private_channel_needs_a_subscription_token() {
 async fn subscription_token_of_another_channel_closes_3500() {
     let emulator = start(quiet()).await;
     let mut raw = Raw::connected(&emulator).await;
-    let token = emulator.issue_subscription_token(USER, "channel-private-chat:1", None);
+    let token = emulator.issue_subscription_token(USER, "api-channel-private-chat:1", None);
     raw.send(
-        &json!({"id": 2, "subscribe": {"channel": "channel-private-chat:2", "token": token}})
+        &json!({"id": 2, "subscribe": {"channel": "api-channel-private-chat:2", "token": token}})
             .to_string(),
     )
     .await;
@@ -389,10 +389,10 @@ async fn unknown_namespace_102_and_duplicate_105() {
     raw.send(r#"{"id":2,"subscribe":{"channel":"news:1"}}"#)
         .await;
     assert_eq!(raw.next().await["error"]["code"], 102);
-    raw.send(r#"{"id":3,"subscribe":{"channel":"channel-chat:1"}}"#)
+    raw.send(r#"{"id":3,"subscribe":{"channel":"api-channel-chat:1"}}"#)
         .await;
     assert!(raw.next().await["subscribe"].is_object());
-    raw.send(r#"{"id":4,"subscribe":{"channel":"channel-chat:1"}}"#)
+    raw.send(r#"{"id":4,"subscribe":{"channel":"api-channel-chat:1"}}"#)
         .await;
     let reply = raw.next().await;
     assert_eq!(
@@ -411,9 +411,9 @@ async fn channel_limit_answers_106() {
     .await;
     let mut raw = Raw::connected(&emulator).await;
     for (id, channel) in [
-        (2, "channel-chat:1"),
-        (3, "channel-chat:2"),
-        (4, "channel-chat:3"),
+        (2, "api-channel-chat:1"),
+        (3, "api-channel-chat:2"),
+        (4, "api-channel-chat:3"),
     ] {
         raw.send(&json!({"id": id, "subscribe": {"channel": channel}}).to_string())
             .await;
@@ -429,9 +429,9 @@ async fn expired_subscription_token_answers_109() {
     let emulator = start(quiet()).await;
     let mut raw = Raw::connected(&emulator).await;
     let token =
-        emulator.issue_subscription_token(USER, "channel-private-chat:1", Some(Duration::ZERO));
+        emulator.issue_subscription_token(USER, "api-channel-private-chat:1", Some(Duration::ZERO));
     raw.send(
-        &json!({"id": 2, "subscribe": {"channel": "channel-private-chat:1", "token": token}})
+        &json!({"id": 2, "subscribe": {"channel": "api-channel-private-chat:1", "token": token}})
             .to_string(),
     )
     .await;
@@ -450,11 +450,11 @@ async fn token_expiry_is_enforced_after_the_grace() {
     .await;
     let mut raw = Raw::open(&emulator).await;
     let token = emulator.issue_connection_token(USER, Some(Duration::from_millis(900)));
-    let sub_token = emulator.issue_subscription_token(USER, "channel-private-chat:1", None);
+    let sub_token = emulator.issue_subscription_token(USER, "api-channel-private-chat:1", None);
     raw.send(&format!(
         "{}\n{}",
         json!({"id": 1, "connect": {"token": token}}),
-        json!({"id": 2, "subscribe": {"channel": "channel-private-chat:1", "token": sub_token}})
+        json!({"id": 2, "subscribe": {"channel": "api-channel-private-chat:1", "token": sub_token}})
     ))
     .await;
     let connect = raw.next().await;
@@ -463,7 +463,7 @@ async fn token_expiry_is_enforced_after_the_grace() {
     let subscribe = raw.next().await;
     assert_eq!(subscribe["subscribe"]["expires"], true);
     let push = raw.next().await;
-    assert_eq!(push["push"]["channel"], "channel-private-chat:1");
+    assert_eq!(push["push"]["channel"], "api-channel-private-chat:1");
     assert_eq!(push["push"]["unsubscribe"]["code"], 2501);
     assert_eq!(raw.close_code().await, 3005);
 }
@@ -477,9 +477,9 @@ async fn refresh_and_sub_refresh_answer_new_ttl() {
     })
     .await;
     let mut raw = Raw::connected(&emulator).await;
-    let sub_token = emulator.issue_subscription_token(USER, "channel-private-chat:1", None);
+    let sub_token = emulator.issue_subscription_token(USER, "api-channel-private-chat:1", None);
     raw.send(
-        &json!({"id": 2, "subscribe": {"channel": "channel-private-chat:1", "token": sub_token}})
+        &json!({"id": 2, "subscribe": {"channel": "api-channel-private-chat:1", "token": sub_token}})
             .to_string(),
     )
     .await;
@@ -491,17 +491,17 @@ async fn refresh_and_sub_refresh_answer_new_ttl() {
         raw.next().await["refresh"],
         json!({"expires": true, "ttl": 120})
     );
-    let sub_token = emulator.issue_subscription_token(USER, "channel-private-chat:1", None);
+    let sub_token = emulator.issue_subscription_token(USER, "api-channel-private-chat:1", None);
     raw.send(
-        &json!({"id": 4, "sub_refresh": {"channel": "channel-private-chat:1", "token": sub_token}})
+        &json!({"id": 4, "sub_refresh": {"channel": "api-channel-private-chat:1", "token": sub_token}})
             .to_string(),
     )
     .await;
     assert_eq!(raw.next().await["sub_refresh"]["ttl"], 60);
-    raw.send(r#"{"id":5,"sub_refresh":{"channel":"channel-chat:9","token":"x"}}"#)
+    raw.send(r#"{"id":5,"sub_refresh":{"channel":"api-channel-chat:9","token":"x"}}"#)
         .await;
     assert_eq!(raw.next().await["error"]["code"], 103);
-    raw.send(r#"{"id":6,"sub_refresh":{"channel":"channel-private-chat:1"}}"#)
+    raw.send(r#"{"id":6,"sub_refresh":{"channel":"api-channel-private-chat:1"}}"#)
         .await;
     assert_eq!(raw.next().await["error"]["code"], 107);
     let expired = emulator.issue_connection_token(USER, Some(Duration::ZERO));
@@ -519,18 +519,18 @@ async fn refresh_and_sub_refresh_answer_new_ttl() {
 async fn publications_arrive_in_offset_order() {
     let emulator = start(quiet()).await;
     let mut raw = Raw::connected(&emulator).await;
-    raw.send(r#"{"id":2,"subscribe":{"channel":"channel-chat:1"}}"#)
+    raw.send(r#"{"id":2,"subscribe":{"channel":"api-channel-chat:1"}}"#)
         .await;
     raw.next().await;
     for n in 1..=50 {
         assert_eq!(
-            emulator.publish("channel-chat:1", demo_chat_message(n, "привет")),
+            emulator.publish("api-channel-chat:1", demo_chat_message(n, "привет")),
             n as u64
         );
     }
     for n in 1..=50u64 {
         let push = raw.next().await;
-        assert_eq!(push["push"]["channel"], "channel-chat:1");
+        assert_eq!(push["push"]["channel"], "api-channel-chat:1");
         assert_eq!(push["push"]["pub"]["offset"], n);
         assert_eq!(
             push["push"]["pub"]["data"]["type"],
@@ -548,7 +548,7 @@ async fn recovery_returns_missed_publications() {
         ..quiet()
     })
     .await;
-    let channel = "channel-chat:1";
+    let channel = "api-channel-chat:1";
     for n in 1..=3 {
         emulator.publish(channel, json!({"type": "t", "data": {"n": n}}));
     }
@@ -577,7 +577,7 @@ async fn recovery_returns_missed_publications() {
 
     // Wrong epoch: not recovered, current position.
     raw.send(
-        &json!({"id": 3, "subscribe": {"channel": "channel-chat:2", "recover": true, "epoch": "nope", "offset": 1}})
+        &json!({"id": 3, "subscribe": {"channel": "api-channel-chat:2", "recover": true, "epoch": "nope", "offset": 1}})
             .to_string(),
     )
     .await;
@@ -617,13 +617,16 @@ async fn recovery_returns_missed_publications() {
 async fn restart_channel_sends_insufficient_state() {
     let emulator = start(quiet()).await;
     let mut raw = Raw::connected(&emulator).await;
-    raw.send(r#"{"id":2,"subscribe":{"channel":"channel-chat:1"}}"#)
+    raw.send(r#"{"id":2,"subscribe":{"channel":"api-channel-chat:1"}}"#)
         .await;
     let epoch = raw.next().await["subscribe"]["epoch"].clone();
-    emulator.restart_channel("channel-chat:1");
+    emulator.restart_channel("api-channel-chat:1");
     let push = raw.next().await;
     assert_eq!(push["push"]["unsubscribe"]["code"], 2500);
-    assert_ne!(json!(emulator.stream_position("channel-chat:1").0), epoch);
+    assert_ne!(
+        json!(emulator.stream_position("api-channel-chat:1").0),
+        epoch
+    );
 }
 
 /// `send_raw` reaches the client verbatim; `close_all` sends the code.
@@ -757,7 +760,7 @@ async fn subscription_token_omits_denied_channels() {
     .await;
     assert!(raw.next().await["subscribe"].is_object());
 
-    let many: Vec<String> = (0..101).map(|n| format!("channel-chat:{n}")).collect();
+    let many: Vec<String> = (0..101).map(|n| format!("api-channel-chat:{n}")).collect();
     let url = format!(
         "{}/v1/websocket/subscription_token?channels={}",
         emulator.api_url(),
@@ -928,20 +931,20 @@ async fn oauth_access_tokens_expire_after_their_lifetime() {
 async fn control_endpoints_publish_and_report() {
     let emulator = start(quiet()).await;
     let mut raw = Raw::connected(&emulator).await;
-    raw.send(r#"{"id":2,"subscribe":{"channel":"channel-chat:1"}}"#)
+    raw.send(r#"{"id":2,"subscribe":{"channel":"api-channel-chat:1"}}"#)
         .await;
     raw.next().await;
     let (status, body) = get_json(
         http()
             .post(format!("{}/publish", emulator.control_url()))
-            .json(&json!({"channel": "channel-chat:1", "data": {"type": "x", "data": {}}})),
+            .json(&json!({"channel": "api-channel-chat:1", "data": {"type": "x", "data": {}}})),
     )
     .await;
     assert_eq!((status, body), (200, json!({"offset": 1})));
     assert_eq!(raw.next().await["push"]["pub"]["offset"], 1);
     let (_, stats) = get_json(http().get(format!("{}/stats", emulator.control_url()))).await;
     assert_eq!(stats["connections"], 1);
-    assert_eq!(stats["subscribers"]["channel-chat:1"], 1);
+    assert_eq!(stats["subscribers"]["api-channel-chat:1"], 1);
     assert_eq!(stats["violations"], json!([]));
     assert!(
         emulator.rest_calls().is_empty(),
@@ -962,16 +965,16 @@ async fn slow_client_is_closed_3008() {
     })
     .await;
     let mut raw = Raw::connected(&emulator).await;
-    raw.send(r#"{"id":2,"subscribe":{"channel":"channel-chat:1"}}"#)
+    raw.send(r#"{"id":2,"subscribe":{"channel":"api-channel-chat:1"}}"#)
         .await;
     raw.next().await;
     // On this single-threaded runtime the writer cannot run in between.
     for n in 0..100 {
-        emulator.publish("channel-chat:1", demo_chat_message(n, "flood"));
+        emulator.publish("api-channel-chat:1", demo_chat_message(n, "flood"));
     }
     assert_eq!(raw.close_code().await, 3008);
     assert_eq!(emulator.close_codes(), vec![3008]);
-    assert_eq!(emulator.subscriber_count("channel-chat:1"), 0);
+    assert_eq!(emulator.subscriber_count("api-channel-chat:1"), 0);
 }
 
 /// Publications racing a subscribe are neither lost nor duplicated: the
@@ -979,7 +982,7 @@ async fn slow_client_is_closed_3008() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publications_racing_a_subscribe_are_not_lost_or_duplicated() {
     let emulator = start(quiet()).await;
-    let channel = "channel-chat:1";
+    let channel = "api-channel-chat:1";
     const LAST: u64 = 3000;
     let publisher = {
         let emulator = emulator.clone();
@@ -1018,7 +1021,7 @@ async fn recovery_racing_live_publications_delivers_each_offset_once() {
         ..quiet()
     })
     .await;
-    let channel = "channel-chat:1";
+    let channel = "api-channel-chat:1";
     for n in 1..=20 {
         emulator.publish(channel, json!({"n": n}));
     }
@@ -1106,16 +1109,16 @@ async fn failed_upgrade_answers_the_injected_status() {
 async fn server_unsubscribe_push_carries_the_code() {
     let emulator = start(quiet()).await;
     let mut raw = Raw::connected(&emulator).await;
-    raw.send(r#"{"id":2,"subscribe":{"channel":"channel-info:4"}}"#)
+    raw.send(r#"{"id":2,"subscribe":{"channel":"api-channel-info:4"}}"#)
         .await;
     raw.next().await;
-    emulator.unsubscribe_all("channel-info:4", 2000, "server unsubscribe");
+    emulator.unsubscribe_all("api-channel-info:4", 2000, "server unsubscribe");
     let push = raw.next().await;
     assert_eq!(
         push,
-        json!({"push": {"channel": "channel-info:4", "unsubscribe": {"code": 2000, "reason": "server unsubscribe"}}})
+        json!({"push": {"channel": "api-channel-info:4", "unsubscribe": {"code": 2000, "reason": "server unsubscribe"}}})
     );
-    assert_eq!(emulator.subscriber_count("channel-info:4"), 0);
+    assert_eq!(emulator.subscriber_count("api-channel-info:4"), 0);
 }
 
 /// With batching off, every line comes in its own frame.
@@ -1131,7 +1134,7 @@ async fn unbatched_writer_sends_one_line_per_frame() {
     raw.send(&format!(
         "{}\n{}",
         json!({"id": 1, "connect": {"token": token}}),
-        json!({"id": 2, "subscribe": {"channel": "channel-chat:1"}})
+        json!({"id": 2, "subscribe": {"channel": "api-channel-chat:1"}})
     ))
     .await;
     for expected in [1, 2] {
@@ -1171,7 +1174,7 @@ async fn oversize_message_closes_1009() {
     let mut raw = Raw::connected(&emulator).await;
     let big = format!(
         "{}",
-        json!({"id": 2, "subscribe": {"channel": "channel-chat:1", "data": "x".repeat(70_000)}})
+        json!({"id": 2, "subscribe": {"channel": "api-channel-chat:1", "data": "x".repeat(70_000)}})
     );
     raw.send(&big).await;
     assert_eq!(raw.close_code().await, 1009);
@@ -1189,13 +1192,15 @@ async fn oversize_message_closes_1009() {
 async fn blast_sends_prebuilt_frames_that_continue_the_stream() {
     let emulator = start(quiet()).await;
     let mut raw = Raw::connected(&emulator).await;
-    raw.send(&json!({"id": 2, "subscribe": {"channel": "channel-chat:1"}}).to_string())
+    raw.send(&json!({"id": 2, "subscribe": {"channel": "api-channel-chat:1"}}).to_string())
         .await;
     assert_eq!(raw.next().await["id"], 2);
-    emulator.publish("channel-chat:1", demo_chat_message(1, "до"));
+    emulator.publish("api-channel-chat:1", demo_chat_message(1, "до"));
     assert_eq!(raw.next().await["push"]["pub"]["offset"], 1);
 
-    let report = emulator.blast("channel-chat:1", 250, 100).expect("fits");
+    let report = emulator
+        .blast("api-channel-chat:1", 250, 100)
+        .expect("fits");
     assert_eq!((report.first_offset, report.last_offset), (2, 251));
     assert_eq!((report.frames, report.subscribers), (3, 1));
     let mut sizes = Vec::new();
@@ -1211,7 +1216,7 @@ async fn blast_sends_prebuilt_frames_that_continue_the_stream() {
             .collect();
         for line in &lines {
             offset += 1;
-            assert_eq!(line["push"]["channel"], "channel-chat:1");
+            assert_eq!(line["push"]["channel"], "api-channel-chat:1");
             assert_eq!(line["push"]["pub"]["offset"], offset);
             assert_eq!(
                 line["push"]["pub"]["data"]["type"],
@@ -1221,15 +1226,15 @@ async fn blast_sends_prebuilt_frames_that_continue_the_stream() {
         sizes.push(lines.len());
     }
     assert_eq!(sizes, [100, 100, 50]);
-    assert_eq!(emulator.stream_position("channel-chat:1").1, 251);
+    assert_eq!(emulator.stream_position("api-channel-chat:1").1, 251);
 
     // Recovery serves the blasted publications from history.
-    let epoch = emulator.stream_position("channel-chat:1").0;
-    raw.send(&json!({"id": 3, "unsubscribe": {"channel": "channel-chat:1"}}).to_string())
+    let epoch = emulator.stream_position("api-channel-chat:1").0;
+    raw.send(&json!({"id": 3, "unsubscribe": {"channel": "api-channel-chat:1"}}).to_string())
         .await;
     assert_eq!(raw.next().await["id"], 3);
     raw.send(
-        &json!({"id": 4, "subscribe": {"channel": "channel-chat:1", "recover": true, "epoch": epoch, "offset": 241}})
+        &json!({"id": 4, "subscribe": {"channel": "api-channel-chat:1", "recover": true, "epoch": epoch, "offset": 241}})
             .to_string(),
     )
     .await;
@@ -1241,7 +1246,7 @@ async fn blast_sends_prebuilt_frames_that_continue_the_stream() {
     );
 
     let error = emulator
-        .blast("channel-chat:1", 100_000, 1)
+        .blast("api-channel-chat:1", 100_000, 1)
         .expect_err("more frames than the queue holds");
     assert!(error.contains("queue"), "{error}");
 }
@@ -1252,14 +1257,14 @@ async fn blast_sends_prebuilt_frames_that_continue_the_stream() {
 async fn paced_publications_carry_their_send_time() {
     let emulator = start(quiet()).await;
     let mut raw = Raw::connected(&emulator).await;
-    raw.send(&json!({"id": 2, "subscribe": {"channel": "channel-chat:1"}}).to_string())
+    raw.send(&json!({"id": 2, "subscribe": {"channel": "api-channel-chat:1"}}).to_string())
         .await;
     assert_eq!(raw.next().await["id"], 2);
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let paced = emulator.publish_paced("channel-chat:1", 5, 1000.0);
+    let paced = emulator.publish_paced("api-channel-chat:1", 5, 1000.0);
     for offset in 1..=5 {
         let line = raw.next().await;
         assert_eq!(line["push"]["pub"]["offset"], offset);
@@ -1311,7 +1316,7 @@ async fn chat_messages_answer_the_last_n_newest_first() {
         &names.info,
         json!({"type": "channel_follow_create", "data": {}}),
     );
-    emulator.publish("channel-chat:6", demo_chat_message(99, "elsewhere"));
+    emulator.publish("api-channel-chat:6", demo_chat_message(99, "elsewhere"));
 
     let (status, body) = chat_messages(&emulator, "channel_url=talk&limit=3").await;
     assert_eq!(status, 200, "{body}");
@@ -1438,7 +1443,7 @@ async fn without_history_publications_have_no_offset_and_recovery_fails() {
         ..quiet()
     })
     .await;
-    let channel = "channel-chat:1";
+    let channel = "api-channel-chat:1";
     let mut raw = Raw::connected(&emulator).await;
     raw.send(&json!({"id": 2, "subscribe": {"channel": channel}}).to_string())
         .await;
@@ -1478,7 +1483,7 @@ async fn without_history_publications_have_no_offset_and_recovery_fails() {
 #[tokio::test]
 async fn history_switches_at_run_time_and_over_the_control_route() {
     let emulator = start(quiet()).await;
-    let channel = "channel-chat:1";
+    let channel = "api-channel-chat:1";
     let mut raw = Raw::connected(&emulator).await;
     raw.send(&json!({"id": 2, "subscribe": {"channel": channel}}).to_string())
         .await;

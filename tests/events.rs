@@ -354,14 +354,14 @@ fn expected_channel_response() -> ChannelResponse {
                 subscribers: Some(128),
             }),
             web_socket_channels: WebSocketChannels {
-                chat: Some("channel-chat:123456".into()),
-                private_chat: Some("channel-chat:123456#777".into()),
-                info: Some("channel-info:123456".into()),
-                private_info: Some("channel-info:123456#777".into()),
-                channel_points: Some("channel-points:123456".into()),
-                private_channel_points: Some("channel-points:123456#777".into()),
-                limited_chat: Some("limited-chat:123456".into()),
-                limited_private_chat: Some("limited-chat:123456#777".into()),
+                chat: Some("api-channel-chat:123456".into()),
+                private_chat: Some("api-channel-chat:123456#777".into()),
+                info: Some("api-channel-info:123456".into()),
+                private_info: Some("api-channel-info:123456#777".into()),
+                channel_points: Some("api-channel-points:123456".into()),
+                private_channel_points: Some("api-channel-points:123456#777".into()),
+                limited_chat: Some("api-limited-chat:123456".into()),
+                limited_private_chat: Some("api-limited-chat:123456#777".into()),
             },
         },
         owner: Some(ChannelOwner {
@@ -403,24 +403,27 @@ fn web_socket_channels_split_public_and_private() {
     assert_eq!(
         channels.public(),
         [
-            "channel-chat:123456",
-            "channel-info:123456",
-            "channel-points:123456"
+            "api-channel-chat:123456",
+            "api-channel-info:123456",
+            "api-channel-points:123456"
         ]
     );
     assert_eq!(
         channels.private(),
         [
-            "channel-chat:123456#777",
-            "channel-info:123456#777",
-            "channel-points:123456#777",
-            "limited-chat:123456",
-            "limited-chat:123456#777"
+            "api-channel-chat:123456#777",
+            "api-channel-info:123456#777",
+            "api-channel-points:123456#777",
+            "api-limited-chat:123456",
+            "api-limited-chat:123456#777"
         ]
     );
     assert_eq!(channels.all().len(), 8);
     assert_eq!(channels.all()[..3], channels.public()[..]);
-    assert_eq!(channels.get(ChannelKey::Info), Some("channel-info:123456"));
+    assert_eq!(
+        channels.get(ChannelKey::Info),
+        Some("api-channel-info:123456")
+    );
     assert!(
         ChannelKey::ALL
             .iter()
@@ -979,10 +982,12 @@ fn frame_lines_decode_to_events_in_order() {
     let chat: serde_json::Value =
         serde_json::from_str(&fixture("channel_chat_message_send.json")).expect("JSON");
     let frame = [
-        format!(r#"{{"push":{{"channel":"channel-chat:1","pub":{{"data":{chat},"offset":7}}}}}}"#),
+        format!(
+            r#"{{"push":{{"channel":"api-channel-chat:1","pub":{{"data":{chat},"offset":7}}}}}}"#
+        ),
         "{}".to_owned(),
         "not json".to_owned(),
-        r#"{"push":{"channel":"channel-info:1","pub":{"data":{"type":"reaction","data":{}}}}}"#
+        r#"{"push":{"channel":"api-channel-info:1","pub":{"data":{"type":"reaction","data":{}}}}}"#
             .to_owned(),
     ]
     .join("\n");

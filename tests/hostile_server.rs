@@ -40,7 +40,7 @@ async fn close_returns_while_the_server_has_stopped_reading() {
     // Enough subscribes (about 6 MB of frames) to fill every buffer on the
     // way. An application asks for no subscription tokens, so the names may
     // be long.
-    let channels = (0..600).map(|id| format!("channel-chat:{id}-{}", "x".repeat(10_000)));
+    let channels = (0..600).map(|id| format!("api-channel-chat:{id}-{}", "x".repeat(10_000)));
     let (url, mut accepted) = server_that_stops_reading().await;
     let (client, mut events) = Client::builder(Authorization::app("app", "app-secret"))
         .api_url(emulator.api_url())
@@ -64,7 +64,7 @@ async fn extreme_settings_are_clamped_and_the_stream_still_ends_with_closed() {
     let emulator = start(EmulatorConfig::default()).await;
     let (client, mut events) = connect(
         builder(&emulator)
-            .channel("channel-chat:1")
+            .channel("api-channel-chat:1")
             .ping_margin(Duration::MAX)
             .command_timeout(Duration::MAX)
             .request_timeout(Duration::MAX)
@@ -72,8 +72,8 @@ async fn extreme_settings_are_clamped_and_the_stream_still_ends_with_closed() {
             .delivery_budget(usize::MAX),
     )
     .await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
-    emulator.publish("channel-chat:1", chat(1, "still works"));
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
+    emulator.publish("api-channel-chat:1", chat(1, "still works"));
     let delivered = publications(&mut events, 1).await;
     assert_eq!(chat_id(&delivered[0]), Some(1));
     within(client.close()).await.expect("close answered");

@@ -60,7 +60,7 @@ fn line_with_huge_tags() -> String {
     assert!(tags.len() > 7_000_000, "{}", tags.len());
     let data = r#"{"type":"channel_chat_message_delete","data":{"chat_message":{"id":7}}}"#;
     format!(
-        r#"{{"push":{{"channel":"channel-chat:1","pub":{{"data":{data},"offset":5,"tags":{tags}}}}}}}"#
+        r#"{{"push":{{"channel":"api-channel-chat:1","pub":{{"data":{data},"offset":5,"tags":{tags}}}}}}}"#
     )
 }
 

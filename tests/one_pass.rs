@@ -90,7 +90,7 @@ fn fixtures_decode_in_one_pass_with_the_same_events() {
             .to_string();
         assert!(data_first.starts_with("{\"data\""), "{data_first}");
         for payload in [type_first, data_first] {
-            let line = push("\"channel-chat:1\"", &payload, 42);
+            let line = push("\"api-channel-chat:1\"", &payload, 42);
             let accepted = assert_agrees(&line);
             let typed = !name.starts_with("channel_stream_");
             assert_eq!(accepted, typed, "{name}");
@@ -168,7 +168,7 @@ fn unusual_lines_fall_back_to_the_general_decoder() {
             1,
         ),
         push("\"c\"", &chat, 0),
-        push(r#""channel-chat:\u0031""#, delete, 5),
+        push(r#""api-channel-chat:\u0031""#, delete, 5),
         format!(
             r#"{{"push":{{"pub":{{"offset":9,"data":{delete}}},"channel":"c"}},"future":[1,{{}}]}}"#
         ),

@@ -25,7 +25,9 @@ fn pooled(emulator: &Emulator, channels: &[String]) -> ClientBuilder {
 }
 
 fn names(count: usize) -> Vec<String> {
-    (0..count).map(|id| format!("channel-chat:{id}")).collect()
+    (0..count)
+        .map(|id| format!("api-channel-chat:{id}"))
+        .collect()
 }
 
 /// Waits until every channel in `channels` is subscribed; no channel may fail.
@@ -132,7 +134,9 @@ async fn channels_added_at_run_time_open_a_new_connection_only_when_all_are_full
     let (client, mut events): (Client, Events) = connect(pooled(&emulator, &first)).await;
     all_subscribed(&mut events, &first).await;
     assert_eq!(emulator.connection_count(), 1);
-    let more: Vec<String> = (128..140).map(|id| format!("channel-chat:{id}")).collect();
+    let more: Vec<String> = (128..140)
+        .map(|id| format!("api-channel-chat:{id}"))
+        .collect();
     for channel in &more {
         client.subscribe(channel.clone()).await.unwrap();
     }

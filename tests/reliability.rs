@@ -37,7 +37,7 @@ async fn publications_noting_recovery(
 #[tokio::test]
 async fn sixty_messages_arrive_exactly_once_in_order_across_a_3001_close_and_a_tcp_abort() {
     let emulator = start(EmulatorConfig::default()).await;
-    let channel = "channel-chat:1";
+    let channel = "api-channel-chat:1";
     let (_client, mut events) = connect(builder(&emulator).channel(channel)).await;
     wait_subscribed(&mut events, &[channel]).await;
 
@@ -79,7 +79,7 @@ async fn sixty_messages_arrive_exactly_once_in_order_across_a_3001_close_and_a_t
 #[tokio::test]
 async fn reports_a_failed_recovery_by_channel_name() {
     let emulator = start(EmulatorConfig::default()).await;
-    let channel = "channel-chat:4";
+    let channel = "api-channel-chat:4";
     let (_client, mut events) = connect(builder(&emulator).channel(channel)).await;
     wait_subscribed(&mut events, &[channel]).await;
     emulator.publish(channel, chat(1, "a"));
@@ -112,12 +112,12 @@ async fn leaves_a_silent_server_and_is_back_within_ping_interval_plus_margin() {
     .await;
     let (_client, mut events) = connect(
         builder(&emulator)
-            .channel("channel-chat:1")
+            .channel("api-channel-chat:1")
             .ping_margin(margin)
             .command_timeout(Duration::from_secs(1)),
     )
     .await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
 
     let silent_since = Instant::now();
     emulator.set_silent(true);
@@ -131,8 +131,8 @@ async fn leaves_a_silent_server_and_is_back_within_ping_interval_plus_margin() {
         detected <= ping * 2 + margin + Duration::from_millis(300),
         "{detected:?}"
     );
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
-    emulator.publish("channel-chat:1", chat(1, "back"));
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
+    emulator.publish("api-channel-chat:1", chat(1, "back"));
     assert_eq!(ids(&publications(&mut events, 1).await), [1]);
 }
 
@@ -277,8 +277,8 @@ async fn refreshes_ahead_of_expiry_before_any_401() {
 async fn retries_the_api_through_503_503_then_200() {
     let emulator = start(EmulatorConfig::default()).await;
     emulator.fail_next_rest(2, 503, None);
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     let token_calls = rest_count(&emulator, "/v1/websocket/token");
     assert_eq!(token_calls, 3);
 }
@@ -288,8 +288,8 @@ async fn honours_retry_after_on_429() {
     let emulator = start(EmulatorConfig::default()).await;
     emulator.fail_next_rest(1, 429, Some(1));
     let started = Instant::now();
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "waited as the server asked"
@@ -302,7 +302,7 @@ async fn a_403_from_the_api_is_permanent() {
     emulator.fail_next_rest(1, 403, None);
     let error = tokio::time::timeout(
         TIMEOUT,
-        builder(&emulator).channel("channel-chat:1").connect(),
+        builder(&emulator).channel("api-channel-chat:1").connect(),
     )
     .await
     .unwrap()
@@ -314,12 +314,12 @@ async fn a_403_from_the_api_is_permanent() {
 async fn reconnect_class_close_codes_reconnect() {
     for code in [3000, 3499, 4000, 4499] {
         let emulator = start(EmulatorConfig::default()).await;
-        let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-        wait_subscribed(&mut events, &["channel-chat:1"]).await;
+        let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+        wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
         emulator.close_all(code, "go away for a moment");
         let event = wait_for_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
         assert!(matches!(event, Event::Disconnected { code: Some(c), .. } if c == code));
-        wait_subscribed(&mut events, &["channel-chat:1"]).await;
+        wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     }
 }
 
@@ -327,8 +327,8 @@ async fn reconnect_class_close_codes_reconnect() {
 async fn terminal_close_codes_end_the_stream_with_a_typed_reason() {
     for code in [3501, 3999, 4500, 4999] {
         let emulator = start(EmulatorConfig::default()).await;
-        let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-        wait_subscribed(&mut events, &["channel-chat:1"]).await;
+        let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+        wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
         emulator.close_all(code, "never again");
         let event = wait_for_event(&mut events, |e| matches!(e, Event::Closed { .. })).await;
         match event {
@@ -347,8 +347,8 @@ async fn terminal_close_codes_end_the_stream_with_a_typed_reason() {
 #[tokio::test]
 async fn invalid_token_close_is_retried_once_with_a_fresh_token() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     emulator.close_all(3500, "invalid token");
     wait_for_event(&mut events, |e| matches!(e, Event::Connected { .. })).await;
     emulator.close_all(3500, "invalid token");
@@ -365,25 +365,25 @@ async fn invalid_token_close_is_retried_once_with_a_fresh_token() {
 async fn unsubscribe_push_below_2500_ends_the_subscription() {
     let emulator = start(EmulatorConfig::default()).await;
     let (_client, mut events) =
-        connect(builder(&emulator).channels(["channel-chat:1", "channel-chat:2"])).await;
-    wait_subscribed(&mut events, &["channel-chat:1", "channel-chat:2"]).await;
-    emulator.unsubscribe_all("channel-chat:1", 2000, "server unsubscribe");
+        connect(builder(&emulator).channels(["api-channel-chat:1", "api-channel-chat:2"])).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1", "api-channel-chat:2"]).await;
+    emulator.unsubscribe_all("api-channel-chat:1", 2000, "server unsubscribe");
     let event = wait_for_event(&mut events, |e| matches!(e, Event::Unsubscribed { .. })).await;
     assert!(
-        matches!(event, Event::Unsubscribed { ref channel, code: 2000, .. } if channel == "channel-chat:1")
+        matches!(event, Event::Unsubscribed { ref channel, code: 2000, .. } if channel == "api-channel-chat:1")
     );
-    emulator.publish("channel-chat:2", chat(5, "other channel unaffected"));
+    emulator.publish("api-channel-chat:2", chat(5, "other channel unaffected"));
     assert_eq!(ids(&publications(&mut events, 1).await), [5]);
 }
 
 #[tokio::test]
 async fn unsubscribe_push_2500_and_above_resubscribes_with_recovery() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
-    emulator.publish("channel-chat:1", chat(1, "a"));
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
+    emulator.publish("api-channel-chat:1", chat(1, "a"));
     publications(&mut events, 1).await;
-    emulator.unsubscribe_all("channel-chat:1", 2500, "insufficient state");
+    emulator.unsubscribe_all("api-channel-chat:1", 2500, "insufficient state");
     let event = wait_for_event(&mut events, |e| matches!(e, Event::Subscribed { .. })).await;
     assert!(
         matches!(
@@ -400,11 +400,11 @@ async fn unsubscribe_push_2500_and_above_resubscribes_with_recovery() {
 #[tokio::test]
 async fn live_subscribe_burst_shares_token_requests_and_unsubscribe_stops_delivery() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     let before = token_requests(&emulator);
     let channels: Vec<String> = (100..150)
-        .map(|id| format!("channel-private-chat:{id}"))
+        .map(|id| format!("api-channel-private-chat:{id}"))
         .collect();
     for channel in &channels {
         within(client.subscribe(channel.clone())).await.unwrap();
@@ -417,16 +417,18 @@ async fn live_subscribe_burst_shares_token_requests_and_unsubscribe_stops_delive
         "a burst of 50 subscribes used {used} token requests"
     );
 
-    within(client.unsubscribe("channel-chat:1")).await.unwrap();
+    within(client.unsubscribe("api-channel-chat:1"))
+        .await
+        .unwrap();
     wait_for_event(&mut events, |e| {
         matches!(e, Event::Unsubscribed { code: 0, .. })
     })
     .await;
     wait_until(&emulator, "server saw the unsubscribe", |e| {
-        e.subscriber_count("channel-chat:1") == 0
+        e.subscriber_count("api-channel-chat:1") == 0
     })
     .await;
-    emulator.publish("channel-chat:1", chat(1, "not for us"));
+    emulator.publish("api-channel-chat:1", chat(1, "not for us"));
     emulator.publish(&channels[0], chat(2, "for us"));
     let received = publications(&mut events, 1).await;
     assert_eq!(ids(&received), [2]);
@@ -446,9 +448,9 @@ async fn subscribes_300_channels_over_one_connection_with_at_most_10_token_reque
     let channels: Vec<String> = (0..300)
         .map(|id| {
             if id % 2 == 0 {
-                format!("channel-chat:{id}")
+                format!("api-channel-chat:{id}")
             } else {
-                format!("channel-private-chat:{id}")
+                format!("api-channel-private-chat:{id}")
             }
         })
         .collect();
@@ -476,7 +478,9 @@ async fn channels_past_a_server_limit_below_the_configured_one_move_to_new_conne
         ..Default::default()
     })
     .await;
-    let channels: Vec<String> = (0..300).map(|id| format!("channel-chat:{id}")).collect();
+    let channels: Vec<String> = (0..300)
+        .map(|id| format!("api-channel-chat:{id}"))
+        .collect();
     let (client, mut events) = connect(
         builder(&emulator)
             .channels(channels.clone())
@@ -530,7 +534,7 @@ async fn with_drop_overflow_a_consumer_that_stops_reading_for_30_s_keeps_memory_
         ..Default::default()
     })
     .await;
-    let channel = "channel-chat:1";
+    let channel = "api-channel-chat:1";
     let budget = 1024 * 1024;
     let (_client, mut events) = connect(
         builder(&emulator)
@@ -611,8 +615,8 @@ fn subscribes_to(
 async fn an_expired_connection_token_gets_109_then_a_fresh_token() {
     let emulator = start(EmulatorConfig::default()).await;
     emulator.expire_next_tokens(1);
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     let connects = emulator
         .received_commands()
         .iter()
@@ -626,14 +630,14 @@ async fn an_expired_connection_token_gets_109_then_a_fresh_token() {
 #[tokio::test]
 async fn an_expired_subscription_token_gets_109_then_a_fresh_token() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     emulator.expire_next_tokens(1);
-    within(client.subscribe("channel-private-chat:77"))
+    within(client.subscribe("api-channel-private-chat:77"))
         .await
         .unwrap();
-    wait_subscribed(&mut events, &["channel-private-chat:77"]).await;
-    let tokens = subscribes_to(&emulator, "channel-private-chat:77");
+    wait_subscribed(&mut events, &["api-channel-private-chat:77"]).await;
+    let tokens = subscribes_to(&emulator, "api-channel-private-chat:77");
     assert_eq!(tokens.len(), 2, "{tokens:?}");
     assert!(tokens.iter().all(Option::is_some));
     assert_ne!(
@@ -651,7 +655,7 @@ async fn an_expired_subscription_token_gets_109_then_a_fresh_token() {
 async fn temporary_subscribe_errors_are_retried_with_backoff() {
     let emulator = start(EmulatorConfig::default()).await;
     emulator.fail_next_subscribes(2, 111, true);
-    let (_client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
+    let (_client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
     loop {
         match next_event(&mut events).await {
             Event::Subscribed { .. } => break,
@@ -659,29 +663,31 @@ async fn temporary_subscribe_errors_are_retried_with_backoff() {
             _ => {}
         }
     }
-    assert_eq!(subscribes_to(&emulator, "channel-chat:1").len(), 3);
+    assert_eq!(subscribes_to(&emulator, "api-channel-chat:1").len(), 3);
 }
 
 #[tokio::test]
 async fn permanent_subscribe_errors_fail_only_that_channel() {
     let emulator = start(EmulatorConfig::default()).await;
-    let (client, mut events) = connect(builder(&emulator).channel("channel-chat:1")).await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    let (client, mut events) = connect(builder(&emulator).channel("api-channel-chat:1")).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     emulator.fail_next_subscribes(1, 107, false);
-    within(client.subscribe("channel-chat:2")).await.unwrap();
+    within(client.subscribe("api-channel-chat:2"))
+        .await
+        .unwrap();
     let event = wait_for_event(&mut events, |e| {
         matches!(e, Event::SubscriptionFailed { .. })
     })
     .await;
     assert!(
-        matches!(event, Event::SubscriptionFailed { ref channel, code: 107, .. } if channel == "channel-chat:2")
+        matches!(event, Event::SubscriptionFailed { ref channel, code: 107, .. } if channel == "api-channel-chat:2")
     );
     assert_eq!(
-        subscribes_to(&emulator, "channel-chat:2").len(),
+        subscribes_to(&emulator, "api-channel-chat:2").len(),
         1,
         "not retried"
     );
-    emulator.publish("channel-chat:1", chat(1, "unaffected"));
+    emulator.publish("api-channel-chat:1", chat(1, "unaffected"));
     assert_eq!(ids(&publications(&mut events, 1).await), [1]);
 }
 
@@ -691,11 +697,11 @@ async fn api_timeouts_are_retried_with_backoff() {
     emulator.delay_next_rest(1, Duration::from_secs(2));
     let (_client, mut events) = connect(
         builder(&emulator)
-            .channel("channel-chat:1")
+            .channel("api-channel-chat:1")
             .request_timeout(Duration::from_millis(300)),
     )
     .await;
-    wait_subscribed(&mut events, &["channel-chat:1"]).await;
+    wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     let token_calls = rest_count(&emulator, "/v1/websocket/token");
     assert_eq!(token_calls, 2, "the timed-out call was retried");
 }

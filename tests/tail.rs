@@ -160,15 +160,19 @@ async fn tail_prints_ndjson_and_exits_after_n_publications_without_leaking_token
 #[tokio::test]
 async fn tail_quiet_prints_only_the_summary() {
     let emulator = start(EmulatorConfig::default()).await;
-    let child = tail(&emulator, USER_TOKEN, &["-q", "-n", "2", "channel-chat:1"])
-        .spawn()
-        .unwrap();
+    let child = tail(
+        &emulator,
+        USER_TOKEN,
+        &["-q", "-n", "2", "api-channel-chat:1"],
+    )
+    .spawn()
+    .unwrap();
     wait_until(&emulator, "tail subscribed", |e| {
-        e.subscriber_count("channel-chat:1") == 1
+        e.subscriber_count("api-channel-chat:1") == 1
     })
     .await;
     for id in 1..=20 {
-        emulator.publish("channel-chat:1", chat(id, "a"));
+        emulator.publish("api-channel-chat:1", chat(id, "a"));
     }
     let done = finish(child).await;
     assert!(done.status.success(), "{}", done.stderr);
@@ -182,7 +186,7 @@ async fn tail_quiet_prints_only_the_summary() {
 #[tokio::test]
 async fn tail_exits_non_zero_with_one_line_on_a_rejected_token() {
     let emulator = start(EmulatorConfig::default()).await;
-    let mut command = tail(&emulator, "wrong-token", &["channel-chat:1"]);
+    let mut command = tail(&emulator, "wrong-token", &["api-channel-chat:1"]);
     command.env_remove("RUST_LOG"); // default logging: stderr holds the cause alone
     let done = finish(command.spawn().unwrap()).await;
     assert!(!done.status.success());
@@ -195,11 +199,11 @@ async fn tail_exits_non_zero_with_one_line_on_a_rejected_token() {
 #[tokio::test]
 async fn after_a_3500_close_with_a_revoked_token_tail_exits_within_two_more_attempts() {
     let emulator = start(EmulatorConfig::default()).await;
-    let child = tail(&emulator, USER_TOKEN, &["channel-chat:1"])
+    let child = tail(&emulator, USER_TOKEN, &["api-channel-chat:1"])
         .spawn()
         .unwrap();
     wait_until(&emulator, "tail subscribed", |e| {
-        e.subscriber_count("channel-chat:1") == 1
+        e.subscriber_count("api-channel-chat:1") == 1
     })
     .await;
     let token_calls_before = rest_count(&emulator, "/v1/websocket/token");
@@ -269,15 +273,17 @@ async fn tail_n_finishes_with_every_publication_however_slowly_stdout_is_read() 
     .await;
     let total = 20_000;
     let count = total.to_string();
-    let mut child = tail(&emulator, USER_TOKEN, &["-n", &count, "channel-chat:1"])
+    let mut child = tail(&emulator, USER_TOKEN, &["-n", &count, "api-channel-chat:1"])
         .env_remove("RUST_LOG")
         .spawn()
         .unwrap();
     wait_until(&emulator, "tail subscribed", |e| {
-        e.subscriber_count("channel-chat:1") == 1
+        e.subscriber_count("api-channel-chat:1") == 1
     })
     .await;
-    emulator.blast("channel-chat:1", total, 100).expect("blast");
+    emulator
+        .blast("api-channel-chat:1", total, 100)
+        .expect("blast");
     // A reader much slower than the socket: small reads with pauses.
     let mut stdout = child.stdout.take().unwrap();
     let mut text = Vec::new();
@@ -319,17 +325,17 @@ async fn tail_prints_one_gap_line_for_a_loss_it_cannot_repair() {
         ..Default::default()
     })
     .await;
-    let child = tail(&emulator, USER_TOKEN, &["channel-info:1"])
+    let child = tail(&emulator, USER_TOKEN, &["api-channel-info:1"])
         .env_remove("RUST_LOG")
         .spawn()
         .unwrap();
     wait_until(&emulator, "tail subscribed", |e| {
-        e.subscriber_count("channel-info:1") == 1
+        e.subscriber_count("api-channel-info:1") == 1
     })
     .await;
     emulator.abort_all();
     wait_until(&emulator, "tail subscribed again", |e| {
-        e.subscriber_count("channel-info:1") == 1 && e.connection_count() == 1
+        e.subscriber_count("api-channel-info:1") == 1 && e.connection_count() == 1
     })
     .await;
     // Ends tail: its stdout then holds everything it printed.
@@ -343,7 +349,7 @@ async fn tail_prints_one_gap_line_for_a_loss_it_cannot_repair() {
         .collect();
     assert_eq!(
         gaps,
-        [serde_json::json!({"event": "gap", "channel": "channel-info:1", "missed": null})],
+        [serde_json::json!({"event": "gap", "channel": "api-channel-info:1", "missed": null})],
         "{}",
         done.stdout
     );
@@ -352,7 +358,7 @@ async fn tail_prints_one_gap_line_for_a_loss_it_cannot_repair() {
 #[tokio::test]
 async fn without_a_token_tail_exits_at_once_naming_vklive_token_and_demo() {
     let started = Instant::now();
-    let done = finish(vklive_tail(&["channel-chat:1"]).spawn().unwrap()).await;
+    let done = finish(vklive_tail(&["api-channel-chat:1"]).spawn().unwrap()).await;
     assert!(!done.status.success());
     assert!(started.elapsed() < Duration::from_secs(5), "at once");
     assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
@@ -367,7 +373,7 @@ async fn without_a_token_tail_exits_at_once_naming_vklive_token_and_demo() {
 #[tokio::test]
 async fn a_dead_api_host_makes_tail_exit_within_the_first_connect_bound() {
     let started = Instant::now();
-    let mut command = vklive_tail(&["--api-url", "http://127.0.0.1:9", "channel-chat:1"]);
+    let mut command = vklive_tail(&["--api-url", "http://127.0.0.1:9", "api-channel-chat:1"]);
     command.env("VKLIVE_TOKEN", USER_TOKEN);
     let done = finish(command.spawn().unwrap()).await;
     let elapsed = started.elapsed();
@@ -386,11 +392,11 @@ async fn a_dead_api_host_makes_tail_exit_within_the_first_connect_bound() {
 async fn tail_exits_non_zero_when_none_of_its_channels_can_be_subscribed() {
     let emulator = start(EmulatorConfig::default()).await;
     // An unknown namespace (102) and a private channel without a token (103).
-    emulator.deny(USER_ID, "channel-private-chat:1");
+    emulator.deny(USER_ID, "api-channel-private-chat:1");
     let mut command = tail(
         &emulator,
         USER_TOKEN,
-        &["no-such-namespace:1", "channel-private-chat:1"],
+        &["no-such-namespace:1", "api-channel-private-chat:1"],
     );
     command.env_remove("RUST_LOG");
     let done = finish(command.spawn().unwrap()).await;
@@ -398,7 +404,7 @@ async fn tail_exits_non_zero_when_none_of_its_channels_can_be_subscribed() {
     let cause = one_line_cause(&done.stderr);
     assert!(cause.contains("none of the channels"), "{cause}");
     assert!(cause.contains("no-such-namespace:1"), "{cause}");
-    assert!(cause.contains("channel-private-chat:1"), "{cause}");
+    assert!(cause.contains("api-channel-private-chat:1"), "{cause}");
     let failed = done
         .stdout
         .lines()
@@ -411,7 +417,7 @@ async fn tail_exits_non_zero_when_none_of_its_channels_can_be_subscribed() {
 #[tokio::test]
 async fn sigterm_closes_tail_cleanly_like_ctrl_c() {
     let emulator = start(EmulatorConfig::default()).await;
-    let mut command = tail(&emulator, USER_TOKEN, &["channel-chat:1"]);
+    let mut command = tail(&emulator, USER_TOKEN, &["api-channel-chat:1"]);
     command.env_remove("RUST_LOG");
     let mut child = command.spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -471,7 +477,7 @@ async fn on_a_terminal_tail_demo_prints_readable_lines() {
     let plain = strip_ansi(&text);
     let chat: Vec<&str> = plain
         .lines()
-        .filter(|line| line.contains(" channel-chat:1 "))
+        .filter(|line| line.contains(" api-channel-chat:1 "))
         .collect();
     assert!(!chat.is_empty(), "{plain}");
     for line in &chat {

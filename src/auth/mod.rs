@@ -7,6 +7,7 @@
 //! [`OAuthRefresher`]) is picked up without restarting anything. Request
 //! building and response parsing are plain functions; only `send` does I/O.
 
+mod chat;
 mod oauth;
 
 use std::collections::HashMap;
@@ -18,7 +19,14 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-pub use oauth::{OAuthRefresher, TokenPair, TokenStore};
+pub use chat::{
+    ChatSettings, CurrentUser, CurrentUserChannel, CurrentUserInfo, DEFAULT_SEND_INTERVAL, Message,
+    TokenInfo, channel_slug, live_stream,
+};
+pub use oauth::{
+    DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, OAuthApp, OAuthRefresher, TokenGrant, TokenPair,
+    TokenStore, scope,
+};
 
 use crate::error::{Error, ErrorKind};
 use crate::event::ChannelInfo;
@@ -138,7 +146,7 @@ impl Credentials for Authorization {
 /// let api = VkApi::new(&emulator.api_url(), Arc::new(Authorization::user("access-token")))?;
 /// let info = api.channel("streamer").await?;
 /// let chat = info.web_socket_channels.chat.clone().expect("a chat channel");
-/// assert_eq!(chat, "channel-chat:7");
+/// assert_eq!(chat, "api-channel-chat:7");
 /// // Private channels need a subscription token; none in the answer means no access.
 /// let private = info.web_socket_channels.private();
 /// let tokens = api.subscription_tokens(&private).await?;
@@ -153,6 +161,7 @@ pub struct VkApi {
     http: reqwest::Client,
     base: url::Url,
     credentials: Arc<dyn Credentials>,
+    chat: Arc<chat::ChatState>,
 }
 
 impl std::fmt::Debug for VkApi {
@@ -215,7 +224,25 @@ impl VkApi {
             http,
             base,
             credentials,
+            chat: Arc::new(chat::ChatState::new(ChatSettings::default())),
         })
+    }
+
+    /// Paces and retries chat sends by `settings` instead of the defaults
+    /// (see [`ChatSettings`]). The returned client starts with no cached
+    /// stream ids and fresh rate limits; its clones share them.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use vklive_pubsub::auth::{Authorization, ChatSettings, VkApi, DEFAULT_API_URL};
+    /// let api = VkApi::new(DEFAULT_API_URL, Arc::new(Authorization::user("token")))?
+    ///     .with_chat_settings(ChatSettings { interval: Duration::from_secs(3), ..Default::default() });
+    /// # Ok::<(), vklive_pubsub::Error>(())
+    /// ```
+    pub fn with_chat_settings(mut self, settings: ChatSettings) -> Self {
+        self.chat = Arc::new(chat::ChatState::new(settings));
+        self
     }
 
     /// Gives every request at most `timeout` (default 10 s); a request that
@@ -343,34 +370,67 @@ impl VkApi {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<T, Error> {
-        let authorization = self.credentials.authorization().await?;
-        match self.get_once(path, query, &authorization).await {
-            Err(error) if error.kind() == ErrorKind::Unauthorized => {
-                if self.credentials.rejected(&authorization).await? {
-                    let fresh = self.credentials.authorization().await?;
-                    self.get_once(path, query, &fresh).await
-                } else {
-                    Err(error)
-                }
-            }
-            other => other,
-        }
+        let endpoint = format!("GET {path}");
+        let (status, retry_after, body) =
+            self.call(reqwest::Method::GET, path, query, None).await?;
+        parse_response(&endpoint, status, retry_after, &body)
     }
 
-    async fn get_once<T: DeserializeOwned>(
+    /// A POST of a JSON `body`; any 2xx answer is success (VK answers `{}`),
+    /// anything else a typed error. Retried once on 401 as [`VkApi::get`].
+    async fn post(&self, path: &str, query: &[(&str, &str)], body: String) -> Result<(), Error> {
+        let endpoint = format!("POST {path}");
+        let (status, retry_after, answer) = self
+            .call(reqwest::Method::POST, path, query, Some(body))
+            .await?;
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        parse_response::<serde::de::IgnoredAny>(&endpoint, status, retry_after, &answer).map(|_| ())
+    }
+
+    /// One request with the current credentials; on 401, asks the
+    /// credentials source once for fresh ones and sends it again.
+    async fn call(
         &self,
+        method: reqwest::Method,
         path: &str,
         query: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), Error> {
+        let authorization = self.credentials.authorization().await?;
+        let answer = self
+            .call_once(method.clone(), path, query, body.clone(), &authorization)
+            .await?;
+        if answer.0 == 401 && self.credentials.rejected(&authorization).await? {
+            let fresh = self.credentials.authorization().await?;
+            return self.call_once(method, path, query, body, &fresh).await;
+        }
+        Ok(answer)
+    }
+
+    async fn call_once(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<String>,
         authorization: &Authorization,
-    ) -> Result<T, Error> {
-        let endpoint = format!("GET {path}");
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), Error> {
+        let endpoint = format!("{method} {path}");
         let mut url = self.base.clone();
         url.set_path(path);
-        let response = self
+        let mut request = self
             .http
-            .get(url)
+            .request(method, url)
             .query(query)
-            .header(reqwest::header::AUTHORIZATION, authorization.header_value())
+            .header(reqwest::header::AUTHORIZATION, authorization.header_value());
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request
             .send()
             .await
             .map_err(|error| transport_error(&endpoint, error))?;
@@ -378,7 +438,7 @@ impl VkApi {
         let retry_after = retry_after(response.headers());
         let body = read_body(&endpoint, response, MAX_RESPONSE_BYTES).await?;
         tracing::debug!(%endpoint, status, "API answered");
-        parse_response(&endpoint, status, retry_after, &body)
+        Ok((status, retry_after, body.to_vec()))
     }
 }
 
@@ -502,6 +562,7 @@ pub(crate) fn parse_response<T: DeserializeOwned>(
             .map_err(|error| unexpected_body(endpoint, status, &error));
     }
     let described = serde_json::from_slice::<ApiErrorBody>(body).unwrap_or_default();
+    let kind = ErrorKind::from_answer(status, described.error.as_deref());
     let mut message = format!("{endpoint}: HTTP {status}");
     if let Some(code) = described.error {
         message.push_str(&format!(" {code}"));
@@ -509,7 +570,7 @@ pub(crate) fn parse_response<T: DeserializeOwned>(
     if let Some(description) = described.error_description {
         message.push_str(&format!(": {description}"));
     }
-    Err(Error::new(ErrorKind::from_status(status), message)
+    Err(Error::new(kind, message)
         .with_status(status)
         .with_retry_after(retry_after))
 }

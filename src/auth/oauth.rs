@@ -1,4 +1,6 @@
-//! [`OAuthRefresher`]: a user access token kept fresh with its refresh token.
+//! Getting and keeping a user token: [`OAuthApp`] runs the authorization-code
+//! flow (authorize URL, redirect check, code exchange), and
+//! [`OAuthRefresher`] keeps the access token fresh with its refresh token.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -65,6 +67,60 @@ struct TokenResponse {
     refresh_token: Option<Secret>,
     #[serde(default)]
     expires_in: Option<u64>,
+    /// The docs' name (implicit and client-credentials flows): a Unix time,
+    /// or seconds from issue for small values.
+    #[serde(default)]
+    expire_time: Option<u64>,
+    #[serde(default)]
+    scope: Option<ScopeList>,
+    #[serde(default)]
+    token_type: Option<String>,
+}
+
+/// `scope` as a space- or comma-separated string, or an array of strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScopeList {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl ScopeList {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            ScopeList::Text(text) => split_scopes(&text),
+            ScopeList::List(list) => list.iter().flat_map(|s| split_scopes(s)).collect(),
+        }
+    }
+}
+
+fn split_scopes(text: &str) -> Vec<String> {
+    text.split([' ', ','])
+        .filter(|scope| !scope.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Values of `expire_time` below this are a lifetime in seconds; at or
+/// above it, a Unix time (2001-09-09).
+const UNIX_TIME_FLOOR: u64 = 1_000_000_000;
+
+/// When a token answer's lifetime ends: `expires_in` seconds from `now`, or
+/// `expire_time` (a Unix time, or seconds from `now` when small). A value
+/// that overflows is "unknown".
+fn expiry(
+    expires_in: Option<u64>,
+    expire_time: Option<u64>,
+    now: SystemTime,
+) -> Option<SystemTime> {
+    if let Some(secs) = expires_in {
+        return now.checked_add(Duration::from_secs(secs));
+    }
+    match expire_time? {
+        0 => None,
+        secs if secs < UNIX_TIME_FLOOR => now.checked_add(Duration::from_secs(secs)),
+        at => SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(at)),
+    }
 }
 
 impl OAuthRefresher {
@@ -150,31 +206,67 @@ fn parse_token_answer(
     now: SystemTime,
 ) -> Result<TokenPair, Error> {
     if !(200..300).contains(&status) {
-        // OAuth errors use the same {error, error_description} shape as the API.
-        let error = super::parse_response::<serde::de::IgnoredAny>(endpoint, status, None, body)
-            .err()
-            .unwrap_or_else(|| Error::new(ErrorKind::from_status(status), endpoint));
         // A refused refresh token (400 invalid_grant) cannot get better by retrying.
-        let kind = if status == 400 {
-            ErrorKind::Unauthorized
-        } else {
-            error.kind()
-        };
-        return Err(Error::new(kind, error.to_string()).with_status(status));
+        return Err(token_error(endpoint, status, body));
     }
-    let answer: TokenResponse = serde_json::from_slice(body)
-        .map_err(|error| super::unexpected_body(endpoint, status, &error))?;
+    let grant = parse_grant(endpoint, status, body, now)?;
     Ok(TokenPair {
-        access_token: answer.access_token,
-        refresh_token: answer
+        refresh_token: grant
+            .pair
             .refresh_token
+            .clone()
             .filter(|token| !token.is_empty())
             .unwrap_or_else(|| old.refresh_token.clone()),
-        // A huge `expires_in` must not overflow: treat it as "unknown".
-        expires_at: answer
-            .expires_in
-            .and_then(|secs| now.checked_add(Duration::from_secs(secs))),
+        access_token: grant.pair.access_token,
+        expires_at: grant.pair.expires_at,
     })
+}
+
+/// A successful token endpoint answer, refresh token still optional.
+struct ParsedGrant {
+    pair: PartialPair,
+    scopes: Vec<String>,
+    token_type: Option<String>,
+}
+
+struct PartialPair {
+    access_token: Secret,
+    refresh_token: Option<Secret>,
+    expires_at: Option<SystemTime>,
+}
+
+fn parse_grant(
+    endpoint: &str,
+    status: u16,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<ParsedGrant, Error> {
+    let answer: TokenResponse = serde_json::from_slice(body)
+        .map_err(|error| super::unexpected_body(endpoint, status, &error))?;
+    Ok(ParsedGrant {
+        pair: PartialPair {
+            access_token: answer.access_token,
+            refresh_token: answer.refresh_token,
+            expires_at: expiry(answer.expires_in, answer.expire_time, now),
+        },
+        scopes: answer.scope.map(ScopeList::into_vec).unwrap_or_default(),
+        token_type: answer.token_type,
+    })
+}
+
+/// An error answer of the token endpoint as a typed error: a refused grant
+/// (400, e.g. `invalid_grant`) is permanent.
+fn token_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
+    // OAuth errors use the same {error, error_description} shape as the API.
+    let error = super::parse_response::<serde::de::IgnoredAny>(endpoint, status, None, body)
+        .err()
+        .unwrap_or_else(|| Error::new(ErrorKind::from_status(status), endpoint));
+    let kind = if status == 400 {
+        ErrorKind::Unauthorized
+    } else {
+        error.kind()
+    };
+    Error::new(kind, error.to_string()).with_status(status)
 }
 
 /// Whether a token expiring at `expires_at` should be refreshed at `now`.
@@ -200,6 +292,290 @@ impl Credentials for OAuthRefresher {
         }
         self.refresh_locked(&mut current).await?;
         Ok(true)
+    }
+}
+
+/// VK's OAuth authorization page (see [`OAuthApp::authorize_url`] to use another).
+pub const DEFAULT_AUTHORIZE_URL: &str = "https://auth.live.vkvideo.ru/app/oauth2/authorize";
+
+/// The documented OAuth scopes, and which feature needs which.
+///
+/// Reading public chat and channel events needs no scope beyond a user
+/// token; private channels need the token of a user who may read them.
+///
+/// ```
+/// use vklive_pubsub::auth::{scope, OAuthApp};
+/// let app = OAuthApp::new("id", "secret", "http://localhost/cb");
+/// let url = app.authorization_url(&[scope::CHAT_MESSAGE_SEND, scope::CHANNEL_POINTS_REWARDS_DEMANDS], "s");
+/// assert!(url.contains("scope=chat%3Amessage%3Asend%2Cchannel%3Apoints%3Arewards%3Ademands"));
+/// ```
+pub mod scope {
+    /// Send chat messages ([`VkApi::send_message`](crate::auth::VkApi::send_message)).
+    pub const CHAT_MESSAGE_SEND: &str = "chat:message:send";
+    /// Read and edit chat settings.
+    pub const CHAT_SETTINGS: &str = "chat:settings";
+    /// Accept and reject reward demands
+    /// ([`VkApi::accept_demands`](crate::auth::VkApi::accept_demands)).
+    pub const CHANNEL_POINTS_REWARDS_DEMANDS: &str = "channel:points:rewards:demands";
+    /// Manage channel-point rewards.
+    pub const CHANNEL_POINTS_REWARDS: &str = "channel:points:rewards";
+    /// Channel points.
+    pub const CHANNEL_POINTS: &str = "channel:points";
+    /// Channel roles.
+    pub const CHANNEL_ROLES: &str = "channel:roles";
+    /// Stream settings.
+    pub const CHANNEL_STREAM_SETTINGS: &str = "channel:stream:settings";
+    /// Stream credentials (keys).
+    pub const CHANNEL_CREDENTIALS: &str = "channel:credentials";
+    /// What a chat bot that also handles redemptions asks for.
+    pub const BOT: [&str; 2] = [CHAT_MESSAGE_SEND, CHANNEL_POINTS_REWARDS_DEMANDS];
+}
+
+/// What the token endpoint granted for an authorization code; see
+/// [`OAuthApp::exchange_code`].
+///
+/// ```no_run
+/// # async fn run(app: vklive_pubsub::auth::OAuthApp, code: vklive_pubsub::Secret) -> Result<(), vklive_pubsub::Error> {
+/// use vklive_pubsub::auth::scope;
+/// let grant = app.exchange_code(&code).await?;
+/// if !grant.scopes.iter().any(|s| s == scope::CHAT_MESSAGE_SEND) {
+///     eprintln!("this token cannot send chat");
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// The access token, its refresh token and its expiry: hand it to
+    /// [`OAuthApp::refresher`] to keep it fresh.
+    pub pair: TokenPair,
+    /// The granted scopes (VK separates them with spaces or commas; both
+    /// are read). Empty when the answer named none.
+    pub scopes: Vec<String>,
+    /// `token_type`, normally `Bearer`.
+    pub token_type: Option<String>,
+}
+
+/// A registered VK application running the OAuth authorization-code flow:
+///
+/// 1. send the user to [`OAuthApp::authorization_url`] with the scopes you
+///    need and a random `state`;
+/// 2. VK redirects to your `redirect_uri` with `code` and `state`:
+///    [`OAuthApp::code_from_redirect`] checks the state and takes the code;
+/// 3. [`OAuthApp::exchange_code`] trades it for a token pair;
+/// 4. [`OAuthApp::refresher`] keeps that pair fresh as the connector's
+///    [`Credentials`](crate::Credentials).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), vklive_pubsub::Error> {
+/// use vklive_pubsub::auth::{scope, OAuthApp};
+/// let app = OAuthApp::new("my-client-id", "my-client-secret", "http://localhost:8765/callback");
+/// let state = "a-random-string-kept-for-the-callback";
+/// println!("open {}", app.authorization_url(&scope::BOT, state));
+/// let redirected_to = "http://localhost:8765/callback?code=abc&state=a-random-string-kept-for-the-callback";
+/// let code = app.code_from_redirect(redirected_to, state)?;
+/// let grant = app.exchange_code(&code).await?;
+/// let credentials = app.refresher(grant.pair);
+/// let (_client, _events) = vklive_pubsub::Client::builder(credentials).connect().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OAuthApp {
+    http: reqwest::Client,
+    client_id: String,
+    client_secret: Secret,
+    redirect_uri: String,
+    authorize_url: String,
+    token_url: String,
+}
+
+impl std::fmt::Debug for OAuthApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthApp")
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("authorize_url", &self.authorize_url)
+            .field("token_url", &self.token_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthApp {
+    /// The app `client_id`/`client_secret`, whose registered redirect URI
+    /// is `redirect_uri` (it must match exactly). `Debug` never shows the secret.
+    ///
+    /// ```
+    /// use vklive_pubsub::auth::OAuthApp;
+    /// let app = OAuthApp::new("id", "s3cret", "http://localhost/cb")
+    ///     .authorize_url("http://127.0.0.1:8099/app/oauth2/authorize")
+    ///     .token_url("http://127.0.0.1:8099/oauth/server/token");
+    /// assert!(!format!("{app:?}").contains("s3cret"));
+    /// assert!(app.authorization_url(&[], "s").starts_with("http://127.0.0.1:8099/app/oauth2/authorize?"));
+    /// ```
+    pub fn new(
+        client_id: impl Into<String>,
+        client_secret: impl Into<Secret>,
+        redirect_uri: impl Into<String>,
+    ) -> Self {
+        OAuthApp {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            redirect_uri: redirect_uri.into(),
+            authorize_url: DEFAULT_AUTHORIZE_URL.to_owned(),
+            token_url: DEFAULT_TOKEN_URL.to_owned(),
+        }
+    }
+
+    /// Uses another authorization page (the emulator's, in tests).
+    pub fn authorize_url(mut self, url: impl Into<String>) -> Self {
+        self.authorize_url = url.into();
+        self
+    }
+
+    /// Uses another token endpoint (the emulator's, in tests).
+    pub fn token_url(mut self, url: impl Into<String>) -> Self {
+        self.token_url = url.into();
+        self
+    }
+
+    /// Where to send the user: the authorization page with `client_id`,
+    /// `redirect_uri`, `response_type=code`, the scopes comma-separated (as
+    /// VK documents) and `state`.
+    ///
+    /// ```
+    /// use vklive_pubsub::auth::{scope, OAuthApp};
+    /// let app = OAuthApp::new("id", "secret", "http://localhost/cb");
+    /// let url = app.authorization_url(&[scope::CHAT_MESSAGE_SEND], "xyz");
+    /// assert!(url.starts_with("https://auth.live.vkvideo.ru/app/oauth2/authorize?client_id=id&"));
+    /// assert!(url.contains("&scope=chat%3Amessage%3Asend&state=xyz"));
+    /// ```
+    pub fn authorization_url(&self, scopes: &[&str], state: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("response_type", "code")
+            .append_pair("scope", &scopes.join(","))
+            .append_pair("state", state)
+            .finish();
+        let separator = if self.authorize_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!("{}{separator}{query}", self.authorize_url)
+    }
+
+    /// The `code` of the URL VK redirected the user to, after checking that
+    /// its `state` is `expected_state` (anything else may be a forged
+    /// request). A refusal (`error=access_denied`) is
+    /// [`ErrorKind::Forbidden`]; a missing code or a wrong state
+    /// [`ErrorKind::InvalidArgument`].
+    ///
+    /// ```
+    /// use vklive_pubsub::auth::OAuthApp;
+    /// let app = OAuthApp::new("id", "secret", "http://localhost/cb");
+    /// assert_eq!(app.code_from_redirect("http://localhost/cb?code=c1&state=s", "s").unwrap().expose_secret(), "c1");
+    /// assert!(app.code_from_redirect("http://localhost/cb?code=c1&state=other", "s").is_err());
+    /// ```
+    pub fn code_from_redirect(
+        &self,
+        redirected_to: &str,
+        expected_state: &str,
+    ) -> Result<Secret, Error> {
+        let url = url::Url::parse(redirected_to).map_err(|error| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("invalid redirect URL: {error}"),
+            )
+        })?;
+        let field = |name: &str| {
+            url.query_pairs()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+        };
+        if field("state").as_deref() != Some(expected_state) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the redirect's state is not the one sent: ignoring it",
+            ));
+        }
+        if let Some(error) = field("error") {
+            let description = field("error_description").unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!("authorization refused: {error} {description}")
+                    .trim_end()
+                    .to_owned(),
+            ));
+        }
+        match field("code").filter(|code| !code.is_empty()) {
+            Some(code) => Ok(Secret::from(code)),
+            None => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the redirect carries no code",
+            )),
+        }
+    }
+
+    /// `POST /oauth/server/token` with `grant_type=authorization_code`, the
+    /// code and the redirect URI, authenticated with the app's Basic
+    /// credentials. A refused code is [`ErrorKind::Unauthorized`]. The
+    /// lifetime is read from `expires_in` or `expire_time`.
+    ///
+    /// ```no_run
+    /// # async fn run(app: vklive_pubsub::auth::OAuthApp) -> Result<(), vklive_pubsub::Error> {
+    /// let grant = app.exchange_code(&"code-from-the-redirect".into()).await?;
+    /// println!("scopes: {:?}", grant.scopes);
+    /// # Ok(()) }
+    /// ```
+    pub async fn exchange_code(&self, code: &Secret) -> Result<TokenGrant, Error> {
+        let endpoint = "POST /oauth/server/token";
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.expose_secret()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+        ];
+        let response = self
+            .http
+            .post(&self.token_url)
+            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|error| super::transport_error(endpoint, error))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| super::transport_error(endpoint, error))?;
+        if !(200..300).contains(&status) {
+            return Err(token_error(endpoint, status, &body));
+        }
+        let grant = parse_grant(endpoint, status, &body, SystemTime::now())?;
+        Ok(TokenGrant {
+            pair: TokenPair {
+                access_token: grant.pair.access_token,
+                refresh_token: grant.pair.refresh_token.unwrap_or_else(|| Secret::new("")),
+                expires_at: grant.pair.expires_at,
+            },
+            scopes: grant.scopes,
+            token_type: grant.token_type,
+        })
+    }
+
+    /// Credentials that keep `pair` fresh through this app's token endpoint.
+    ///
+    /// ```no_run
+    /// # async fn run(app: vklive_pubsub::auth::OAuthApp, grant: vklive_pubsub::auth::TokenGrant) {
+    /// let client = vklive_pubsub::Client::builder(app.refresher(grant.pair));
+    /// # }
+    /// ```
+    pub fn refresher(&self, pair: TokenPair) -> OAuthRefresher {
+        OAuthRefresher::new(self.client_id.clone(), self.client_secret.clone(), pair)
+            .token_url(self.token_url.clone())
     }
 }
 
@@ -252,6 +628,34 @@ mod tests {
         let body = br#"{"access_token":"a","expires_in":18446744073709551615}"#;
         let new = parse_token_answer("POST t", 200, body, &pair("r"), SystemTime::now()).unwrap();
         assert_eq!(new.expires_at, None);
+    }
+
+    #[test]
+    fn lifetimes_come_from_expires_in_or_expire_time() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let in_an_hour = Some(now + Duration::from_secs(3600));
+        assert_eq!(expiry(Some(3600), None, now), in_an_hour);
+        assert_eq!(expiry(None, Some(3600), now), in_an_hour);
+        assert_eq!(expiry(None, Some(1_700_003_600), now), in_an_hour);
+        assert_eq!(expiry(None, None, now), None);
+        let body =
+            br#"{"access_token":"a","expire_time":60,"scope":"chat:message:send channel:points"}"#;
+        let grant = parse_grant("POST t", 200, body, now).unwrap();
+        assert_eq!(grant.pair.expires_at, Some(now + Duration::from_secs(60)));
+        assert_eq!(grant.scopes, ["chat:message:send", "channel:points"]);
+    }
+
+    #[test]
+    fn scopes_may_be_comma_or_space_separated_or_a_list() {
+        for body in [
+            &br#"{"access_token":"a","scope":"a,b"}"#[..],
+            br#"{"access_token":"a","scope":"a b"}"#,
+            br#"{"access_token":"a","scope":" a, b "}"#,
+            br#"{"access_token":"a","scope":["a","b"]}"#,
+        ] {
+            let grant = parse_grant("POST t", 200, body, SystemTime::now()).unwrap();
+            assert_eq!(grant.scopes, ["a", "b"]);
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@ use super::*;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
-const CHAT: &str = "channel-chat:1";
-const INFO: &str = "channel-info:1";
+const CHAT: &str = "api-channel-chat:1";
+const INFO: &str = "api-channel-info:1";
 /// 2023-11-14T22:13:20Z, the session's wall clock at `Harness::new`.
 const START_MILLIS: i64 = 1_700_000_000_000;
 

@@ -99,7 +99,7 @@ pub(crate) const ROUTES: &[Route] = &[
     route(
         "POST",
         "/_emulator/tokens/subscription",
-        r#"{"user_id":42,"channel":"channel-private-chat:1","ttl":null}"#,
+        r#"{"user_id":42,"channel":"api-channel-private-chat:1","ttl":null}"#,
         "issue_subscription_token: answers {\"token\"}",
     ),
     route(
@@ -118,7 +118,7 @@ pub(crate) const ROUTES: &[Route] = &[
     route(
         "POST",
         "/_emulator/deny",
-        r#"{"user_id":42,"channel":"channel-private-info:1"}"#,
+        r#"{"user_id":42,"channel":"api-channel-private-info:1"}"#,
         "deny: no subscription token for this user and channel",
     ),
     route(
@@ -143,7 +143,7 @@ pub(crate) const ROUTES: &[Route] = &[
     route(
         "POST",
         "/_emulator/publish",
-        r#"{"channel":"channel-chat:1","data":{"type":"…","data":{}}}"#,
+        r#"{"channel":"api-channel-chat:1","data":{"type":"…","data":{}}}"#,
         "publish: answers {\"offset\"}",
     ),
     route(
@@ -155,25 +155,25 @@ pub(crate) const ROUTES: &[Route] = &[
     route(
         "POST",
         "/_emulator/restart_channel",
-        r#"{"channel":"channel-chat:1"}"#,
+        r#"{"channel":"api-channel-chat:1"}"#,
         "restart_channel: new epoch, unsubscribe push 2500",
     ),
     route(
         "POST",
         "/_emulator/unsubscribe",
-        r#"{"channel":"channel-chat:1","code":2000,"reason":"bye"}"#,
+        r#"{"channel":"api-channel-chat:1","code":2000,"reason":"bye"}"#,
         "unsubscribe_all: an unsubscribe push to every subscriber",
     ),
     route(
         "POST",
         "/_emulator/blast",
-        r#"{"channel":"channel-chat:1","count":1000,"per_frame":100}"#,
+        r#"{"channel":"api-channel-chat:1","count":1000,"per_frame":100}"#,
         "blast: benchmark load, prebuilt frames",
     ),
     route(
         "POST",
         "/_emulator/paced",
-        r#"{"channel":"channel-chat:1","count":1000,"rate":100}"#,
+        r#"{"channel":"api-channel-chat:1","count":1000,"rate":100}"#,
         "publish_paced: stamped messages at a rate, in the background",
     ),
     // faults of every connection

@@ -35,6 +35,15 @@
 //!   (`grant_type=refresh_token`, rotating refresh tokens). Errors use VK's
 //!   `{"error":…,"error_description":…}` shape; unknown paths answer 404
 //!   `{"error":"unknown_api_method"}`.
+//! - What bots use (rules in `docs/bots.md`): `POST /v1/chat/message/send`
+//!   (publishes the message into the channel's chat as the sending user;
+//!   answers `message_too_long`, `same_message`, `send_too_fast`, 403 and a
+//!   stale or missing stream id as documented), `POST
+//!   /v1/channel_point/reward/demand/{accept,reject}`, `GET /v1/token`, `GET
+//!   /v1/current_user`, the OAuth page `GET /app/oauth2/authorize` (redirects
+//!   at once with `code` and `state`) and `grant_type=authorization_code`.
+//!   Every REST call is recorded with its body, status and VK error code
+//!   ([`Emulator::rest_calls`]).
 //! - `/connection/websocket`: a strict Centrifugo server — framing, ping/pong,
 //!   stale and pong timeouts, token expiry with grace, private channels,
 //!   channel limit, history with epoch/offset and recovery (or none at all,
@@ -47,7 +56,7 @@
 //!
 //! # Chat history over REST
 //! Every `channel_chat_message_send` published into a public chat channel
-//! (`channel-chat:N`), by [`Emulator::publish`], the control API, demo
+//! (`api-channel-chat:N`), by [`Emulator::publish`], the control API, demo
 //! traffic, [`Emulator::blast`] or [`Emulator::publish_paced`], is kept in
 //! that channel's chat log (the last 1,000 messages; a
 //! `channel_chat_message_delete` removes its message), whatever the history
@@ -62,20 +71,22 @@
 //! unknown slug answers 404 `not_found` as `GET /v1/channel` does.
 //!
 //! # Channel naming
-//! [`Emulator::add_channel`] with id `N` registers these names (the real
-//! format is undocumented; clients must take names from `web_socket_channels`
-//! and never build them):
+//! [`Emulator::add_channel`] with id `N` registers these names, in the
+//! `api-channel-chat:<id>` style two shipped DevAPI clients report (the
+//! website's own pubsub uses `channel-chat:<id>`; the private names are a
+//! guess). Clients must take names from `web_socket_channels` and never build
+//! them:
 //!
 //! | key | name | needs a subscription token |
 //! |---|---|---|
-//! | `chat` | `channel-chat:N` | no |
-//! | `info` | `channel-info:N` | no |
-//! | `channel_points` | `channel-points:N` | no |
-//! | `private_chat` | `channel-private-chat:N` | yes |
-//! | `private_info` | `channel-private-info:N` | yes |
-//! | `private_channel_points` | `channel-private-points:N` | yes |
-//! | `limited_chat` | `channel-limited-chat:N` | yes |
-//! | `limited_private_chat` | `channel-limited-private-chat:N` | yes |
+//! | `chat` | `api-channel-chat:N` | no |
+//! | `info` | `api-channel-info:N` | no |
+//! | `channel_points` | `api-channel-points:N` | no |
+//! | `private_chat` | `api-channel-private-chat:N` | yes |
+//! | `private_info` | `api-channel-private-info:N` | yes |
+//! | `private_channel_points` | `api-channel-private-points:N` | yes |
+//! | `limited_chat` | `api-channel-limited-chat:N` | yes |
+//! | `limited_private_chat` | `api-channel-limited-private-chat:N` | yes |
 //!
 //! Any channel in these namespaces can be subscribed (and published to) even
 //! if `add_channel` was never called; another namespace answers error 102.
@@ -119,6 +130,7 @@
 //! test).
 
 mod blast;
+mod bots;
 mod control;
 mod demo;
 mod pubsub;
@@ -144,6 +156,7 @@ pub use demo::{
 };
 
 pub use blast::{STAMP_PREFIX, stamp_of};
+pub use bots::DemandDecision;
 use state::Shared;
 pub use state::{BlastReport, ConnectionInfo};
 pub use trigger::{MAX_TRIGGER_COUNT, Trigger, TriggerEvent, Triggered};
@@ -207,6 +220,13 @@ pub struct EmulatorConfig {
     /// Lines queued per connection before the server gives up on a slow
     /// client and closes it with 3008 "slow" (65 536).
     pub outgoing_queue_capacity: usize,
+    /// Chat send: the shortest time between two messages of one user in one
+    /// channel (1 s); a quicker one answers 400 `send_too_fast`. VK publishes
+    /// no number; its chat settings are per-user intervals.
+    pub chat_min_interval: Duration,
+    /// Chat send: the longest message, in characters of its text (500); a
+    /// longer one answers 400 `message_too_long`. VK publishes no number.
+    pub chat_max_length: usize,
 }
 
 impl Default for EmulatorConfig {
@@ -225,6 +245,8 @@ impl Default for EmulatorConfig {
             access_token_lifetime: None,
             max_channels_per_token_request: 100,
             outgoing_queue_capacity: 65_536,
+            chat_min_interval: Duration::from_secs(1),
+            chat_max_length: 500,
         }
     }
 }
@@ -241,7 +263,7 @@ pub struct ChannelNames {
     pub info: String,
     /// Private variant of `info` (needs a subscription token).
     pub private_info: String,
-    /// Public channel-points events.
+    /// Public api-channel-points events.
     pub channel_points: String,
     /// Owner-side channel points, e.g. reward demands (needs a subscription token).
     pub private_channel_points: String,
@@ -255,14 +277,14 @@ impl ChannelNames {
     /// The names the emulator uses for the VK channel with this id.
     pub fn for_channel_id(channel_id: u64) -> ChannelNames {
         ChannelNames {
-            chat: format!("channel-chat:{channel_id}"),
-            private_chat: format!("channel-private-chat:{channel_id}"),
-            info: format!("channel-info:{channel_id}"),
-            private_info: format!("channel-private-info:{channel_id}"),
-            channel_points: format!("channel-points:{channel_id}"),
-            private_channel_points: format!("channel-private-points:{channel_id}"),
-            limited_chat: format!("channel-limited-chat:{channel_id}"),
-            limited_private_chat: format!("channel-limited-private-chat:{channel_id}"),
+            chat: format!("api-channel-chat:{channel_id}"),
+            private_chat: format!("api-channel-private-chat:{channel_id}"),
+            info: format!("api-channel-info:{channel_id}"),
+            private_info: format!("api-channel-private-info:{channel_id}"),
+            channel_points: format!("api-channel-points:{channel_id}"),
+            private_channel_points: format!("api-channel-private-points:{channel_id}"),
+            limited_chat: format!("api-channel-limited-chat:{channel_id}"),
+            limited_private_chat: format!("api-channel-limited-private-chat:{channel_id}"),
         }
     }
 
@@ -311,6 +333,42 @@ pub struct RestCall {
     pub path: String,
     /// Raw query string without `?` (empty when there is none).
     pub query: String,
+    /// The request body as text, e.g. `{"parts":[…]}` of a chat send. For
+    /// the OAuth endpoints, the form with the values of `code`,
+    /// `refresh_token` and `client_secret` replaced by `[redacted]`.
+    pub body: String,
+    /// The HTTP status answered (`None` while the call is in progress).
+    pub status: Option<u16>,
+    /// The VK `error` code answered, e.g. `send_too_fast`.
+    pub error: Option<String>,
+}
+
+impl RestCall {
+    /// A query parameter, decoded.
+    ///
+    /// ```
+    /// # use vklive_pubsub::emulator::RestCall;
+    /// let call = RestCall { method: "POST".into(), path: "/v1/chat/message/send".into(),
+    ///     query: "channel_url=demo&stream_id=s%201".into(), body: String::new(), status: None, error: None };
+    /// assert_eq!(call.query_param("stream_id").as_deref(), Some("s 1"));
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    ///
+    /// ```
+    /// # use vklive_pubsub::emulator::RestCall;
+    /// let call = RestCall { method: "POST".into(), path: "/v1/channel_point/reward/demand/accept".into(),
+    ///     query: String::new(), body: r#"{"demands":[{"id":1}]}"#.into(), status: Some(200), error: None };
+    /// assert_eq!(call.json()["demands"][0]["id"], 1);
+    /// ```
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_default()
+    }
 }
 
 /// A running emulator: a cheap, cloneable handle to the server.
@@ -434,6 +492,23 @@ impl Emulator {
         format!("http://{}/oauth/server/token", self.addr)
     }
 
+    /// The OAuth authorization page: it authorizes at once as the
+    /// authorizing user (see [`Emulator::set_authorizing_user`]) and
+    /// redirects to `redirect_uri?code=…&state=…`.
+    ///
+    /// ```no_run
+    /// # async fn demo(emulator: vklive_pubsub::emulator::Emulator) {
+    /// use vklive_pubsub::auth::OAuthApp;
+    /// emulator.add_app("app", "secret");
+    /// let app = OAuthApp::new("app", "secret", "http://localhost/cb")
+    ///     .authorize_url(emulator.oauth_authorize_url())
+    ///     .token_url(emulator.oauth_token_url());
+    /// # }
+    /// ```
+    pub fn oauth_authorize_url(&self) -> String {
+        format!("http://{}/app/oauth2/authorize", self.addr)
+    }
+
     /// Base URL of the HTTP control endpoints (`…/publish`, `…/stats`, …).
     pub fn control_url(&self) -> String {
         format!("http://{}/_emulator", self.addr)
@@ -493,6 +568,82 @@ impl Emulator {
     /// with it, and its names (see the module docs) are returned.
     pub fn add_channel(&self, slug: &str, channel_id: u64) -> ChannelNames {
         self.shared.lock().add_channel(slug, channel_id)
+    }
+
+    /// Starts a new stream on the channel `slug`: a new stream id (so a cached
+    /// one goes stale) and start time. False for an unknown slug.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// # use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
+    /// let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    /// emulator.add_channel("demo", 1);
+    /// let first = emulator.stream_id("demo").unwrap();
+    /// emulator.stop_stream("demo"); // sends now fail with ErrorKind::NoLiveStream
+    /// assert_eq!(emulator.stream_id("demo"), None);
+    /// emulator.start_stream("demo");
+    /// assert_ne!(emulator.stream_id("demo").unwrap(), first);
+    /// # Ok(()) }
+    /// ```
+    pub fn start_stream(&self, slug: &str) -> bool {
+        self.shared.lock().start_stream(slug)
+    }
+
+    /// Ends the stream of the channel `slug`: `GET /v1/channel` answers
+    /// `"stream": null` and chat sends answer 404 until
+    /// [`Emulator::start_stream`] (example there). False for an unknown slug.
+    pub fn stop_stream(&self, slug: &str) -> bool {
+        self.shared.lock().stop_stream(slug)
+    }
+
+    /// The id of the live stream of the channel `slug`, if it is live (see
+    /// the example of [`Emulator::start_stream`]).
+    pub fn stream_id(&self, slug: &str) -> Option<String> {
+        self.shared.lock().channel_view(slug)?.live_stream_id
+    }
+
+    /// Forbids `user_id` to write in the chat of `slug`: its sends answer
+    /// 403 `forbidden` (a ban, or chat settings the user does not meet).
+    ///
+    /// ```no_run
+    /// # fn demo(emulator: vklive_pubsub::emulator::Emulator) {
+    /// emulator.add_user("muted-token", 9, "muted");
+    /// emulator.forbid_chat("demo", 9); // VkApi::send_message → ErrorKind::Forbidden
+    /// # }
+    /// ```
+    pub fn forbid_chat(&self, slug: &str, user_id: u64) {
+        self.shared.lock().bots.forbid(slug, user_id);
+    }
+
+    /// Who the OAuth page authorizes as (default: the first user added).
+    ///
+    /// ```no_run
+    /// # fn demo(emulator: vklive_pubsub::emulator::Emulator) {
+    /// emulator.add_user("bot-token", 77, "bot");
+    /// emulator.set_authorizing_user(77); // codes from the page now stand for user 77
+    /// # }
+    /// ```
+    pub fn set_authorizing_user(&self, user_id: u64) {
+        self.shared.lock().bots.authorizing_user = Some(user_id);
+    }
+
+    /// The reward demands accepted or rejected over REST, in order. Only
+    /// demands the emulator published (a `channel_points_reward_demand_create`
+    /// through [`Emulator::publish`]) can be decided, by the owner of their
+    /// channel (the user whose id is the channel id).
+    ///
+    /// ```no_run
+    /// # async fn demo(emulator: vklive_pubsub::emulator::Emulator, api: vklive_pubsub::auth::VkApi) {
+    /// use vklive_pubsub::emulator::{reward_demand_create, DemandDecision, DemoUser};
+    /// let names = emulator.add_channel("mine", 77); // owned by user 77, the API's user
+    /// emulator.publish(&names.private_channel_points,
+    ///     reward_demand_create(9179, &DemoUser::new(5, "fan"), "reward-id", "play X"));
+    /// api.accept_demands(&[9179]).await.unwrap();
+    /// assert_eq!(emulator.demand_decisions(), [(9179, DemandDecision::Accepted)]);
+    /// # }
+    /// ```
+    pub fn demand_decisions(&self) -> Vec<(i64, DemandDecision)> {
+        self.shared.lock().bots.decisions.clone()
     }
 
     /// `subscription_token` requests of `user_id` omit `channel` from now on.

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::state::{
     CHAT_MESSAGES_DEFAULT_LIMIT, CHAT_MESSAGES_MAX_LIMIT, Caller, InjectedFailure, Shared, Subject,
 };
-use super::{control, pubsub};
+use super::{bots, control, pubsub};
 
 /// The whole HTTP surface: REST, OAuth, the WebSocket and the control API.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -24,27 +24,111 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/websocket/subscription_token", get(subscription_token))
         .route("/v1/channel", get(channel))
         .route("/v1/chat/messages", get(chat_messages))
+        .route("/v1/chat/message/send", post(bots::chat_send))
+        .route(
+            "/v1/channel_point/reward/demand/accept",
+            post(bots::demand_accept),
+        )
+        .route(
+            "/v1/channel_point/reward/demand/reject",
+            post(bots::demand_reject),
+        )
+        .route("/v1/token", get(bots::token_info))
+        .route("/v1/current_user", get(bots::current_user))
+        .route("/app/oauth2/authorize", get(bots::authorize))
         .route("/oauth/server/token", post(oauth_token))
         .route("/connection/websocket", get(pubsub::upgrade))
         .merge(control::routes())
         .fallback(unknown_method)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            record,
+        ))
         .with_state(shared)
+}
+
+/// Whether a path is part of the recorded API surface (REST and OAuth; not
+/// the WebSocket or the control endpoints).
+fn is_api_path(path: &str) -> bool {
+    path.starts_with("/v1/") || path.starts_with("/oauth/") || path.starts_with("/app/oauth2/")
+}
+
+/// The largest request body recorded (and accepted) by the API.
+const BODY_LIMIT: usize = 1 << 20;
+
+/// The VK `error` code of a response, for the call record.
+#[derive(Clone)]
+struct VkErrorCode(String);
+
+/// Records every API call with its body, then its status and VK error code.
+async fn record(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    if !is_api_path(&path) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return vk_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_param",
+            "Body too large",
+        );
+    };
+    let text = if path.starts_with("/oauth/") {
+        redact_form(&bytes)
+    } else {
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let seq = shared.lock().record_rest(
+        parts.method.as_str(),
+        &path,
+        parts.uri.query().unwrap_or(""),
+        text,
+    );
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    let response = next.run(request).await;
+    let code = response
+        .extensions()
+        .get::<VkErrorCode>()
+        .map(|code| code.0.clone());
+    shared
+        .lock()
+        .finish_rest(seq, response.status().as_u16(), code);
+    response
+}
+
+/// A form body with its secret values replaced by `[redacted]`.
+fn redact_form(body: &[u8]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in url::form_urlencoded::parse(body) {
+        let secret = matches!(key.as_ref(), "code" | "refresh_token" | "client_secret");
+        out.append_pair(&key, if secret { "[redacted]" } else { &value });
+    }
+    out.finish()
 }
 
 /// A VK error response: `{"error":…,"error_description":…}`.
 pub(crate) fn vk_error(status: StatusCode, code: &str, description: &str) -> Response {
-    (
+    let mut response = (
         status,
         Json(json!({"error": code, "error_description": description})),
     )
-        .into_response()
+        .into_response();
+    response
+        .extensions_mut()
+        .insert(VkErrorCode(code.to_owned()));
+    response
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     vk_error(StatusCode::UNAUTHORIZED, "unauthorized", "Not authorized")
 }
 
-fn forbidden() -> Response {
+pub(crate) fn forbidden() -> Response {
     vk_error(
         StatusCode::FORBIDDEN,
         "forbidden",
@@ -52,7 +136,7 @@ fn forbidden() -> Response {
     )
 }
 
-fn invalid_param(description: &str) -> Response {
+pub(crate) fn invalid_param(description: &str) -> Response {
     vk_error(StatusCode::BAD_REQUEST, "invalid_param", description)
 }
 
@@ -78,28 +162,25 @@ fn injected(failure: InjectedFailure) -> Response {
     response
 }
 
-/// Records the call, waits out an injected delay, and returns the injected
-/// failure's response, if one is pending.
-async fn begin(shared: &Shared, method: &Method, uri: &Uri) -> Option<Response> {
-    let delay = {
-        let mut state = shared.lock();
-        state.record_rest(method.as_str(), uri.path(), uri.query().unwrap_or(""));
-        state.take_rest_delay()
-    };
+/// Waits out an injected delay, and returns the injected failure's
+/// response, if one is pending. (The `record` layer records the call.)
+pub(crate) async fn begin(shared: &Shared, method: &Method, uri: &Uri) -> Option<Response> {
+    let _ = (method, uri);
+    let delay = shared.lock().take_rest_delay();
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
     shared.lock().take_rest_failure().map(injected)
 }
 
-fn query_param(uri: &Uri, name: &str) -> Option<String> {
+pub(crate) fn query_param(uri: &Uri, name: &str) -> Option<String> {
     let query = uri.query()?;
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.into_owned())
 }
 
-fn authorization(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -276,11 +357,16 @@ async fn oauth_token(
         );
     };
     let _ = secret;
+    if field("grant_type").as_deref() == Some("authorization_code") {
+        drop(state);
+        let code = field("code").unwrap_or_default();
+        return bots::exchange_code(&shared, &client_id, &code, field("redirect_uri").as_deref());
+    }
     if field("grant_type").as_deref() != Some("refresh_token") {
         return vk_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "Only grant_type=refresh_token is emulated",
+            "Only grant_type=refresh_token and authorization_code are emulated",
         );
     }
     let refresh_token = field("refresh_token").unwrap_or_default();
@@ -312,9 +398,13 @@ async fn unknown_method(
     {
         return response;
     }
-    (
+    let mut response = (
         StatusCode::NOT_FOUND,
         Json(json!({"error": "unknown_api_method"})),
     )
-        .into_response()
+        .into_response();
+    response
+        .extensions_mut()
+        .insert(VkErrorCode(String::from("unknown_api_method")));
+    response
 }

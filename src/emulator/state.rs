@@ -36,18 +36,18 @@ pub(crate) const CHAT_MESSAGES_DEFAULT_LIMIT: usize = 20;
 /// The largest `limit` `GET /v1/chat/messages` accepts.
 pub(crate) const CHAT_MESSAGES_MAX_LIMIT: usize = 200;
 /// Namespace of the public chat channels, whose messages the chat log keeps.
-const CHAT_NAMESPACE: &str = "channel-chat:";
+const CHAT_NAMESPACE: &str = "api-channel-chat:";
 
 /// Namespaces and whether they need a subscription token.
 const NAMESPACES: [(&str, bool); 8] = [
-    ("channel-chat", false),
-    ("channel-info", false),
-    ("channel-points", false),
-    ("channel-private-chat", true),
-    ("channel-private-info", true),
-    ("channel-private-points", true),
-    ("channel-limited-chat", true),
-    ("channel-limited-private-chat", true),
+    ("api-channel-chat", false),
+    ("api-channel-info", false),
+    ("api-channel-points", false),
+    ("api-channel-private-chat", true),
+    ("api-channel-private-info", true),
+    ("api-channel-private-points", true),
+    ("api-channel-limited-chat", true),
+    ("api-channel-limited-private-chat", true),
 ];
 
 /// `Some(private)` for a channel in a known namespace, `None` otherwise.
@@ -123,11 +123,15 @@ struct SubToken {
 struct AccessToken {
     user_id: u64,
     expires_at: Option<Instant>,
+    /// Scopes granted through the authorization-code flow; `None` (tokens
+    /// from `add_user`) may do everything.
+    scopes: Option<Vec<String>>,
 }
 
 struct RefreshGrant {
     user_id: u64,
     client_id: String,
+    scopes: Option<Vec<String>>,
 }
 
 struct ChannelRecord {
@@ -138,6 +142,15 @@ struct ChannelRecord {
     started_at: u64,
     stream_id: String,
     category_id: String,
+    /// Whether the stream is live (`stop_stream` ends it).
+    live: bool,
+}
+
+/// What chat send needs to know about a channel.
+pub(crate) struct ChannelView {
+    pub(crate) id: u64,
+    /// The live stream's id; `None` while offline.
+    pub(crate) live_stream_id: Option<String>,
 }
 
 /// One chat message kept for `GET /v1/chat/messages`: its id (to apply a
@@ -322,6 +335,10 @@ impl Shared {
 pub(crate) struct State {
     pub(crate) config: EmulatorConfig,
     users: HashMap<u64, String>,
+    /// The first user added: who the OAuth page authorizes by default.
+    first_user: Option<u64>,
+    /// Chat, demands, OAuth codes: what bots use (see `bots.rs`).
+    pub(crate) bots: super::bots::BotState,
     access_tokens: HashMap<String, AccessToken>,
     revoked_access_tokens: HashSet<String>,
     apps: HashMap<String, String>,
@@ -348,6 +365,8 @@ pub(crate) struct State {
     pub(crate) next_trigger_id: i64,
     pub(crate) received: VecDeque<ReceivedCommand>,
     pub(crate) rest_calls: VecDeque<RestCall>,
+    /// REST calls recorded so far (the last one's sequence number).
+    rest_recorded: u64,
     pub(crate) close_codes: VecDeque<u16>,
     pub(crate) violations: VecDeque<String>,
 }
@@ -444,6 +463,8 @@ impl State {
         State {
             config,
             users: HashMap::new(),
+            first_user: None,
+            bots: super::bots::BotState::default(),
             access_tokens: HashMap::new(),
             revoked_access_tokens: HashSet::new(),
             apps: HashMap::new(),
@@ -464,6 +485,7 @@ impl State {
             next_trigger_id: 800_000_000,
             received: VecDeque::new(),
             rest_calls: VecDeque::new(),
+            rest_recorded: 0,
             close_codes: VecDeque::new(),
             violations: VecDeque::new(),
         }
@@ -472,6 +494,7 @@ impl State {
     // ----- identities ---------------------------------------------------------
 
     pub(crate) fn add_user(&mut self, access_token: &str, user_id: u64, nick: &str) {
+        self.first_user.get_or_insert(user_id);
         self.users.insert(user_id, nick.to_owned());
         self.revoked_access_tokens.remove(access_token);
         self.access_tokens.insert(
@@ -479,6 +502,7 @@ impl State {
             AccessToken {
                 user_id,
                 expires_at: None,
+                scopes: None,
             },
         );
     }
@@ -494,6 +518,7 @@ impl State {
             RefreshGrant {
                 user_id,
                 client_id: client_id.to_owned(),
+                scopes: None,
             },
         );
     }
@@ -547,6 +572,10 @@ impl State {
         } else {
             None
         }
+    }
+
+    pub(crate) fn app_known(&self, client_id: &str) -> bool {
+        self.apps.contains_key(client_id)
     }
 
     pub(crate) fn app_valid(&self, client_id: &str, secret: &str) -> bool {
@@ -679,6 +708,7 @@ impl State {
             AccessToken {
                 user_id: grant.user_id,
                 expires_at: lifetime.map(|d| Instant::now() + d),
+                scopes: grant.scopes.clone(),
             },
         );
         self.refresh_tokens.insert(refresh.clone(), grant);
@@ -702,9 +732,98 @@ impl State {
                 started_at: unix_now(),
                 stream_id: random_uuid(),
                 category_id: random_uuid(),
+                live: true,
             },
         );
         ChannelNames::for_channel_id(channel_id)
+    }
+
+    /// Starts a new stream on a channel: a new id and start time. False for
+    /// an unknown slug.
+    pub(crate) fn start_stream(&mut self, slug: &str) -> bool {
+        let Some(record) = self.channels.get_mut(slug) else {
+            return false;
+        };
+        record.stream_id = random_uuid();
+        record.started_at = unix_now();
+        record.live = true;
+        true
+    }
+
+    /// Ends a channel's stream: `GET /v1/channel` answers `stream: null`.
+    pub(crate) fn stop_stream(&mut self, slug: &str) -> bool {
+        let Some(record) = self.channels.get_mut(slug) else {
+            return false;
+        };
+        record.live = false;
+        true
+    }
+
+    pub(crate) fn channel_view(&self, slug: &str) -> Option<ChannelView> {
+        let record = self.channels.get(slug)?;
+        Some(ChannelView {
+            id: record.id,
+            live_stream_id: record.live.then(|| record.stream_id.clone()),
+        })
+    }
+
+    /// The slug of the channel with this id.
+    pub(crate) fn channel_slug_of(&self, channel_id: u64) -> Option<String> {
+        self.channels
+            .values()
+            .find(|record| record.id == channel_id)
+            .map(|record| record.slug.clone())
+    }
+
+    pub(crate) fn user_nick(&self, user_id: u64) -> Option<String> {
+        self.users
+            .get(&user_id)
+            .or_else(|| self.bots.nicks.get(&user_id))
+            .cloned()
+    }
+
+    pub(crate) fn first_user(&self) -> Option<u64> {
+        self.first_user
+    }
+
+    /// Whether `access_token` may use `scope` (tokens without a scope list
+    /// may do everything).
+    pub(crate) fn has_scope(&self, access_token: &str, scope: &str) -> bool {
+        self.access_tokens.get(access_token).is_none_or(|token| {
+            token
+                .scopes
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|s| s == scope))
+        })
+    }
+
+    /// When `access_token` expires, as Unix seconds (`None`: never).
+    pub(crate) fn access_token_expiry(&self, access_token: &str) -> Option<u64> {
+        let at = self.access_tokens.get(access_token)?.expires_at?;
+        let left = at.saturating_duration_since(Instant::now());
+        Some(unix_now() + left.as_secs())
+    }
+
+    /// Issues an access token and a refresh token of `user_id` for the app
+    /// `client_id`: `(access, refresh, expires_in)`.
+    pub(crate) fn issue_user_tokens(
+        &mut self,
+        user_id: u64,
+        client_id: &str,
+        scopes: Vec<String>,
+    ) -> (String, String, u64) {
+        let refresh = format!("emu-rt-{}", random_string(32));
+        self.refresh_tokens.insert(
+            refresh.clone(),
+            RefreshGrant {
+                user_id,
+                client_id: client_id.to_owned(),
+                scopes: Some(scopes),
+            },
+        );
+        // Exchange it at once: one place decides what an access token is.
+        self.oauth_refresh(client_id, &refresh)
+            .unwrap_or_else(|()| (String::new(), String::new(), 0))
     }
 
     pub(crate) fn deny(&mut self, user_id: u64, channel: &str) {
@@ -722,13 +841,15 @@ impl State {
             .unwrap_or_else(|| record.slug.clone());
         let color = record.id % 16;
         let avatar = format!("https://images.emulator.invalid/avatar/{}.png", record.id);
-        let stream = json!({
-            "id": record.stream_id,
-            "title": format!("Эмулятор: стрим {}", record.slug),
-            "started_at": record.started_at,
-            "ended_at": null,
-            "category": {"id": record.category_id, "title": "Общение", "type": "irl"},
-            "counters": {"viewers": 512, "views": 1024},
+        let stream = record.live.then(|| {
+            json!({
+                "id": record.stream_id,
+                "title": format!("Эмулятор: стрим {}", record.slug),
+                "started_at": record.started_at,
+                "ended_at": null,
+                "category": {"id": record.category_id, "title": "Общение", "type": "irl"},
+                "counters": {"viewers": 512, "views": 1024},
+            })
         });
         Some(json!({
             "channel": {
@@ -737,7 +858,7 @@ impl State {
                 "nick": nick,
                 "nick_color": color,
                 "avatar_url": avatar,
-                "status": "online",
+                "status": if record.live { "online" } else { "offline" },
                 "counters": {"subscribers": 128},
                 "web_socket_channels": {
                     "chat": names.chat,
@@ -752,7 +873,7 @@ impl State {
             },
             "owner": {"id": record.id, "nick": nick, "nick_color": color, "avatar_url": avatar, "is_verified_streamer": true},
             "stream": stream,
-            "streams": [stream],
+            "streams": stream.iter().collect::<Vec<_>>(),
         }))
     }
 
@@ -768,6 +889,7 @@ impl State {
     }
 
     pub(crate) fn publish(&mut self, channel: &str, data: &serde_json::Value) -> u64 {
+        self.bots.learn(channel, data);
         self.publish_raw(channel, raw_json(data))
     }
 
@@ -1732,15 +1854,41 @@ impl State {
         Self::take(&mut self.fail_upgrade)
     }
 
-    pub(crate) fn record_rest(&mut self, method: &str, path: &str, query: &str) {
+    /// Records a REST call; returns its sequence number for
+    /// [`State::finish_rest`].
+    pub(crate) fn record_rest(
+        &mut self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: String,
+    ) -> u64 {
         push_bounded(
             &mut self.rest_calls,
             RestCall {
                 method: method.to_owned(),
                 path: path.to_owned(),
                 query: query.to_owned(),
+                body,
+                status: None,
+                error: None,
             },
         );
+        self.rest_recorded += 1;
+        self.rest_recorded
+    }
+
+    /// Writes the answer of the call numbered `seq` into its record (if it
+    /// is still kept).
+    pub(crate) fn finish_rest(&mut self, seq: u64, status: u16, error: Option<String>) {
+        let behind = self.rest_recorded - seq;
+        let Some(index) = (self.rest_calls.len() as u64).checked_sub(behind + 1) else {
+            return;
+        };
+        if let Some(call) = self.rest_calls.get_mut(index as usize) {
+            call.status = Some(status);
+            call.error = error;
+        }
     }
 }
 
@@ -1756,16 +1904,19 @@ mod tests {
 
     #[test]
     fn namespaces_tell_public_private_and_unknown_apart() {
-        assert_eq!(namespace_privacy("channel-chat:1"), Some(false));
-        assert_eq!(namespace_privacy("channel-points:7"), Some(false));
-        assert_eq!(namespace_privacy("channel-private-points:7"), Some(true));
+        assert_eq!(namespace_privacy("api-channel-chat:1"), Some(false));
+        assert_eq!(namespace_privacy("api-channel-points:7"), Some(false));
         assert_eq!(
-            namespace_privacy("channel-limited-private-chat:7"),
+            namespace_privacy("api-channel-private-points:7"),
+            Some(true)
+        );
+        assert_eq!(
+            namespace_privacy("api-channel-limited-private-chat:7"),
             Some(true)
         );
         assert_eq!(namespace_privacy("news:1"), None);
-        assert_eq!(namespace_privacy("channel-chat:"), None);
-        assert_eq!(namespace_privacy("channel-chat"), None);
+        assert_eq!(namespace_privacy("api-channel-chat:"), None);
+        assert_eq!(namespace_privacy("api-channel-chat"), None);
     }
 
     #[test]
@@ -1794,18 +1945,18 @@ mod tests {
             ..EmulatorConfig::default()
         });
         for n in 1..=5 {
-            assert_eq!(state.publish("channel-chat:1", &json!({"n": n})), n);
+            assert_eq!(state.publish("api-channel-chat:1", &json!({"n": n})), n);
         }
-        let (epoch, top) = state.stream_position("channel-chat:1");
+        let (epoch, top) = state.stream_position("api-channel-chat:1");
         assert_eq!(top, 5);
-        let stream = &state.streams["channel-chat:1"];
+        let stream = &state.streams["api-channel-chat:1"];
         let kept: Vec<u64> = stream.history.iter().map(|p| p.offset).collect();
         assert_eq!(kept, vec![3, 4, 5]);
-        state.restart_channel("channel-chat:1");
-        let (new_epoch, top) = state.stream_position("channel-chat:1");
+        state.restart_channel("api-channel-chat:1");
+        let (new_epoch, top) = state.stream_position("api-channel-chat:1");
         assert_eq!(top, 0);
         assert_ne!(epoch, new_epoch);
-        assert_eq!(state.publish("channel-chat:1", &json!({})), 1);
+        assert_eq!(state.publish("api-channel-chat:1", &json!({})), 1);
     }
 
     fn logged_ids(state: &State, slug: &str, limit: usize) -> Vec<i64> {
@@ -1867,34 +2018,34 @@ mod tests {
         state.add_channel("slug", 2);
         let report = state
             .blast(
-                "channel-chat:2",
+                "api-channel-chat:2",
                 1_500,
                 100,
                 super::super::blast::chat_payload,
             )
             .unwrap();
         assert_eq!((report.first_offset, report.last_offset), (0, 0));
-        assert_eq!(state.stream_position("channel-chat:2").1, 0);
-        assert_eq!(state.chat_logs["channel-chat:2"].len(), CHAT_LOG_LIMIT);
+        assert_eq!(state.stream_position("api-channel-chat:2").1, 0);
+        assert_eq!(state.chat_logs["api-channel-chat:2"].len(), CHAT_LOG_LIMIT);
         assert_eq!(logged_ids(&state, "slug", 1), vec![700_000_000 + 1_499]);
     }
 
     #[test]
     fn switching_history_restarts_every_stream() {
         let mut state = State::new(EmulatorConfig::default());
-        state.publish("channel-chat:1", &json!({}));
-        let (epoch, _) = state.stream_position("channel-chat:1");
+        state.publish("api-channel-chat:1", &json!({}));
+        let (epoch, _) = state.stream_position("api-channel-chat:1");
         state.set_history(false);
-        assert_eq!(state.publish("channel-chat:1", &json!({})), 0);
-        assert!(state.streams["channel-chat:1"].history.is_empty());
+        assert_eq!(state.publish("api-channel-chat:1", &json!({})), 0);
+        assert!(state.streams["api-channel-chat:1"].history.is_empty());
         state.set_history(true);
-        let (new_epoch, top) = state.stream_position("channel-chat:1");
+        let (new_epoch, top) = state.stream_position("api-channel-chat:1");
         assert_ne!(epoch, new_epoch);
         assert_eq!(top, 0);
-        assert_eq!(state.publish("channel-chat:1", &json!({})), 1);
+        assert_eq!(state.publish("api-channel-chat:1", &json!({})), 1);
         // Setting the same value again changes nothing.
         state.set_history(true);
-        assert_eq!(state.stream_position("channel-chat:1"), (new_epoch, 1));
+        assert_eq!(state.stream_position("api-channel-chat:1"), (new_epoch, 1));
     }
 
     #[test]

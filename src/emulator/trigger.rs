@@ -85,7 +85,7 @@ pub struct Trigger {
     pub event: TriggerEvent,
     /// Where: a registered channel's slug or id (the event goes to the
     /// channel of its kind: chat, info or private channel points), or a
-    /// pubsub channel name (`channel-info:7`) to publish into exactly that
+    /// pubsub channel name (`api-channel-info:7`) to publish into exactly that
     /// one. Default: the channel registered first.
     pub channel: Option<String>,
     /// The nick of the author, follower, raider, subscriber or demanding

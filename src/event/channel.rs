@@ -12,9 +12,9 @@ use super::time::Timestamp;
 /// ```
 /// use vklive_pubsub::event::ChannelResponse;
 /// let body = r#"{"data":{"channel":{"id":1,"url":"c","web_socket_channels":
-///     {"chat":"channel-chat:1","private_chat":"channel-chat:1#7"}},"stream":null}}"#;
+///     {"chat":"api-channel-chat:1","private_chat":"api-channel-chat:1#7"}},"stream":null}}"#;
 /// let answer = ChannelResponse::from_json(body).unwrap();
-/// assert_eq!(answer.channel.web_socket_channels.public(), ["channel-chat:1"]);
+/// assert_eq!(answer.channel.web_socket_channels.public(), ["api-channel-chat:1"]);
 /// assert!(answer.stream.is_none());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

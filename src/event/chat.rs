@@ -38,6 +38,174 @@ impl ChatMessage {
     pub fn plain_text(&self) -> String {
         plain_text(&self.parts)
     }
+
+    /// The author's user id, when VK sent an author.
+    ///
+    /// ```
+    /// # use vklive_pubsub::event::{Author, ChatMessage};
+    /// let message = ChatMessage {
+    ///     id: 1, created_at: None, is_private: false,
+    ///     author: Some(Author { id: 5, nick: "zed".into(), ..Default::default() }), parts: vec![],
+    /// };
+    /// assert_eq!((message.author_id(), message.author_nick()), (Some(5), "zed"));
+    /// ```
+    pub fn author_id(&self) -> Option<i64> {
+        self.author.as_ref().map(|author| author.id)
+    }
+
+    /// The author's nick (empty when VK sent no author); see
+    /// [`ChatMessage::author_id`].
+    pub fn author_nick(&self) -> &str {
+        self.author
+            .as_ref()
+            .map_or("", |author| author.nick.as_str())
+    }
+
+    /// Whether `user_id` wrote this message: a bot passes its own id (from
+    /// [`VkApi::current_user`](crate::auth::VkApi::current_user)) so that it
+    /// never answers itself.
+    ///
+    /// ```
+    /// # use vklive_pubsub::event::{Author, ChatMessage};
+    /// let message = ChatMessage {
+    ///     id: 1, created_at: None, is_private: false,
+    ///     author: Some(Author { id: 42, ..Default::default() }), parts: vec![],
+    /// };
+    /// assert!(message.is_from(42));
+    /// assert!(!message.is_from(7));
+    /// ```
+    pub fn is_from(&self, user_id: i64) -> bool {
+        self.author_id() == Some(user_id)
+    }
+
+    /// The author owns the channel; see [`ChatMessage::is_from_moderator`].
+    pub fn is_from_owner(&self) -> bool {
+        self.author.as_ref().is_some_and(|author| author.is_owner)
+    }
+
+    /// The author moderates the channel (the owner counts as a moderator).
+    ///
+    /// ```
+    /// # use vklive_pubsub::event::{Author, ChatMessage};
+    /// let owner = Author { id: 1, is_owner: true, ..Default::default() };
+    /// let message = ChatMessage {
+    ///     id: 1, created_at: None, is_private: false, author: Some(owner), parts: vec![],
+    /// };
+    /// assert!(message.is_from_moderator() && message.is_from_owner());
+    /// ```
+    pub fn is_from_moderator(&self) -> bool {
+        self.author
+            .as_ref()
+            .is_some_and(|author| author.is_moderator || author.is_owner)
+    }
+
+    /// The author is a paid subscriber (see [`Author::is_subscriber`]).
+    ///
+    /// ```
+    /// # use vklive_pubsub::event::{Author, Badge, ChatMessage};
+    /// let badge = Badge { achievement_name: "subscription_01".into(), ..Default::default() };
+    /// let fan = Author { id: 3, badges: vec![badge], ..Default::default() };
+    /// let message = ChatMessage { id: 1, created_at: None, is_private: false, author: Some(fan), parts: vec![] };
+    /// assert!(message.is_from_subscriber() && !message.is_from_moderator());
+    /// ```
+    pub fn is_from_subscriber(&self) -> bool {
+        self.author.as_ref().is_some_and(Author::is_subscriber)
+    }
+
+    /// The users mentioned in the message, in order.
+    ///
+    /// ```
+    /// # use vklive_pubsub::event::{ChatMessage, Part};
+    /// let message = ChatMessage {
+    ///     id: 1, created_at: None, is_private: false, author: None,
+    ///     parts: vec![Part::text("hi "), Part::mention(7), Part::text(" and "), Part::mention(8)],
+    /// };
+    /// let ids: Vec<Option<i64>> = message.mentions().map(|m| m.id).collect();
+    /// assert_eq!(ids, [Some(7), Some(8)]);
+    /// assert!(message.mentions_user(8));
+    /// ```
+    pub fn mentions(&self) -> impl Iterator<Item = &MentionPart> + '_ {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Mention(mention) => Some(mention),
+            _ => None,
+        })
+    }
+
+    /// Whether the message mentions `user_id`; see [`ChatMessage::mentions`].
+    pub fn mentions_user(&self, user_id: i64) -> bool {
+        self.mentions().any(|mention| mention.id == Some(user_id))
+    }
+
+    /// The command in this message, if its text starts with `prefix`
+    /// (leading whitespace ignored): see [`ChatCommand::parse`].
+    ///
+    /// ```
+    /// # use vklive_pubsub::event::{ChatMessage, Part};
+    /// let message = ChatMessage {
+    ///     id: 1, created_at: None, is_private: false, author: None,
+    ///     parts: vec![Part::text("!so "), Part::mention(7), Part::text(" now\n")],
+    /// };
+    /// let command = message.command("!").unwrap();
+    /// assert!(command.is("SO"));
+    /// assert_eq!(command.args, ["@7", "now"]);
+    /// assert!(message.command("?").is_none());
+    /// ```
+    pub fn command(&self, prefix: &str) -> Option<ChatCommand> {
+        ChatCommand::parse(&self.plain_text(), prefix)
+    }
+}
+
+/// A bot command typed in chat: `!name arg1 arg2 …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatCommand {
+    /// The command's name, as typed, without the prefix (`ping` for `!ping`).
+    pub name: String,
+    /// The words after the name, split on whitespace (mentions read `@nick`).
+    pub args: Vec<String>,
+    /// Everything after the name, trimmed, as typed.
+    pub rest: String,
+}
+
+impl ChatCommand {
+    /// Parses `text` as a command with `prefix`: the text (leading whitespace
+    /// ignored) must start with `prefix` immediately followed by a name; the
+    /// name ends at the first whitespace. An empty prefix accepts any text.
+    ///
+    /// ```
+    /// use vklive_pubsub::event::ChatCommand;
+    /// let command = ChatCommand::parse("  !Uptime please  now", "!").unwrap();
+    /// assert_eq!(command.name, "Uptime");
+    /// assert!(command.is("uptime"));
+    /// assert_eq!(command.args, ["please", "now"]);
+    /// assert_eq!(command.rest, "please  now");
+    /// assert!(ChatCommand::parse("! ping", "!").is_none());
+    /// assert!(ChatCommand::parse("ping", "!").is_none());
+    /// ```
+    pub fn parse(text: &str, prefix: &str) -> Option<ChatCommand> {
+        let after = text.trim_start().strip_prefix(prefix)?;
+        let end = after.find(char::is_whitespace).unwrap_or(after.len());
+        let (name, rest) = after.split_at(end);
+        if name.is_empty() {
+            return None;
+        }
+        let rest = rest.trim();
+        Some(ChatCommand {
+            name: name.to_owned(),
+            args: rest.split_whitespace().map(str::to_owned).collect(),
+            rest: rest.to_owned(),
+        })
+    }
+
+    /// Whether the name is `name`, ignoring case (Unicode-aware, so
+    /// `!ПИНГ` is `пинг`).
+    ///
+    /// ```
+    /// use vklive_pubsub::event::ChatCommand;
+    /// assert!(ChatCommand::parse("!ПИНГ", "!").unwrap().is("пинг"));
+    /// ```
+    pub fn is(&self, name: &str) -> bool {
+        self.name == name || self.name.to_lowercase() == name.to_lowercase()
+    }
 }
 
 /// Renders parts as text: text as is, mentions as `@nick`, smiles as
@@ -255,6 +423,55 @@ pub struct LinkPart {
 }
 
 impl Part {
+    /// A `text` part.
+    ///
+    /// ```
+    /// use vklive_pubsub::event::Part;
+    /// let parts = [Part::text("hi "), Part::mention(42), Part::smile("kappa-id"),
+    ///              Part::link("https://example.org")];
+    /// assert_eq!(parts.map(|p| p.kind().unwrap()), ["text", "mention", "smile", "link"]);
+    /// ```
+    pub fn text(content: impl Into<String>) -> Part {
+        Part::Text(TextPart {
+            content: content.into(),
+        })
+    }
+
+    /// A `mention` of the user `user_id` (VK fills in the nick).
+    ///
+    /// ```
+    /// use vklive_pubsub::event::{plain_text, Part};
+    /// assert_eq!(plain_text(&[Part::mention(42)]), "@42");
+    /// ```
+    pub fn mention(user_id: i64) -> Part {
+        Part::Mention(MentionPart {
+            id: Some(user_id),
+            nick: String::new(),
+        })
+    }
+
+    /// A `smile` (emote) by its id; see [`Part::text`].
+    pub fn smile(id: impl Into<String>) -> Part {
+        Part::Smile(SmilePart {
+            id: id.into(),
+            ..SmilePart::default()
+        })
+    }
+
+    /// A `link` to `url`, shown as the URL itself.
+    ///
+    /// ```
+    /// use vklive_pubsub::event::{plain_text, Part};
+    /// assert_eq!(plain_text(&[Part::link("https://e.org")]), "https://e.org");
+    /// ```
+    pub fn link(url: impl Into<String>) -> Part {
+        let url = url.into();
+        Part::Link(LinkPart {
+            content: url.clone(),
+            url,
+        })
+    }
+
     /// The wire key of this part (`text`, `mention`, …); for an unknown part,
     /// `None` (read its raw JSON instead).
     pub fn kind(&self) -> Option<&'static str> {

@@ -51,8 +51,8 @@ pub use channel::{
     StreamCounters, StreamInfo, WebSocketChannels, channel_slug,
 };
 pub use chat::{
-    Author, Badge, ChatKey, ChatMessage, ChatMessageDelete, LinkPart, MentionPart, Part, Role,
-    SmilePart, TextPart, chat_key, plain_text,
+    Author, Badge, ChatCommand, ChatKey, ChatMessage, ChatMessageDelete, LinkPart, MentionPart,
+    Part, Role, SmilePart, TextPart, chat_key, plain_text,
 };
 pub use info::{ChannelRef, Follow, Raid, RaidSource, Subscription, SubscriptionLevel};
 pub use palette::{NickColor, PALETTE};

@@ -319,7 +319,7 @@ mod tests {
 
     fn publication(payload: serde_json::Value) -> Event {
         Event::Publication(Publication::new(
-            Arc::from("channel-info:1"),
+            Arc::from("api-channel-info:1"),
             3,
             VkEvent::decode_str(&payload.to_string()),
         ))
@@ -333,7 +333,7 @@ mod tests {
         assert!(
             style
                 .line(&follow)
-                .ends_with("channel-info:1 X followed the channel")
+                .ends_with("api-channel-info:1 X followed the channel")
         );
         let chat = publication(json!({"type": "channel_chat_message_send",
             "data": {"chat_message": {"id": 1, "author": {"id": 2, "nick": "Вася"},
