@@ -472,6 +472,10 @@ async fn subscribes_300_channels_over_one_connection_with_at_most_10_token_reque
 
 #[tokio::test]
 async fn channels_past_a_server_limit_below_the_configured_one_move_to_new_connections() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("vklive_pubsub=debug")
+        .with_test_writer()
+        .try_init();
     // The server takes 100 channels a connection; the client believes 128.
     let emulator = start(EmulatorConfig {
         channel_limit: Some(100),

@@ -49,6 +49,9 @@ const MALFORMED_LOG_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
     Subscribe,
+    /// Subscribe again with a token fetched anew (the last one was refused
+    /// as expired: 109, or unsubscribe 2501).
+    Resubscribe,
     Refresh,
 }
 
@@ -440,7 +443,7 @@ impl Session {
         match command {
             Command::Subscribe { channel, chat_slug } => {
                 if let Some(name) = self.want(&channel, chat_slug.as_deref())
-                    && self.is_connected()
+                    && self.has_link()
                 {
                     self.request_tokens(vec![name], Purpose::Subscribe);
                 }
@@ -457,7 +460,7 @@ impl Session {
             .into_iter()
             .filter_map(|(channel, slug)| self.want(&channel, slug.as_deref()))
             .collect();
-        if self.is_connected() {
+        if self.has_link() {
             self.request_tokens(names, Purpose::Subscribe);
         }
     }
@@ -495,13 +498,11 @@ impl Session {
         }
     }
 
-    /// Whether a connect reply was received on the open link.
-    fn is_connected(&self) -> bool {
+    /// Whether a link is open (connected or waiting for the connect reply):
+    /// a subscribe sent now follows `connect` on it, which the server handles
+    /// in order.
+    fn has_link(&self) -> bool {
         matches!(self.phase, Phase::Open)
-            && self
-                .link
-                .as_ref()
-                .is_some_and(|link| link.connected_at.is_some())
     }
 
     // --- inputs: answers to actions ----------------------------------
@@ -583,7 +584,9 @@ impl Session {
                 for name in channels {
                     let token = tokens.get(name.as_ref()).cloned();
                     match purpose {
-                        Purpose::Subscribe => self.subscribe_with_token(now, &name, token),
+                        Purpose::Subscribe | Purpose::Resubscribe => {
+                            self.subscribe_with_token(now, &name, token)
+                        }
                         Purpose::Refresh => self.refresh_with_token(now, &name, token),
                     }
                 }
@@ -602,7 +605,7 @@ impl Session {
                 tracing::warn!(%error, "subscription token request failed; retrying");
                 for name in channels {
                     match purpose {
-                        Purpose::Subscribe => {
+                        Purpose::Subscribe | Purpose::Resubscribe => {
                             self.schedule_resubscribe(now, &name, true, error.retry_after())
                         }
                         Purpose::Refresh => {
@@ -1804,7 +1807,7 @@ impl Session {
         if channels.is_empty() {
             return;
         }
-        if purpose == Purpose::Subscribe {
+        if purpose != Purpose::Refresh {
             for name in &channels {
                 if let Some(channel) = self.channels.get_mut(name) {
                     channel.status = Status::AwaitingToken;
@@ -1961,7 +1964,7 @@ impl Session {
         for name in to_subscribe {
             self.send_subscribe(now, &name);
         }
-        self.request_tokens(need_tokens, Purpose::Subscribe);
+        self.request_tokens(need_tokens, Purpose::Resubscribe);
         self.request_tokens(to_refresh, Purpose::Refresh);
     }
 }

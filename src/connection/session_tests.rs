@@ -546,7 +546,7 @@ fn an_expired_subscription_token_is_fetched_again_after_backoff() {
     h.frame("{}");
     h.advance(retry - h.now);
     let actions = h.actions();
-    assert!(actions.iter().any(|a| matches!(a, Action::FetchChannelTokens { purpose: Purpose::Subscribe, channels, .. } if channels[0].as_ref() == CHAT)), "{actions:?}");
+    assert!(actions.iter().any(|a| matches!(a, Action::FetchChannelTokens { purpose: Purpose::Resubscribe, channels, .. } if channels[0].as_ref() == CHAT)), "{actions:?}");
 }
 
 #[test]
@@ -1185,4 +1185,33 @@ fn a_lookup_that_may_work_later_is_retried_and_an_unknown_channel_is_reported() 
         .handle_resolved(h.now, "streamer", Err(api_error(404)));
     let events = h.events();
     assert!(events.iter().any(|e| matches!(e, Event::SubscriptionFailed { channel, code: 0, .. } if channel == "streamer")), "{events:?}");
+}
+
+#[test]
+fn a_channel_wanted_before_the_connect_reply_is_subscribed_on_that_link() {
+    let mut h = Harness::new(&[]);
+    let lines = h.open_link();
+    h.session
+        .handle_subscribe_burst(vec![(CHAT.to_owned(), None)]);
+    let actions = h.actions();
+    let [
+        Action::FetchChannelTokens {
+            attempt, channels, ..
+        },
+    ] = &actions[..]
+    else {
+        panic!("{actions:?}")
+    };
+    h.session.handle_channel_tokens(
+        h.now,
+        *attempt,
+        Purpose::Subscribe,
+        channels.clone(),
+        Ok(HashMap::new()),
+    );
+    let sent = h.sent();
+    assert_eq!(sent[0]["subscribe"]["channel"], CHAT);
+    h.reply(json!({"id": lines[0]["id"], "connect": {"client": "c", "ping": 25}}));
+    h.reply(json!({"id": sent[0]["id"], "subscribe": {}}));
+    assert_eq!(recovery_of(&h.events(), CHAT), Some(Recovery::NotRequested));
 }

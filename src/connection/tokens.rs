@@ -60,6 +60,8 @@ impl Broker {
         request: Request,
         now: Instant,
     ) -> (Option<Fetch>, Vec<Answered>) {
+        // Only a first subscribe may use a token fetched for someone else;
+        // a refresh, or a resubscribe after a token was refused, fetches anew.
         let fresh = request.purpose == Purpose::Subscribe;
         let missing: Vec<Arc<str>> = request
             .channels
