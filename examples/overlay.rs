@@ -211,7 +211,11 @@ async fn resolve_channels(api_url: &str, token: &str, slug: &str) -> Result<Vec<
         .subscription_tokens(&private)
         .await
         .map_err(|error| format!("cannot get subscription tokens: {error}"))?;
-    channels.extend(private.into_iter().filter(|name| granted.contains_key(name)));
+    channels.extend(
+        private
+            .into_iter()
+            .filter(|name| granted.contains_key(name)),
+    );
     if channels.is_empty() {
         return Err(format!("channel {slug:?} has no pubsub channels"));
     }
@@ -355,8 +359,17 @@ impl Item {
                 user: Person::of(&follow.follower),
             },
             VkEvent::Raid(raid) => {
-                let channel = raid.source.channel.as_ref().map(|channel| channel.url.clone());
-                let mut user = raid.source.owner.as_ref().map(Person::of).unwrap_or_default();
+                let channel = raid
+                    .source
+                    .channel
+                    .as_ref()
+                    .map(|channel| channel.url.clone());
+                let mut user = raid
+                    .source
+                    .owner
+                    .as_ref()
+                    .map(Person::of)
+                    .unwrap_or_default();
                 if user.nick.is_empty() {
                     user.nick = channel.clone().unwrap_or_default();
                 }
@@ -503,7 +516,9 @@ impl Feed {
             return last;
         };
         match resume.rsplit_once('-') {
-            Some((boot, seq)) if boot == self.boot => seq.parse::<u64>().map_or(last, |seq| seq.min(last)),
+            Some((boot, seq)) if boot == self.boot => {
+                seq.parse::<u64>().map_or(last, |seq| seq.min(last))
+            }
             _ => 0,
         }
     }
@@ -512,7 +527,10 @@ impl Feed {
     /// from the buffer.
     fn after(&self, seq: u64) -> (Vec<(u64, Arc<str>)>, u64) {
         let buffer = self.inner.lock().expect("feed lock");
-        let oldest = buffer.items.front().map_or(buffer.last + 1, |(seq, _)| *seq);
+        let oldest = buffer
+            .items
+            .front()
+            .map_or(buffer.last + 1, |(seq, _)| *seq);
         let missed = oldest.saturating_sub(seq + 1);
         let skip = buffer.items.partition_point(|(kept, _)| *kept <= seq);
         let items = buffer.items.iter().skip(skip).cloned().collect();
@@ -529,11 +547,21 @@ pub fn router(feed: Arc<Feed>) -> Router {
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route(
             "/overlay.js",
-            get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], OVERLAY_JS) }),
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    OVERLAY_JS,
+                )
+            }),
         )
         .route(
             "/overlay.css",
-            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], OVERLAY_CSS) }),
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    OVERLAY_CSS,
+                )
+            }),
         )
         .route("/events", get(events))
         .layer(axum::middleware::map_response(harden))
@@ -546,8 +574,14 @@ async fn harden(mut response: Response) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
