@@ -55,7 +55,9 @@ async fn bounded<T>(what: &str, limit: Duration, future: impl Future<Output = T>
 
 fn find_program(env: &str, names: &[&str], also: &[&str]) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(env) {
-        return Some(PathBuf::from(path));
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "{env}={} is not a file", path.display());
+        return Some(path);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -152,7 +154,7 @@ async fn open_browser(driver: &Chromedriver) -> Browser {
              (.ci/run installs it), or CHROME_BIN=/path/to/chromium"
         )
     });
-    let mut options = json!({
+    let options = json!({
         "binary": chrome,
         "args": [
             "--headless=new",
@@ -165,9 +167,6 @@ async fn open_browser(driver: &Chromedriver) -> Browser {
             "--lang=en-US",
         ],
     });
-    if chrome.as_os_str().is_empty() {
-        options.as_object_mut().unwrap().remove("binary");
-    }
     let mut capabilities = serde_json::Map::new();
     capabilities.insert("browserName".into(), json!("chrome"));
     capabilities.insert("goog:chromeOptions".into(), options);
