@@ -1053,3 +1053,75 @@ async fn screenshot(
         eprintln!("screenshot: {}", docs.display());
     }
 }
+
+/// The replay buffer keeps the last `--replay` events: a page that comes
+/// back after more than that gets a `gap` with the count it missed, then
+/// what is left; an id from another run of the server gets the whole buffer.
+#[tokio::test]
+async fn replay_is_bounded_and_reports_the_gap() {
+    let emulator = bounded(
+        "the emulator",
+        STEP,
+        Emulator::start(EmulatorConfig::default()),
+    )
+    .await
+    .expect("start the emulator");
+    emulator.add_user(TOKEN, 42, "streamer");
+    let names = emulator.add_channel("streamer", 7);
+    let args = overlay::Args::try_parse_from([
+        "overlay",
+        "--api-url",
+        &emulator.api_url(),
+        "--ws-url",
+        &emulator.ws_url(),
+        "--channel-url",
+        "streamer",
+        "--token",
+        TOKEN,
+        "--replay",
+        "3",
+    ])
+    .expect("overlay arguments");
+    let server = bounded("the overlay server", STEP, overlay::start(args))
+        .await
+        .expect("start the overlay");
+    assert!(
+        emulator
+            .wait_for(|e| e.subscriber_count(&names.chat) == 1, STEP)
+            .await
+    );
+    let events = format!("{}events", server.url);
+    let mut live = SseReader::open(&events, None).await;
+    let hello = live.next().await;
+    assert_eq!(hello["data"], r#"{"replay":3}"#);
+    let start = hello["id"].clone();
+    let author = user(900, "viewer", 1);
+    for id in 1..=5 {
+        emulator.publish(&names.chat, chat(id, &author, None, vec![text_part("hi")]));
+    }
+    // Wait until the server has all five: the live reader sees the fifth
+    // (after a gap of its own if it fell more than 3 behind).
+    let (boot, _) = start.rsplit_once('-').unwrap();
+    let fifth = format!("{boot}-5");
+    while live.next().await.get("id") != Some(&fifth) {}
+
+    let mut back = SseReader::open(&events, Some(&start)).await;
+    assert_eq!(back.next().await["id"], start);
+    let gap = back.next().await;
+    assert_eq!(
+        (gap["event"].as_str(), gap["data"].as_str()),
+        ("gap", r#"{"missed":2}"#)
+    );
+    for id in 3..=5 {
+        let data: Value = serde_json::from_str(&back.next().await["data"]).unwrap();
+        assert_eq!(data["id"], id);
+    }
+
+    let mut stranger = SseReader::open(&events, Some("0-1")).await;
+    assert_eq!(stranger.next().await["event"], "hello");
+    let gap = stranger.next().await;
+    assert_eq!(gap["data"], r#"{"missed":2}"#);
+    let first: Value = serde_json::from_str(&stranger.next().await["data"]).unwrap();
+    assert_eq!(first["id"], 3);
+    emulator.shutdown();
+}
