@@ -48,7 +48,7 @@ struct Args {
     #[arg(long)]
     info: Option<String>,
     /// Workloads to run, comma-separated: e2e, e2e-current, channels,
-    /// latency, slow-reader (`e2e-current` is `e2e` on a current-thread
+    /// latency, slow-reader, pool (`e2e-current` is `e2e` on a current-thread
     /// runtime; `slow-reader` reads `--large` publications ten times slower
     /// than they arrive and reports the peak resident memory).
     #[arg(
@@ -242,6 +242,32 @@ fn print_table(results: &Value) {
             f(&channels["reconnect_wait_s"])
         );
     }
+    if let Some(pool) = results.get("pool") {
+        eprintln!();
+        eprintln!(
+            "pool ({} channels, 128 a connection, {} connections)",
+            pool["channels"], pool["connections"]
+        );
+        eprintln!(
+            "  all subscribed after       {:>8.3} s ({} failed)",
+            f(&pool["subscribe_s"]),
+            pool["failed"]
+        );
+        eprintln!(
+            "  subscription-token reqs    {:>8}",
+            pool["subscription_token_requests"]
+        );
+        eprintln!(
+            "  resident memory            {:>8.1} MB (peak {:.1} MB)",
+            f(&pool["rss_mb"]),
+            f(&pool["peak_rss_mb"])
+        );
+        eprintln!(
+            "  marginal CPU per event     {:>8.3} µs (spread over {} channels)",
+            f(&pool["marginal_cpu_us"]),
+            pool["spread_over_channels"]
+        );
+    }
     if let Some(slow) = results.get("slow-reader") {
         eprintln!();
         eprintln!(
@@ -315,6 +341,7 @@ fn worker(workload: &str, args: &Args) {
             "channels" => channels(&info, args).await,
             "latency" => latency(&info, args).await,
             "slow-reader" => slow_reader(&info, args).await,
+            "pool" => pool(&info, args).await,
             other => panic!("unknown workload {other}"),
         }
     });
@@ -534,6 +561,77 @@ async fn e2e(info: &Value, args: &Args) -> Value {
 }
 
 // --- a slow reader -------------------------------------------------------------
+
+/// 10,000 channels on an emulator that takes 128 a connection: the time
+/// from the start to the last `Subscribed` (connections opened at once), the
+/// token requests, the resident memory, and the CPU per publication with
+/// publications spread over channels on every connection.
+async fn pool(info: &Value, args: &Args) -> Value {
+    let emu = Emu::new(info);
+    emu.control("channel_limit", json!({ "limit": 128 })).await;
+    let names: Vec<String> = (0..10_000u64)
+        .map(|i| ChannelNames::for_channel_id(100_000 + i).chat)
+        .collect();
+    let before = emu.stats().await;
+    let start = Instant::now();
+    let (client, mut events) = emu
+        .client()
+        .connection_pace(Duration::ZERO)
+        .channels(names.iter().cloned())
+        .connect()
+        .await
+        .expect("connect");
+    let (mut subscribed, mut failed) = (0, 0);
+    while subscribed + failed < names.len() {
+        match next(&mut events).await {
+            Event::Subscribed { .. } => subscribed += 1,
+            Event::SubscriptionFailed { .. } => failed += 1,
+            _ => {}
+        }
+    }
+    let subscribe_s = start.elapsed().as_secs_f64();
+    let after = emu.stats().await;
+    let sub_tokens = rest_count(&after, "/v1/websocket/subscription_token")
+        - rest_count(&before, "/v1/websocket/subscription_token");
+    let (rss_mb, _) = resident_mb();
+    let connections = client.pool_state().await.map_or(0, |pool| pool.connections.len());
+    // Publications over every 100th channel (one or two on each connection).
+    let spread: Vec<&String> = names.iter().step_by(100).collect();
+    // Two runs (the two-point method): the HTTP calls cancel out.
+    let mut runs = Vec::new();
+    for count in [args.small / spread.len(), args.large / spread.len()] {
+        let cpu_before = cpu_seconds();
+        for channel in &spread {
+            emu.control(
+                "blast",
+                json!({ "channel": channel, "count": count, "per_frame": args.per_frame }),
+            )
+            .await;
+        }
+        let mut received = 0;
+        while received < count * spread.len() {
+            if let Event::Publication(_) = next(&mut events).await {
+                received += 1;
+            }
+        }
+        runs.push((count * spread.len(), cpu_seconds() - cpu_before));
+    }
+    let (small, large) = (runs[0], runs[1]);
+    let marginal = (large.1 - small.1) / (large.0 - small.0) as f64 * 1e6;
+    let (_, peak_rss_mb) = resident_mb();
+    json!({
+        "channels": names.len(),
+        "subscribed": subscribed,
+        "failed": failed,
+        "connections": connections,
+        "subscribe_s": subscribe_s,
+        "subscription_token_requests": sub_tokens,
+        "rss_mb": rss_mb,
+        "peak_rss_mb": peak_rss_mb,
+        "spread_over_channels": spread.len(),
+        "marginal_cpu_us": marginal,
+    })
+}
 
 /// A `/proc/self/status` figure in kB (VmRSS, VmHWM), as MB.
 fn status_mb(field: &str) -> f64 {

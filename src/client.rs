@@ -158,7 +158,7 @@ impl ClientBuilder {
         self
     }
 
-    /// New connections open at most one per `pace` (default 250 ms), so
+    /// New connections open at most one per `pace` (default 100 ms), so
     /// that thousands of channels do not hit the server with dozens of
     /// connections at once.
     pub fn connection_pace(mut self, pace: Duration) -> Self {

@@ -42,7 +42,7 @@ impl Default for Config {
             healthy_after: Duration::from_secs(30),
             backfill_hold: Duration::from_secs(5),
             channels_per_connection: 128,
-            connection_pace: Duration::from_millis(250),
+            connection_pace: Duration::from_millis(100),
         }
     }
 }
