@@ -594,7 +594,10 @@ async fn pool(info: &Value, args: &Args) -> Value {
     let sub_tokens = rest_count(&after, "/v1/websocket/subscription_token")
         - rest_count(&before, "/v1/websocket/subscription_token");
     let (rss_mb, _) = resident_mb();
-    let connections = client.pool_state().await.map_or(0, |pool| pool.connections.len());
+    let connections = client
+        .pool_state()
+        .await
+        .map_or(0, |pool| pool.connections.len());
     // Publications over every 100th channel (one or two on each connection).
     let spread: Vec<&String> = names.iter().step_by(100).collect();
     // Two runs (the two-point method): the HTTP calls cancel out.
