@@ -79,3 +79,47 @@ async fn extreme_settings_are_clamped_and_the_stream_still_ends_with_closed() {
     within(client.close()).await.expect("close answered");
     wait_for_event(&mut events, |event| matches!(event, Event::Closed { .. })).await;
 }
+
+/// A buffer that a tracing subscriber writes into.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_plaintext_websocket_url_is_warned_about_once_without_its_query() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // The API is on loopback (nothing listens there): the WebSocket URL is
+    // never dialled, only checked.
+    let ws_url = "ws://pubsub.example.com/connection/websocket?token=query-secret";
+    for _ in 0..2 {
+        let (_client, _events) = Client::with_user_token("access-secret")
+            .api_url("http://127.0.0.1:9")
+            .ws_url(ws_url)
+            .spawn()
+            .unwrap();
+    }
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("plaintext"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("ws://pubsub.example.com"), "{text}");
+    assert!(!text.contains("query-secret") && !text.contains("access-secret"));
+}
