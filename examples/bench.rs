@@ -505,16 +505,15 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-async fn e2e(info: &Value, args: &Args) -> Value {
-    let emu = Emu::new(info);
+/// A client of the demo chat with the bench's delivery budget (0: the
+/// default), subscribed; with the channel and the budget.
+async fn one_channel(emu: &Emu, args: &Args) -> (Client, Events, String, usize) {
     let channel = ChannelNames::for_channel_id(1).chat;
-    // Nothing is dropped by default (the actor stops reading past the
-    // budget); a run that reports `Lagged` anyway is marked invalid.
     let budget = match args.delivery_budget {
         0 => vklive_pubsub::DEFAULT_DELIVERY_BUDGET,
         budget => budget,
     };
-    let (_client, mut events) = emu
+    let (client, mut events) = emu
         .client()
         .delivery_budget(budget)
         .channel(&channel)
@@ -522,6 +521,14 @@ async fn e2e(info: &Value, args: &Args) -> Value {
         .await
         .expect("connect");
     wait_subscribed(&mut events, &channel).await;
+    (client, events, channel, budget)
+}
+
+async fn e2e(info: &Value, args: &Args) -> Value {
+    let emu = Emu::new(info);
+    // Nothing is dropped by default (the actor stops reading past the
+    // budget); a run that reports `Lagged` anyway is marked invalid.
+    let (_client, mut events, channel, budget) = one_channel(&emu, args).await;
     let (small, large, per_frame) = (args.small, args.large, args.per_frame);
     let warm = blast_and_consume(&emu, &mut events, &channel, small, per_frame).await;
     let mut marginals = Vec::new();
@@ -652,19 +659,7 @@ fn status_mb(field: &str) -> f64 {
 /// the delivery budget plus 32 MB.
 async fn slow_reader(info: &Value, args: &Args) -> Value {
     let emu = Emu::new(info);
-    let channel = ChannelNames::for_channel_id(1).chat;
-    let budget = match args.delivery_budget {
-        0 => vklive_pubsub::DEFAULT_DELIVERY_BUDGET,
-        budget => budget,
-    };
-    let (_client, mut events) = emu
-        .client()
-        .delivery_budget(budget)
-        .channel(&channel)
-        .connect()
-        .await
-        .expect("connect");
-    wait_subscribed(&mut events, &channel).await;
+    let (_client, mut events, channel, budget) = one_channel(&emu, args).await;
     let start_rss = status_mb("VmRSS");
     let started = Instant::now();
     let report = emu

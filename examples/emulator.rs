@@ -94,16 +94,7 @@ async fn main() -> std::io::Result<()> {
     let names = emulator.add_channel(&args.slug, 1);
     let _demo = args.demo.map(|rate| emulator.start_demo(&names, rate));
 
-    let info = serde_json::json!({
-        "api_url": emulator.api_url(),
-        "ws_url": emulator.ws_url(),
-        "oauth_token_url": emulator.oauth_token_url(),
-        "control_url": emulator.control_url(),
-        "token": args.token,
-        "slug": args.slug,
-        "history": !args.no_history,
-        "channels": names,
-    });
+    let info = emulator.info_line(&args.token, &args.slug, &names);
     println!("{info}");
 
     let (stdin_closed_tx, stdin_closed) = tokio::sync::oneshot::channel::<()>();

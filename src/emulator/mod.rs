@@ -514,6 +514,22 @@ impl Emulator {
         format!("http://{}/_emulator", self.addr)
     }
 
+    /// The JSON line a standalone emulator prints on start: its URLs, the
+    /// user token, the demo channel's slug and names, and whether channels
+    /// keep history. Other programs read it, so its fields stay as they are.
+    pub fn info_line(&self, token: &str, slug: &str, channels: &ChannelNames) -> serde_json::Value {
+        serde_json::json!({
+            "api_url": self.api_url(),
+            "ws_url": self.ws_url(),
+            "oauth_token_url": self.oauth_token_url(),
+            "control_url": self.control_url(),
+            "token": token,
+            "slug": slug,
+            "history": self.shared.lock().config.history,
+            "channels": channels,
+        })
+    }
+
     // ----- identities -------------------------------------------------------
 
     /// Registers a user and a valid Bearer access token for it (never expires).

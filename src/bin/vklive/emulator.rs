@@ -83,16 +83,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     let names = emulator.add_channel(&args.slug, 1);
     let _demo = args.demo.map(|rate| emulator.start_demo(&names, rate));
 
-    let info = serde_json::json!({
-        "api_url": emulator.api_url(),
-        "ws_url": emulator.ws_url(),
-        "oauth_token_url": emulator.oauth_token_url(),
-        "control_url": emulator.control_url(),
-        "token": args.token,
-        "slug": args.slug,
-        "history": !args.no_history,
-        "channels": names,
-    });
+    let info = emulator.info_line(&args.token, &args.slug, &names);
     println!("{info}");
     eprintln!("emulator: listening; stop it with Ctrl-C or SIGTERM");
     eprintln!(
