@@ -365,10 +365,12 @@ impl Actor {
     /// Does what the sessions asked; returns the final reason once the client ends.
     fn carry_out(&mut self) -> Option<CloseReason> {
         let now = Instant::now();
+        // Carrying out one connection's action may give others work (a
+        // channel moved, tokens shared): go round until nobody has any.
         loop {
             let mut acted = false;
-            let ids: Vec<MemberId> = self.members.keys().copied().collect();
-            for id in ids {
+            let mut next = self.member_after(None);
+            while let Some(id) = next {
                 while let Some(action) = self
                     .members
                     .get_mut(&id)
@@ -377,6 +379,7 @@ impl Actor {
                     acted = true;
                     self.carry_out_one(now, id, action);
                 }
+                next = self.member_after(Some(id));
             }
             if !acted {
                 break;
@@ -402,6 +405,17 @@ impl Actor {
             self.ending = Some(CloseReason::Requested);
         }
         self.ending.take()
+    }
+
+    /// The connection after `after` in id order (the first with `None`),
+    /// found anew each time since carrying out actions adds and removes some.
+    fn member_after(&self, after: Option<MemberId>) -> Option<MemberId> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, Excluded);
+        self.members
+            .range((from, Unbounded))
+            .next()
+            .map(|(id, _)| *id)
     }
 
     /// Connected while any connection is; closed once the client ends.
