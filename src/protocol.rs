@@ -26,6 +26,9 @@ use serde_json::value::RawValue;
 
 use crate::secret::Secret;
 
+mod cut;
+pub use cut::{PublicationCut, cut_publication};
+
 fn is_zero_u32(value: &u32) -> bool {
     *value == 0
 }

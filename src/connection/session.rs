@@ -12,6 +12,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -793,11 +794,23 @@ impl Session {
             if !self.is_open() {
                 break;
             }
-            // The common line, a publication push, in one pass that leaves
-            // its payload in the frame for `Events` to decode.
+            // The common line, a publication push as Centrifugo writes it,
+            // cut without parsing: its payload stays in the frame, and the
+            // typed decode in `Events` is its only parse.
+            if let Some(cut) = protocol::cut_publication(line) {
+                let start = line.as_ptr() as usize - frame.as_str().as_ptr() as usize;
+                let data = start + cut.data.start..start + cut.data.end;
+                shared += self.on_raw_publication(frame, cut.channel, cut.offset, data);
+                continue;
+            }
+            // Other publication pushes in one pass, their payload validated.
             let raw = std::marker::PhantomData::<&RawValue>;
             if let Some(publication) = protocol::decode_publication(line, raw) {
-                shared += self.on_raw_publication(frame, publication);
+                let data = publication.data.get();
+                let start = data.as_ptr() as usize - frame.as_str().as_ptr() as usize;
+                let range = start..start + data.len();
+                shared +=
+                    self.on_raw_publication(frame, &publication.channel, publication.offset, range);
                 continue;
             }
             // A ping is exactly `{}`: an unsolicited pong makes Centrifugo
@@ -1357,24 +1370,25 @@ impl Session {
         name
     }
 
-    /// A publication whose payload is a place in `frame`; returns the
-    /// payload's length if it was kept.
+    /// A publication whose payload is the `data` range of `frame`; returns
+    /// the payload's length if it was kept.
     fn on_raw_publication(
         &mut self,
         frame: &Utf8Bytes,
-        publication: protocol::PublicationLine<'_, &RawValue>,
+        channel: &str,
+        offset: u64,
+        data: Range<usize>,
     ) -> usize {
-        let Some(name) = self.subscribed(&publication.channel) else {
+        let Some(name) = self.subscribed(channel) else {
             return 0;
         };
-        let data = publication.data.get();
-        let start = data.as_ptr() as usize - frame.as_str().as_ptr() as usize;
+        let length = data.len();
         let payload = Payload::Shared {
             frame: frame.clone(),
-            range: start..start + data.len(),
+            range: data,
         };
-        if self.on_publication(&name, publication.offset, payload) {
-            data.len()
+        if self.on_publication(&name, offset, payload) {
+            length
         } else {
             0
         }
