@@ -638,6 +638,31 @@ fn a_malformed_line_is_skipped_and_the_next_lines_still_count() {
 }
 
 #[test]
+fn a_publication_whose_payload_is_not_json_is_delivered_raw_and_its_offset_counts() {
+    let mut h = Harness::new(&[(CHAT, None)]);
+    h.connect_with(json!({"recoverable": true, "epoch": "e", "offset": 6}));
+    h.events();
+    // The shape Centrifugo writes, with a payload that is not JSON: the cut
+    // takes its channel and offset, the payload's decoder finds it broken.
+    let broken = format!(r#"{{"push":{{"channel":"{CHAT}","pub":{{"data":{{"a":tru}},"offset":7}}}}}}"#);
+    h.frame(&format!("{broken}\n{}", publication(CHAT, 8, chat(8, 1))));
+    let events = h.events();
+    assert_eq!(publications(&events), [(7, -1, false), (8, 8, false)]);
+    let Event::Publication(first) = &events[0] else {
+        panic!("{events:?}");
+    };
+    let VkEvent::Unknown(unknown) = &first.event else {
+        panic!("{:?}", first.event);
+    };
+    assert_eq!(
+        serde_json::from_str::<String>(unknown.raw.get()).unwrap(),
+        r#"{"a":tru}"#,
+        "the payload is kept as received"
+    );
+    assert!(gaps(&events).is_empty());
+}
+
+#[test]
 fn a_recovered_resubscription_delivers_the_missed_publications_after_subscribed() {
     let mut h = Harness::new(&[(CHAT, None)]);
     h.connect_with(json!({"recoverable": true, "epoch": "e", "offset": 5}));
