@@ -290,10 +290,42 @@ impl Payload {
         }
     }
 
+    /// Points a shared payload at `compact`, a copy of its frame made by
+    /// [`Compactor`], so that it no longer keeps the received frame alive.
+    fn compact(&mut self, compactor: &mut Compactor) {
+        if let Payload::Shared { frame, .. } = self {
+            *frame = compactor.copy_of(frame);
+        }
+    }
+
     /// Turns a shared payload into a copy.
     pub(crate) fn unshare(&mut self) {
         if let Payload::Shared { .. } = self {
             *self = Payload::Owned(self.text().into());
+        }
+    }
+}
+
+/// Copies frames once each, exactly sized, for the publications that share
+/// them: a received frame is a slice of the socket's read buffer and keeps
+/// all of it alive, which the byte count does not see; a copy is only what it
+/// holds. One allocation a frame, not one a publication.
+#[derive(Default)]
+struct Compactor {
+    /// The last frame copied: (its text's address and length, the copy).
+    last: Option<((usize, usize), Utf8Bytes)>,
+}
+
+impl Compactor {
+    fn copy_of(&mut self, frame: &Utf8Bytes) -> Utf8Bytes {
+        let identity = (frame.as_str().as_ptr() as usize, frame.len());
+        match &self.last {
+            Some((seen, copy)) if *seen == identity => copy.clone(),
+            _ => {
+                let copy = Utf8Bytes::from(frame.as_str().to_owned());
+                self.last = Some((identity, copy.clone()));
+                copy
+            }
         }
     }
 }
@@ -343,6 +375,7 @@ pub(crate) fn queue(budget: usize, overflow: Overflow) -> (Sender, Receiver) {
         shared,
         local: VecDeque::new(),
         budget,
+        taken: 0,
     };
     (sender, receiver)
 }
@@ -370,11 +403,12 @@ impl Sender {
         // shared payload keeps its whole received frame (and the read buffer
         // the frame was cut from) alive, which the byte count does not see.
         let copy = self.shared.bytes.load(Ordering::Acquire) > self.budget / 4;
+        let mut compactor = Compactor::default();
         {
             let mut queue = lock(&self.shared.queue);
             for mut delivery in batch {
                 if copy && let Delivery::Publication(raw) = &mut delivery {
-                    raw.data.unshare();
+                    raw.data.compact(&mut compactor);
                 }
                 if self.overflow == Overflow::Drop && delivery.is_publication() {
                     let queued = self.shared.bytes.load(Ordering::Acquire) + added;
@@ -527,6 +561,8 @@ pub(crate) struct Receiver {
     /// Taken from the shared queue in one go, so that a burst costs one lock.
     local: VecDeque<Delivery>,
     budget: usize,
+    /// Bytes read from `local` and not yet counted off the shared count.
+    taken: usize,
 }
 
 impl Receiver {
@@ -563,13 +599,26 @@ impl Receiver {
 
     fn pop(&mut self) -> Option<Delivery> {
         let delivery = self.local.pop_front()?;
-        let cost = delivery.cost();
-        let before = self.shared.bytes.fetch_sub(cost, Ordering::AcqRel);
-        let low_water = self.budget / 2;
-        if before > low_water && before - cost <= low_water {
-            self.shared.room.notify_waiters();
+        self.taken += delivery.cost();
+        // What was taken is counted off in bulk, not with an atomic operation
+        // on a line the actor writes to for every delivery: once the local
+        // batch is read, or a sixteenth of the budget was.
+        if self.local.is_empty() || self.taken >= self.budget / 16 {
+            self.count_off_taken();
         }
         Some(delivery)
+    }
+
+    fn count_off_taken(&mut self) {
+        let taken = std::mem::take(&mut self.taken);
+        if taken == 0 {
+            return;
+        }
+        let before = self.shared.bytes.fetch_sub(taken, Ordering::AcqRel);
+        let low_water = self.budget / 2;
+        if before > low_water && before - taken <= low_water {
+            self.shared.room.notify_waiters();
+        }
     }
 }
 
@@ -676,6 +725,29 @@ mod tests {
         };
         assert!(matches!(last.into_event(), Event::Closed { .. }));
         assert!(matches!(poll(&mut receiver), Poll::Ready(None)));
+    }
+
+    #[tokio::test]
+    async fn reads_counted_off_in_bulk_still_make_room_and_never_lose_count() {
+        let cost = DELIVERY_OVERHEAD + 2;
+        let (mut sender, mut receiver) = queue(64 * cost, Overflow::Wait);
+        sender.send_all((1..=80).map(|offset| publication(offset, "{}")));
+        assert!(sender.over_budget());
+        let reader = tokio::spawn(async move {
+            for _ in 0..60 {
+                receiver.recv().await.unwrap();
+            }
+            receiver
+        });
+        let watcher = sender.watcher();
+        tokio::time::timeout(std::time::Duration::from_secs(5), watcher.room())
+            .await
+            .expect("room once more than half the budget was read");
+        let mut receiver = reader.await.unwrap();
+        // Counted off at most a sixteenth of the budget late.
+        assert!(sender.queued_bytes() <= 20 * cost + 64 * cost / 16);
+        while let Poll::Ready(Some(_)) = poll(&mut receiver) {}
+        assert_eq!(sender.queued_bytes(), 0, "everything read is counted off");
     }
 
     #[tokio::test]

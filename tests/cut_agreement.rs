@@ -76,7 +76,11 @@ fn full(line: &str) -> Option<(String, u64, String)> {
 
 fn cut(line: &str) -> Option<(String, u64, String)> {
     let cut = cut_publication(line)?;
-    Some((cut.channel.to_owned(), cut.offset, line[cut.data].to_owned()))
+    Some((
+        cut.channel.to_owned(),
+        cut.offset,
+        line[cut.data].to_owned(),
+    ))
 }
 
 /// The rule every line obeys; returns whether the cut took the line.
@@ -85,9 +89,17 @@ fn assert_agrees(line: &str) -> bool {
         return false;
     };
     if serde_json::from_str::<&RawValue>(&taken.2).is_ok() {
-        assert_eq!(Some(&taken), full(line).as_ref(), "cut and full decoder differ: {line:?}");
+        assert_eq!(
+            Some(&taken),
+            full(line).as_ref(),
+            "cut and full decoder differ: {line:?}"
+        );
     } else {
-        assert_eq!(full(line), None, "a payload that is not JSON in a valid line: {line:?}");
+        assert_eq!(
+            full(line),
+            None,
+            "a payload that is not JSON in a valid line: {line:?}"
+        );
     }
     true
 }
@@ -113,11 +125,15 @@ fn odd_lines_are_declined_or_agree() {
         format!(r#"{{"push":{{"pub":{{"data":{data},"offset":1}},"channel":"c"}}}}"#),
         format!(r#"{{"push":{{"channel":"c","pub":{{"offset":1,"data":{data}}}}}}}"#),
         // Extra members, in `pub`, in `push`, at the top.
-        format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"info":{{"client":"x"}},"offset":1}}}}}}"#),
+        format!(
+            r#"{{"push":{{"channel":"c","pub":{{"data":{data},"info":{{"client":"x"}},"offset":1}}}}}}"#
+        ),
         format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"tags":{{"k":"v"}}}}}}}}"#),
         format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":1}},"join":{{}}}}}}"#),
         format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":1}}}},"id":0}}"#),
-        format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":1}},"x":{{"offset":2}}}}}}"#),
+        format!(
+            r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":1}},"x":{{"offset":2}}}}}}"#
+        ),
         format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":1,"offset":2}}}}}}"#),
         // Escapes in the channel.
         format!(r#"{{"push":{{"channel":"api-channel-chat:\u0031","pub":{{"data":{data}}}}}}}"#),
@@ -129,8 +145,12 @@ fn odd_lines_are_declined_or_agree() {
         format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset": 1}}}}}}"#),
         format!("{}\r", canonical("c", &data, 1)),
         // Offsets: too large, negative, a leading zero, a fraction.
-        format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":18446744073709551616}}}}}}"#),
-        format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":99999999999999999999999}}}}}}"#),
+        format!(
+            r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":18446744073709551616}}}}}}"#
+        ),
+        format!(
+            r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":99999999999999999999999}}}}}}"#
+        ),
         format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":-1}}}}}}"#),
         format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":007}}}}}}"#),
         format!(r#"{{"push":{{"channel":"c","pub":{{"data":{data},"offset":1.5}}}}}}"#),
@@ -146,7 +166,10 @@ fn odd_lines_are_declined_or_agree() {
     // The full decoder still reads the declined lines that are publications.
     assert_eq!(full(&declined[0]).map(|p| p.1), Some(1));
     assert_eq!(full(&declined[2]).map(|p| p.1), Some(1));
-    assert_eq!(full(&declined[8]).map(|p| p.0), Some("api-channel-chat:1".to_owned()));
+    assert_eq!(
+        full(&declined[8]).map(|p| p.0),
+        Some("api-channel-chat:1".to_owned())
+    );
 
     let taken = [
         canonical("c", r#""a string with \" and \\ and }]""#, 3),
@@ -188,7 +211,13 @@ fn random_mutations_of_real_lines_are_declined_or_agree() {
     let mut random = Lcg(0x5eed);
     let lines: Vec<String> = FIXTURES
         .iter()
-        .map(|name| canonical("api-channel-chat:1", &payload(name), 1 + random.below(1000) as u64))
+        .map(|name| {
+            canonical(
+                "api-channel-chat:1",
+                &payload(name),
+                1 + random.below(1000) as u64,
+            )
+        })
         .collect();
     let (mut cut_count, mut total) = (0, 0);
     for round in 0..20_000 {
@@ -218,5 +247,8 @@ fn random_mutations_of_real_lines_are_declined_or_agree() {
         }
     }
     // Both outcomes happen, or the mutations prove nothing.
-    assert!(cut_count > 1_000 && cut_count < total - 1_000, "{cut_count} of {total} cut");
+    assert!(
+        cut_count > 1_000 && cut_count < total - 1_000,
+        "{cut_count} of {total} cut"
+    );
 }

@@ -644,7 +644,8 @@ fn a_publication_whose_payload_is_not_json_is_delivered_raw_and_its_offset_count
     h.events();
     // The shape Centrifugo writes, with a payload that is not JSON: the cut
     // takes its channel and offset, the payload's decoder finds it broken.
-    let broken = format!(r#"{{"push":{{"channel":"{CHAT}","pub":{{"data":{{"a":tru}},"offset":7}}}}}}"#);
+    let broken =
+        format!(r#"{{"push":{{"channel":"{CHAT}","pub":{{"data":{{"a":tru}},"offset":7}}}}}}"#);
     h.frame(&format!("{broken}\n{}", publication(CHAT, 8, chat(8, 1))));
     let events = h.events();
     assert_eq!(publications(&events), [(7, -1, false), (8, 8, false)]);
