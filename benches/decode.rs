@@ -9,7 +9,12 @@
 //!   same lines through `protocol::decode_publication` with
 //!   `event::TypedPayload` (one scan, no copy of the payload);
 //! - `via_value_baseline`: the same payload through `serde_json::Value` first,
-//!   the approach the two-phase decoder avoids (for comparison only).
+//!   the approach the two-phase decoder avoids (for comparison only);
+//! - `skim/validate_raw`: what the actor did to a publication line before the
+//!   cut, `protocol::decode_publication` with a `&RawValue` seed (a full
+//!   validating scan); `skim/cut`: `protocol::cut_publication`, what it does
+//!   now; `skim/cut_then_typed`: the cut plus the caller's typed decode, the
+//!   whole JSON work of one publication.
 //!
 //! Run: `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`.
 
@@ -18,7 +23,9 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::value::RawValue;
 use vklive_pubsub::event::{ChatMessage, TypedPayload, VkEvent};
-use vklive_pubsub::protocol::{Reply, decode_frame, decode_publication, frame_lines};
+use vklive_pubsub::protocol::{
+    Reply, cut_publication, decode_frame, decode_publication, frame_lines,
+};
 
 const CHAT_FIXTURE: &str = include_str!("../tests/fixtures/channel_chat_message_send.json");
 
@@ -104,5 +111,30 @@ fn frames(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, typed_chat, frames);
+fn skim(c: &mut Criterion) {
+    let payload = chat_payload();
+    let line = push_line(&payload, 1);
+    let raw = std::marker::PhantomData::<&RawValue>;
+    assert!(decode_publication(&line, raw).is_some());
+    assert!(cut_publication(&line).is_some());
+
+    let mut group = c.benchmark_group("skim");
+    group.throughput(Throughput::Bytes(line.len() as u64));
+    group.bench_function("validate_raw", |b| {
+        b.iter(|| decode_publication(black_box(&line), raw).map(|p| p.offset))
+    });
+    group.bench_function("cut", |b| {
+        b.iter(|| cut_publication(black_box(&line)).map(|cut| cut.offset))
+    });
+    group.bench_function("cut_then_typed", |b| {
+        b.iter(|| {
+            let cut = cut_publication(black_box(&line))?;
+            let payload = serde_json::from_str::<&RawValue>(&line[cut.data]).ok()?;
+            Some(VkEvent::decode(payload))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, typed_chat, frames, skim);
 criterion_main!(benches);

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::auth::{Authorization, Credentials, DEFAULT_API_URL, VkApi};
 use crate::connection::{self, Backoff, Command, Config, Order};
-use crate::delivery::{self, CloseReason, Delivery, Event, Overflow, PoolState, State};
+use crate::delivery::{self, CloseReason, Delivery, Event, LazyEvent, Overflow, PoolState, State};
 use crate::error::{Error, ErrorKind};
 
 /// VK's pubsub WebSocket URL, with the query string VK documents.
@@ -572,6 +572,30 @@ pub struct Events {
     receiver: delivery::Receiver,
     /// Events [`ClientBuilder::connect`] read while it waited, handed out first.
     pending: VecDeque<Event>,
+}
+
+impl Events {
+    /// The next event with publications left undecoded: the cheaper path
+    /// for callers that read a few fields
+    /// ([`LazyPublication::chat_summary`](crate::LazyPublication::chat_summary)),
+    /// route by channel first, or forward payloads as they came.
+    /// [`LazyPublication::decode`](crate::LazyPublication::decode) gives the
+    /// [`Publication`](crate::Publication) the stream would have handed out.
+    /// Mixing it with the `Stream` methods is fine: both read the same queue.
+    /// See [`LazyPublication`](crate::LazyPublication) for an example.
+    pub async fn next_lazy(&mut self) -> Option<LazyEvent> {
+        std::future::poll_fn(|cx| self.poll_next_lazy(cx)).await
+    }
+
+    /// [`Events::next_lazy`] as a poll function.
+    pub fn poll_next_lazy(&mut self, cx: &mut Context<'_>) -> Poll<Option<LazyEvent>> {
+        if let Some(event) = self.pending.pop_front() {
+            return Poll::Ready(Some(LazyEvent::Other(event)));
+        }
+        self.receiver
+            .poll_recv(cx)
+            .map(|delivery| delivery.map(Delivery::into_lazy))
+    }
 }
 
 impl Stream for Events {

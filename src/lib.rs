@@ -88,7 +88,8 @@ pub use connection::Backoff;
 #[doc(inline)]
 pub use delivery::Event;
 pub use delivery::{
-    CloseReason, ConnectionState, Overflow, PoolState, Publication, Recovery, State,
+    CloseReason, ConnectionState, LazyEvent, LazyPublication, Overflow, PoolState, Publication,
+    Recovery, State,
 };
 pub use error::{Error, ErrorKind};
 pub use event::VkEvent;

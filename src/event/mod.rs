@@ -36,6 +36,7 @@ mod info;
 mod palette;
 mod points;
 mod stream;
+mod summary;
 mod time;
 mod user;
 
@@ -58,6 +59,7 @@ pub use info::{ChannelRef, Follow, Raid, RaidSource, Subscription, SubscriptionL
 pub use palette::{NickColor, PALETTE};
 pub use points::{Reward, RewardDemand};
 pub use stream::{StreamEvent, StreamEventKind};
+pub use summary::ChatSummary;
 pub use time::Timestamp;
 pub use user::User;
 
