@@ -5,6 +5,8 @@
 #
 #   bench/run.sh                 # everything; SMALL/LARGE/REPS/PER_FRAME override the e2e sizes
 #   SVG=docs/cpu-per-event.svg bench/run.sh   # also redraw the chart
+#   BASE=e566c7e bench/run.sh    # also: that commit's bench and this one's, interleaved
+#                                # (A B A B …, AB_ROUNDS pairs, default 5), and the ratio
 #
 # Installs the peer SDKs into $CARGO_TARGET_DIR/bench-peers (target/bench-peers
 # by default; reused when present), builds the examples in release, starts
@@ -22,6 +24,8 @@ SMALL="${SMALL:-20000}"
 LARGE="${LARGE:-200000}"
 REPS="${REPS:-3}"
 PER_FRAME="${PER_FRAME:-100}"
+BASE="${BASE:-}"
+AB_ROUNDS="${AB_ROUNDS:-5}"
 
 echo "bench: peer SDKs in $PEERS" >&2
 mkdir -p "$PEERS/node"
@@ -39,6 +43,19 @@ fi
 echo "bench: building (release)" >&2
 cargo build --quiet --release --features emulator --examples
 BIN="$TARGET/release/examples"
+BASE_BENCH="${BASE_BENCH:-}"   # a base bench binary built already (skips the build)
+if [ -n "$BASE" ] && [ -z "$BASE_BENCH" ]; then
+    # The base commit's bench, built from its own tree into its own target
+    # directory (its examples take the same --worker/--info arguments).
+    BASE_SRC="$TARGET/bench-base-src"
+    git worktree remove --force "$BASE_SRC" 2>/dev/null || rm -rf "$BASE_SRC"
+    git worktree add --quiet --detach "$BASE_SRC" "$BASE" >&2
+    echo "bench: building the base $BASE (release)" >&2
+    (cd "$BASE_SRC" && CARGO_TARGET_DIR="$TARGET/bench-base-target" \
+        cargo build --quiet --release --features emulator --example bench)
+    BASE_BENCH="$TARGET/bench-base-target/release/examples/bench"
+    git worktree remove --force "$BASE_SRC"
+fi
 
 WORK="$(mktemp -d)"
 EMULATOR_PID=""
@@ -69,6 +86,27 @@ echo "bench: vklive-pubsub" >&2
 "$BIN/bench" --info "$INFO" --small "$SMALL" --large "$LARGE" --reps "$REPS" --per-frame "$PER_FRAME" \
     | tail -n 1 >"$WORK/vklive-pubsub.json"
 
+AB_ARG=()
+if [ -n "$BASE_BENCH" ]; then
+    echo "bench: $BASE against this commit, interleaved, $AB_ROUNDS rounds" >&2
+    : >"$WORK/ab.lines"
+    for round in $(seq 1 "$AB_ROUNDS"); do
+        for workload in e2e e2e-current; do
+            for build in base head; do
+                binary="$BIN/bench"; [ "$build" = base ] && binary="$BASE_BENCH"
+                figure="$("$binary" --worker "$workload" --info "$INFO" --small "$SMALL" --large "$LARGE" \
+                    --reps "$REPS" --per-frame "$PER_FRAME" 2>/dev/null | tail -n 1 \
+                    | python3 -c 'import json,sys; print(json.load(sys.stdin)["marginal_cpu_us"])')"
+                echo "bench: round $round $workload $build $figure µs" >&2
+                printf '{"build":"%s","workload":"%s","marginal_cpu_us":%s}\n' "$build" "$workload" "$figure" >>"$WORK/ab.lines"
+            done
+        done
+    done
+    python3 -c 'import json,sys; print(json.dumps({"base": sys.argv[1], "runs": [json.loads(l) for l in open(sys.argv[2])]}))' \
+        "$BASE" "$WORK/ab.lines" >"$WORK/ab.json"
+    AB_ARG=(--ab "$WORK/ab.json")
+fi
+
 echo "bench: centrifuge-js" >&2
 PEERS_NODE_DIR="$PEERS/node" node bench/peers/centrifuge_js_client.mjs "$INFO" "$SMALL" "$LARGE" "$REPS" "$PER_FRAME" \
     | tail -n 1 >"$WORK/centrifuge-js.json"
@@ -77,5 +115,5 @@ echo "bench: centrifuge-python" >&2
 "$PEERS/venv/bin/python" bench/peers/centrifuge_python_client.py "$INFO" "$SMALL" "$LARGE" "$REPS" "$PER_FRAME" \
     | tail -n 1 >"$WORK/centrifuge-python.json"
 
-python3 bench/report.py ${SVG:+--svg "$SVG"} \
+python3 bench/report.py ${SVG:+--svg "$SVG"} "${AB_ARG[@]}" \
     "$WORK/vklive-pubsub.json" "$WORK/centrifuge-js.json" "$WORK/centrifuge-python.json"

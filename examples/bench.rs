@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 use vklive_pubsub::auth::Authorization;
 use vklive_pubsub::emulator::{ChannelNames, stamp_of};
 use vklive_pubsub::event::Part;
-use vklive_pubsub::{Client, Event, Events, Recovery, VkEvent};
+use vklive_pubsub::{Client, Event, Events, LazyEvent, Recovery, VkEvent};
 
 #[derive(Debug, Clone, Parser)]
 #[command(about = "End-to-end, many-channel and latency figures against the emulator")]
@@ -53,7 +53,7 @@ struct Args {
     /// than they arrive and reports the peak resident memory).
     #[arg(
         long,
-        default_value = "e2e,e2e-current,channels,latency",
+        default_value = "e2e,e2e-current,e2e-summary,e2e-floor,channels,latency",
         value_delimiter = ','
     )]
     workloads: Vec<String>,
@@ -187,15 +187,16 @@ fn start_emulator() -> (std::process::Child, String) {
 
 fn print_table(results: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    for e2e in ["e2e", "e2e-current"]
+    for e2e in ["e2e", "e2e-current", "e2e-summary", "e2e-floor"]
         .iter()
         .filter_map(|key| results.get(*key))
     {
         eprintln!();
         eprintln!(
-            "end to end ({} runtime, {} publications a frame)",
+            "end to end ({} runtime, {} publications a frame, payloads: {})",
             e2e["runtime"].as_str().unwrap_or("?"),
-            e2e["per_frame"]
+            e2e["per_frame"],
+            e2e["decode"].as_str().unwrap_or("?")
         );
         eprintln!(
             "  marginal CPU per event     {:>8.3} µs  (median of {:?})",
@@ -337,7 +338,9 @@ fn worker(workload: &str, args: &Args) {
     .expect("tokio runtime");
     let result = runtime.block_on(async {
         match workload {
-            "e2e" | "e2e-current" => e2e(&info, args).await,
+            "e2e" | "e2e-current" => e2e(&info, args, Decode::Typed).await,
+            "e2e-summary" => e2e(&info, args, Decode::Summary).await,
+            "e2e-floor" => e2e(&info, args, Decode::Skipped).await,
             "channels" => channels(&info, args).await,
             "latency" => latency(&info, args).await,
             "slow-reader" => slow_reader(&info, args).await,
@@ -446,6 +449,59 @@ async fn wait_subscribed(events: &mut Events, channel: &str) {
 
 // --- e2e -------------------------------------------------------------------
 
+/// What the e2e reader does with each publication's payload.
+#[derive(Debug, Clone, Copy)]
+enum Decode {
+    /// `events.next()`: the typed `VkEvent::ChatMessage` (what users get).
+    Typed,
+    /// `events.next_lazy()` and `ChatSummary` (id, author, nick, text).
+    Summary,
+    /// `events.next_lazy()`, payload not decoded: the transport floor.
+    Skipped,
+}
+
+impl Decode {
+    fn name(self) -> &'static str {
+        match self {
+            Decode::Typed => "typed",
+            Decode::Summary => "summary",
+            Decode::Skipped => "skipped (transport floor)",
+        }
+    }
+}
+
+/// The next publication's message id (0 when the payload is left undecoded);
+/// `Err(dropped)` for a `Lagged`; `None` for any other event.
+async fn next_publication(events: &mut Events, decode: Decode) -> Option<Result<i64, u64>> {
+    let event = match decode {
+        Decode::Typed => next(events).await,
+        Decode::Summary | Decode::Skipped => {
+            let lazy = tokio::time::timeout(Duration::from_secs(60), events.next_lazy())
+                .await
+                .expect("no event for 60 s")
+                .expect("the event stream ended");
+            match lazy {
+                LazyEvent::Publication(publication) => {
+                    return Some(Ok(match decode {
+                        Decode::Summary => publication.chat_summary().map_or(0, |s| s.id),
+                        _ => std::hint::black_box(publication.payload().len() as i64),
+                    }));
+                }
+                LazyEvent::Other(event) => event,
+                _ => return None,
+            }
+        }
+    };
+    match event {
+        Event::Publication(publication) => Some(Ok(match &publication.event {
+            VkEvent::ChatMessage(message) => message.id,
+            _ => 0,
+        })),
+        Event::Lagged { dropped } => Some(Err(dropped)),
+        _ => None,
+    }
+}
+
 struct Run {
     cpu: f64,
     events_per_s: f64,
@@ -459,6 +515,7 @@ async fn blast_and_consume(
     channel: &str,
     count: usize,
     per_frame: usize,
+    decode: Decode,
 ) -> Run {
     let cpu_before = cpu_seconds();
     let report = emu
@@ -472,19 +529,17 @@ async fn blast_and_consume(
     let mut checksum = 0i64;
     let mut first = None;
     while received < count {
-        match next(events).await {
-            Event::Publication(publication) => {
+        match next_publication(events, decode).await {
+            Some(Ok(id)) => {
                 first.get_or_insert_with(Instant::now);
-                if let VkEvent::ChatMessage(message) = &publication.event {
-                    checksum = checksum.wrapping_add(message.id);
-                }
+                checksum = checksum.wrapping_add(id);
                 received += 1;
             }
-            Event::Lagged { dropped } => {
+            Some(Err(dropped)) => {
                 lagged += dropped;
                 received += dropped as usize;
             }
-            _ => {}
+            None => {}
         }
     }
     let wall = first.map_or(0.0, |at| at.elapsed().as_secs_f64());
@@ -524,20 +579,20 @@ async fn one_channel(emu: &Emu, args: &Args) -> (Client, Events, String, usize) 
     (client, events, channel, budget)
 }
 
-async fn e2e(info: &Value, args: &Args) -> Value {
+async fn e2e(info: &Value, args: &Args, decode: Decode) -> Value {
     let emu = Emu::new(info);
     // Nothing is dropped by default (the actor stops reading past the
     // budget); a run that reports `Lagged` anyway is marked invalid.
     let (_client, mut events, channel, budget) = one_channel(&emu, args).await;
     let (small, large, per_frame) = (args.small, args.large, args.per_frame);
-    let warm = blast_and_consume(&emu, &mut events, &channel, small, per_frame).await;
+    let warm = blast_and_consume(&emu, &mut events, &channel, small, per_frame, decode).await;
     let mut marginals = Vec::new();
     let mut lagged = warm.lagged;
     let mut rates = Vec::new();
     let mut runs = Vec::new();
     for rep in 0..args.reps {
-        let a = blast_and_consume(&emu, &mut events, &channel, small, per_frame).await;
-        let b = blast_and_consume(&emu, &mut events, &channel, large, per_frame).await;
+        let a = blast_and_consume(&emu, &mut events, &channel, small, per_frame, decode).await;
+        let b = blast_and_consume(&emu, &mut events, &channel, large, per_frame, decode).await;
         let marginal = (b.cpu - a.cpu) / (large - small) as f64 * 1e6;
         eprintln!(
             "bench: e2e rep {rep}: cpu({small}) {:.3} s, cpu({large}) {:.3} s → {marginal:.3} µs/event, {:.0} events/s",
@@ -551,6 +606,7 @@ async fn e2e(info: &Value, args: &Args) -> Value {
     let mut sorted = marginals.clone();
     json!({
         "runtime": args.runtime,
+        "decode": decode.name(),
         "small": small,
         "large": large,
         "per_frame": per_frame,

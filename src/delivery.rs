@@ -407,6 +407,9 @@ impl LazyPublication {
 /// `Other(Event::Publication(_))`).
 #[derive(Debug)]
 #[non_exhaustive]
+// As large as `Event`, the stream's own item; boxing would cost every
+// lifecycle event an allocation and every caller a `*`.
+#[allow(clippy::large_enum_variant)]
 pub enum LazyEvent {
     /// A publication whose payload is not decoded yet.
     Publication(LazyPublication),
