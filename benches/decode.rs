@@ -14,7 +14,9 @@
 //!   cut, `protocol::decode_publication` with a `&RawValue` seed (a full
 //!   validating scan); `skim/cut`: `protocol::cut_publication`, what it does
 //!   now; `skim/cut_then_typed`: the cut plus the caller's typed decode, the
-//!   whole JSON work of one publication.
+//!   whole JSON work of one publication;
+//! - `decode/chat_summary`: `event::ChatSummary::decode` of the same payload
+//!   (id, author, nick, plain text), next to `decode/typed_chat`.
 //!
 //! Run: `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`.
 
@@ -22,7 +24,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::value::RawValue;
-use vklive_pubsub::event::{ChatMessage, TypedPayload, VkEvent};
+use vklive_pubsub::event::{ChatMessage, ChatSummary, TypedPayload, VkEvent};
 use vklive_pubsub::protocol::{
     Reply, cut_publication, decode_frame, decode_publication, frame_lines,
 };
@@ -69,6 +71,9 @@ fn typed_chat(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("typed_chat", |b| {
         b.iter(|| VkEvent::decode(black_box(&payload)))
+    });
+    group.bench_function("chat_summary", |b| {
+        b.iter(|| ChatSummary::decode(black_box(payload.get())).map(|s| s.id))
     });
     group.bench_function("via_value_baseline", |b| {
         b.iter(|| via_value(black_box(payload.get())))
