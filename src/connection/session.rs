@@ -272,7 +272,9 @@ impl WallClock {
 /// The connection's state machine. See the module docs.
 pub(crate) struct Session {
     config: Config,
-    channels: HashMap<Arc<str>, Channel>,
+    /// Looked up for every publication: a fast hash (channel names come
+    /// from the caller, so the server cannot choose colliding keys).
+    channels: HashMap<Arc<str>, Channel, foldhash::fast::RandomState>,
     /// Channel timers, earliest first; an entry is stale when the channel's
     /// own next timer differs (checked when it comes up).
     timers: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
@@ -323,7 +325,7 @@ impl Session {
     ) -> Session {
         let mut session = Session {
             config,
-            channels: HashMap::new(),
+            channels: HashMap::default(),
             timers: BinaryHeap::new(),
             phase: Phase::Waiting { until: now },
             link: None,
