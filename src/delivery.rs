@@ -426,6 +426,94 @@ impl Delivery {
     }
 }
 
+/// What the queue holds: a delivery, or the publications of one channel
+/// that arrived together in one frame, handed over as one. A frame of a
+/// hundred publications then costs the caller one slot to read and the
+/// actor one reference to the frame and to the channel's name, instead of a
+/// hundred of each bouncing between the two threads.
+#[derive(Debug)]
+enum Queued {
+    One(Delivery),
+    Batch(Box<Batch>),
+}
+
+/// Publications of one channel sharing one frame, in order.
+#[derive(Debug)]
+struct Batch {
+    /// A name of its own (not the session's), so that the caller's clones
+    /// never touch a count the actor is using.
+    channel: Arc<str>,
+    frame: Utf8Bytes,
+    /// Offset and payload range of each publication.
+    items: Vec<(u64, Range<usize>)>,
+}
+
+impl Batch {
+    fn publication(&self, index: usize) -> Option<RawPublication> {
+        let (offset, range) = self.items.get(index)?;
+        Some(RawPublication {
+            channel: self.channel.clone(),
+            offset: *offset,
+            data: Payload::Shared {
+                frame: self.frame.clone(),
+                range: range.clone(),
+            },
+        })
+    }
+}
+
+/// Whether `raw` is the next publication of `channel` from `frame`.
+fn same_source(raw: &RawPublication, channel: &str, frame: &Utf8Bytes) -> bool {
+    match &raw.data {
+        Payload::Shared { frame: other, .. } => {
+            other.as_str().as_ptr() == frame.as_str().as_ptr()
+                && other.len() == frame.len()
+                && *raw.channel == *channel
+        }
+        Payload::Owned(_) => false,
+    }
+}
+
+/// Queues `delivery`, joining it to the batch of its frame and channel at
+/// the back of the queue if there is one.
+fn push_queued(queue: &mut VecDeque<Queued>, delivery: Delivery) {
+    let Delivery::Publication(raw) = delivery else {
+        queue.push_back(Queued::One(delivery));
+        return;
+    };
+    let Payload::Shared { range, .. } = &raw.data else {
+        queue.push_back(Queued::One(Delivery::Publication(raw)));
+        return;
+    };
+    match queue.back_mut() {
+        Some(Queued::Batch(batch)) if same_source(&raw, &batch.channel, &batch.frame) => {
+            batch.items.push((raw.offset, range.clone()));
+        }
+        Some(Queued::One(Delivery::Publication(previous))) if matches!(&previous.data, Payload::Shared { frame, .. } if same_source(&raw, &previous.channel, frame)) =>
+        {
+            let Some(Queued::One(Delivery::Publication(previous))) = queue.pop_back() else {
+                unreachable!("matched just above");
+            };
+            let Payload::Shared {
+                frame,
+                range: first,
+            } = previous.data
+            else {
+                unreachable!("matched just above");
+            };
+            let mut items = Vec::with_capacity(16);
+            items.push((previous.offset, first));
+            items.push((raw.offset, range.clone()));
+            queue.push_back(Queued::Batch(Box::new(Batch {
+                channel: Arc::from(&*previous.channel),
+                frame,
+                items,
+            })));
+        }
+        _ => queue.push_back(Queued::One(Delivery::Publication(raw))),
+    }
+}
+
 impl RawPublication {
     fn decode(self) -> Publication {
         Publication::new(
@@ -439,7 +527,7 @@ impl RawPublication {
 /// The state both ends of the queue share.
 #[derive(Debug)]
 struct Shared {
-    queue: Mutex<VecDeque<Delivery>>,
+    queue: Mutex<VecDeque<Queued>>,
     /// Bytes queued, as counted by [`Delivery::cost`].
     bytes: AtomicUsize,
     /// Wakes the [`Receiver`] when something was queued.
@@ -470,6 +558,7 @@ pub(crate) fn queue(budget: usize, overflow: Overflow) -> (Sender, Receiver) {
     let receiver = Receiver {
         shared,
         local: VecDeque::new(),
+        batch: None,
         budget,
         taken: 0,
     };
@@ -518,10 +607,10 @@ impl Sender {
                         dropped: std::mem::take(&mut self.dropped),
                     });
                     added += lagged.cost();
-                    queue.push_back(lagged);
+                    queue.push_back(Queued::One(lagged));
                 }
                 added += delivery.cost();
-                queue.push_back(delivery);
+                push_queued(&mut queue, delivery);
             }
         }
         if added > 0 {
@@ -563,7 +652,7 @@ impl Sender {
 
     fn force(&mut self, delivery: Delivery) {
         let cost = delivery.cost();
-        lock(&self.shared.queue).push_back(delivery);
+        lock(&self.shared.queue).push_back(Queued::One(delivery));
         self.shared.bytes.fetch_add(cost, Ordering::AcqRel);
         self.shared.receiver_waker.wake();
     }
@@ -655,7 +744,9 @@ impl Drop for Sender {
 pub(crate) struct Receiver {
     shared: Arc<Shared>,
     /// Taken from the shared queue in one go, so that a burst costs one lock.
-    local: VecDeque<Delivery>,
+    local: VecDeque<Queued>,
+    /// The batch being handed out, and the index of its next publication.
+    batch: Option<(Box<Batch>, usize)>,
     budget: usize,
     /// Bytes read from `local` and not yet counted off the shared count.
     taken: usize,
@@ -663,7 +754,7 @@ pub(crate) struct Receiver {
 
 impl Receiver {
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
-        if self.local.is_empty() {
+        if self.drained() {
             self.take_shared();
             if self.local.is_empty() {
                 self.shared.receiver_waker.register(cx.waker());
@@ -693,13 +784,33 @@ impl Receiver {
         std::mem::swap(&mut *shared, &mut self.local);
     }
 
+    /// Whether nothing taken from the shared queue is left to hand out.
+    fn drained(&self) -> bool {
+        self.local.is_empty() && self.batch.is_none()
+    }
+
     fn pop(&mut self) -> Option<Delivery> {
-        let delivery = self.local.pop_front()?;
+        let delivery = loop {
+            if let Some((batch, next)) = &mut self.batch {
+                if let Some(publication) = batch.publication(*next) {
+                    *next += 1;
+                    if *next == batch.items.len() {
+                        self.batch = None;
+                    }
+                    break Delivery::Publication(publication);
+                }
+                self.batch = None;
+            }
+            match self.local.pop_front()? {
+                Queued::One(delivery) => break delivery,
+                Queued::Batch(batch) => self.batch = Some((batch, 0)),
+            }
+        };
         self.taken += delivery.cost();
         // What was taken is counted off in bulk, not with an atomic operation
         // on a line the actor writes to for every delivery: once the local
         // batch is read, or a sixteenth of the budget was.
-        if self.local.is_empty() || self.taken >= self.budget / 16 {
+        if self.drained() || self.taken >= self.budget / 16 {
             self.count_off_taken();
         }
         Some(delivery)
@@ -821,6 +932,89 @@ mod tests {
         };
         assert!(matches!(last.into_event(), Event::Closed { .. }));
         assert!(matches!(poll(&mut receiver), Poll::Ready(None)));
+    }
+
+    /// Publications of `channel` whose payloads are the words of `frame`.
+    fn from_frame(frame: &Utf8Bytes, channel: &Arc<str>, first_offset: u64) -> Vec<Delivery> {
+        let mut start = 0;
+        frame
+            .as_str()
+            .split(' ')
+            .enumerate()
+            .map(|(index, word)| {
+                let range = start..start + word.len();
+                start += word.len() + 1;
+                Delivery::Publication(RawPublication {
+                    channel: channel.clone(),
+                    offset: first_offset + index as u64,
+                    data: Payload::Shared {
+                        frame: frame.clone(),
+                        range,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn received(receiver: &mut Receiver) -> Vec<(String, u64, String)> {
+        let mut out = Vec::new();
+        while let Poll::Ready(Some(delivery)) = poll(receiver) {
+            out.push(match delivery {
+                Delivery::Publication(raw) => (
+                    raw.channel.to_string(),
+                    raw.offset,
+                    raw.data.text().to_owned(),
+                ),
+                Delivery::Event(event) => (format!("{event:?}"), 0, String::new()),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn a_frames_publications_travel_as_one_batch_and_come_out_one_by_one_in_order() {
+        let (mut sender, mut receiver) = queue(1 << 20, Overflow::Wait);
+        let frame = Utf8Bytes::from("1 2 3 4 5".to_owned());
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let mut batch = from_frame(&frame, &a, 10);
+        batch.insert(
+            3,
+            from_frame(&Utf8Bytes::from("x".to_owned()), &b, 7).remove(0),
+        );
+        batch.push(Event::Lagged { dropped: 1 }.into());
+        batch.extend(from_frame(&frame, &a, 20));
+        let cost: usize = batch.iter().map(Delivery::cost).sum();
+        sender.send_all(batch);
+        assert_eq!(sender.queued_bytes(), cost);
+        {
+            let queue = lock(&sender.shared.queue);
+            let batches = queue
+                .iter()
+                .filter(|q| matches!(q, Queued::Batch(_)))
+                .count();
+            assert_eq!(
+                (queue.len(), batches),
+                (5, 3),
+                "a a a | b | a a | lag | a×5"
+            );
+        }
+        let got = received(&mut receiver);
+        let expected: Vec<(String, u64, String)> = [
+            ("a", 10, "1"),
+            ("a", 11, "2"),
+            ("a", 12, "3"),
+            ("b", 7, "x"),
+            ("a", 13, "4"),
+            ("a", 14, "5"),
+        ]
+        .iter()
+        .map(|(c, o, t)| (c.to_string(), *o, t.to_string()))
+        .collect();
+        assert_eq!(got[..6], expected[..]);
+        assert_eq!(got[6].0, "Lagged { dropped: 1 }");
+        let offsets: Vec<u64> = got[7..].iter().map(|p| p.1).collect();
+        assert_eq!(offsets, [20, 21, 22, 23, 24]);
+        assert_eq!(sender.queued_bytes(), 0, "every publication counted off");
     }
 
     #[tokio::test]
