@@ -28,9 +28,6 @@ use crate::event::{ChatSummary, VkEvent};
 /// change. The stream ends after [`Event::Closed`].
 #[derive(Debug)]
 #[non_exhaustive]
-// Publications are nearly every event: boxing them to shrink the rare
-// lifecycle variants would add an allocation per publication.
-#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A publication in a subscribed channel, in order.
     Publication(Publication),
@@ -407,9 +404,6 @@ impl LazyPublication {
 /// `Other(Event::Publication(_))`).
 #[derive(Debug)]
 #[non_exhaustive]
-// As large as `Event`, the stream's own item; boxing would cost every
-// lifecycle event an allocation and every caller a `*`.
-#[allow(clippy::large_enum_variant)]
 pub enum LazyEvent {
     /// A publication whose payload is not decoded yet.
     Publication(LazyPublication),

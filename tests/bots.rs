@@ -66,7 +66,7 @@ async fn next_message_from(events: &mut Events, user_id: i64) -> ChatMessage {
             && let VkEvent::ChatMessage(message) = publication.event
             && message.is_from(user_id)
         {
-            return message;
+            return *message;
         }
     }
 }

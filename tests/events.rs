@@ -139,7 +139,10 @@ fn expected_chat_message() -> ChatMessage {
 fn chat_message_fixture_decodes_every_field() {
     let event = decode_fixture("channel_chat_message_send.json");
     assert_eq!(event.kind(), "channel_chat_message_send");
-    assert_eq!(event, VkEvent::ChatMessage(expected_chat_message()));
+    assert_eq!(
+        event,
+        VkEvent::ChatMessage(Box::new(expected_chat_message()))
+    );
 }
 
 #[test]
@@ -193,7 +196,7 @@ fn platform_bot_notice_fixture() {
             text(" получает награду: Заказ трека за 100"),
         ],
     };
-    assert_eq!(message, expected);
+    assert_eq!(*message, expected);
     let author = message.author.as_ref().expect("has an author");
     assert!(author.is_platform_bot());
     assert!(!author.is_subscriber());
@@ -237,7 +240,7 @@ fn raid_fixture() {
         raiders_count: Some(42),
         started_at: ts(1700000000),
     };
-    assert_eq!(event, VkEvent::Raid(expected));
+    assert_eq!(event, VkEvent::Raid(Box::new(expected)));
 }
 
 #[test]
@@ -260,7 +263,7 @@ fn subscription_fixture() {
         changed_at: None,
         previous_level: None,
     };
-    assert_eq!(event, VkEvent::Subscription(expected));
+    assert_eq!(event, VkEvent::Subscription(Box::new(expected)));
 }
 
 #[test]
@@ -284,7 +287,7 @@ fn reward_demand_fixture() {
         message: None,
         status: None,
     };
-    assert_eq!(event, VkEvent::RewardDemand(expected.clone()));
+    assert_eq!(event, VkEvent::RewardDemand(Box::new(expected.clone())));
     assert_eq!(expected.message_text(), "play song X");
 }
 
@@ -645,14 +648,14 @@ fn nulls_and_missing_fields_fall_back_to_defaults() {
         }),
         parts: vec![],
     };
-    assert_eq!(message, expected);
+    assert_eq!(*message, expected);
     let VkEvent::ChatMessage(bare) =
         decode(r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":5}}}"#)
     else {
         panic!("only the id is required");
     };
     assert_eq!(
-        bare,
+        *bare,
         ChatMessage {
             author: None,
             ..expected
@@ -998,7 +1001,10 @@ fn frame_lines_decode_to_events_in_order() {
         .collect();
     let kinds: Vec<&str> = events.iter().map(VkEvent::kind).collect();
     assert_eq!(kinds, ["channel_chat_message_send", "reaction"]);
-    assert_eq!(events[0], VkEvent::ChatMessage(expected_chat_message()));
+    assert_eq!(
+        events[0],
+        VkEvent::ChatMessage(Box::new(expected_chat_message()))
+    );
 }
 
 /// A `Write` into a shared buffer, to read back what tracing printed.

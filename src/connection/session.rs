@@ -1701,7 +1701,7 @@ impl Session {
             }
             self.push_event(Event::Publication(Publication {
                 backfilled: true,
-                ..Publication::new(name.clone(), 0, VkEvent::ChatMessage(message))
+                ..Publication::new(name.clone(), 0, VkEvent::ChatMessage(Box::new(message)))
             }));
         }
         self.end_backfill(name);

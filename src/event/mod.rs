@@ -97,17 +97,17 @@ pub mod kind {
 #[non_exhaustive]
 pub enum VkEvent {
     /// `channel_chat_message_send`.
-    ChatMessage(ChatMessage),
+    ChatMessage(Box<ChatMessage>),
     /// `channel_chat_message_delete`.
     ChatMessageDelete(ChatMessageDelete),
     /// `channel_follow_create`.
     Follow(Follow),
     /// `channel_raid_income`.
-    Raid(Raid),
+    Raid(Box<Raid>),
     /// `channel_subscription_create`.
-    Subscription(Subscription),
+    Subscription(Box<Subscription>),
     /// `channel_points_reward_demand_create`.
-    RewardDemand(RewardDemand),
+    RewardDemand(Box<RewardDemand>),
     /// `channel_stream_*`: the stream lifecycle, shapes unconfirmed.
     Stream(StreamEvent),
     /// Any type this crate does not type, or a known type whose data did not
@@ -175,7 +175,7 @@ struct Envelope<'a> {
 #[derive(Deserialize)]
 #[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 struct ChatMessageData {
-    chat_message: ChatMessage,
+    chat_message: Box<ChatMessage>,
 }
 
 #[derive(Deserialize)]
@@ -193,19 +193,19 @@ struct FollowData {
 #[derive(Deserialize)]
 #[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 struct RaidData {
-    raid: Raid,
+    raid: Box<Raid>,
 }
 
 #[derive(Deserialize)]
 #[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 struct SubscriptionData {
-    subscription: Subscription,
+    subscription: Box<Subscription>,
 }
 
 #[derive(Deserialize)]
 #[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 struct RewardDemandData {
-    demand: RewardDemand,
+    demand: Box<RewardDemand>,
 }
 
 impl VkEvent {
