@@ -442,20 +442,6 @@ struct Batch {
     items: Vec<(u64, Range<usize>)>,
 }
 
-impl Batch {
-    fn publication(&self, index: usize) -> Option<RawPublication> {
-        let (offset, range) = self.items.get(index)?;
-        Some(RawPublication {
-            channel: self.channel.clone(),
-            offset: *offset,
-            data: Payload::Shared {
-                frame: self.frame.clone(),
-                range: range.clone(),
-            },
-        })
-    }
-}
-
 /// Whether `raw` is the next publication of `channel` from `frame`.
 fn same_source(raw: &RawPublication, channel: &str, frame: &Utf8Bytes) -> bool {
     match &raw.data {
@@ -468,6 +454,52 @@ fn same_source(raw: &RawPublication, channel: &str, frame: &Utf8Bytes) -> bool {
     }
 }
 
+impl Batch {
+    /// A batch starting with `first`; `first` back if its payload is a copy.
+    fn start(first: RawPublication) -> Result<Box<Batch>, RawPublication> {
+        match first.data {
+            Payload::Shared { frame, range } => {
+                let mut items = Vec::with_capacity(16);
+                items.push((first.offset, range));
+                Ok(Box::new(Batch {
+                    channel: Arc::from(&*first.channel),
+                    frame,
+                    items,
+                }))
+            }
+            data @ Payload::Owned(_) => Err(RawPublication { data, ..first }),
+        }
+    }
+
+    /// Its publication number `index`, for the caller.
+    fn publication(&self, index: usize) -> Option<RawPublication> {
+        let (offset, range) = self.items.get(index)?;
+        Some(RawPublication {
+            channel: self.channel.clone(),
+            offset: *offset,
+            data: Payload::Shared {
+                frame: self.frame.clone(),
+                range: range.clone(),
+            },
+        })
+    }
+
+    /// Adds `raw` if it is the batch's channel and frame; gives it back otherwise.
+    fn push(&mut self, raw: RawPublication) -> Result<(), RawPublication> {
+        match &raw.data {
+            Payload::Shared { range, .. } if same_source(&raw, &self.channel, &self.frame) => {
+                self.items.push((raw.offset, range.clone()));
+                Ok(())
+            }
+            _ => Err(raw),
+        }
+    }
+}
+
+fn one(raw: RawPublication) -> Queued {
+    Queued::One(Delivery::Publication(raw))
+}
+
 /// Queues `delivery`, joining it to the batch of its frame and channel at
 /// the back of the queue if there is one.
 fn push_queued(queue: &mut VecDeque<Queued>, delivery: Delivery) {
@@ -475,36 +507,35 @@ fn push_queued(queue: &mut VecDeque<Queued>, delivery: Delivery) {
         queue.push_back(Queued::One(delivery));
         return;
     };
-    let Payload::Shared { range, .. } = &raw.data else {
-        queue.push_back(Queued::One(Delivery::Publication(raw)));
+    // The common case in place: the frame's batch is at the back already.
+    if let Some(Queued::Batch(batch)) = queue.back_mut() {
+        if let Err(raw) = batch.push(raw) {
+            queue.push_back(one(raw));
+        }
         return;
-    };
-    match queue.back_mut() {
-        Some(Queued::Batch(batch)) if same_source(&raw, &batch.channel, &batch.frame) => {
-            batch.items.push((raw.offset, range.clone()));
+    }
+    match queue.pop_back() {
+        Some(Queued::One(Delivery::Publication(previous))) if joins(&previous, &raw) => {
+            match Batch::start(previous) {
+                Ok(batch) => append(queue, batch, raw),
+                Err(previous) => queue.extend([one(previous), one(raw)]),
+            }
         }
-        Some(Queued::One(Delivery::Publication(previous))) if matches!(&previous.data, Payload::Shared { frame, .. } if same_source(&raw, &previous.channel, frame)) =>
-        {
-            let Some(Queued::One(Delivery::Publication(previous))) = queue.pop_back() else {
-                unreachable!("matched just above");
-            };
-            let Payload::Shared {
-                frame,
-                range: first,
-            } = previous.data
-            else {
-                unreachable!("matched just above");
-            };
-            let mut items = Vec::with_capacity(16);
-            items.push((previous.offset, first));
-            items.push((raw.offset, range.clone()));
-            queue.push_back(Queued::Batch(Box::new(Batch {
-                channel: Arc::from(&*previous.channel),
-                frame,
-                items,
-            })));
-        }
-        _ => queue.push_back(Queued::One(Delivery::Publication(raw))),
+        Some(other) => queue.extend([other, one(raw)]),
+        None => queue.push_back(one(raw)),
+    }
+}
+
+/// Whether `raw` is the next publication of `previous`'s channel and frame.
+fn joins(previous: &RawPublication, raw: &RawPublication) -> bool {
+    matches!(&previous.data, Payload::Shared { frame, .. } if same_source(raw, &previous.channel, frame))
+}
+
+/// Puts `batch` at the end of the queue with `raw` in it, or after it.
+fn append(queue: &mut VecDeque<Queued>, mut batch: Box<Batch>, raw: RawPublication) {
+    match batch.push(raw) {
+        Ok(()) => queue.push_back(Queued::Batch(batch)),
+        Err(raw) => queue.extend([Queued::Batch(batch), one(raw)]),
     }
 }
 

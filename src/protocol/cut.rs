@@ -102,9 +102,8 @@ fn split_offset(body: &[u8]) -> Option<(usize, u64)> {
 }
 
 /// Whether `value` is one JSON value by its outline: an object or array
-/// whose brackets match and close at its last byte, a string that closes at
-/// its last byte, or a bare word (number, `true`, …) with no structural
-/// character in it.
+/// that closes at its last byte, a string that closes at its last byte, or a
+/// bare word (number, `true`, …) with no structural character in it.
 fn is_one_value(value: &[u8]) -> bool {
     match value[0] {
         b'{' | b'[' => container_closes_at_end(value),
@@ -172,7 +171,9 @@ fn container_closes_at_end(value: &[u8]) -> bool {
     let mut state = Outline::default();
     let mut chunks = value.chunks_exact(64);
     for (index, chunk) in chunks.by_ref().enumerate() {
-        let block: &[u8; 64] = chunk.try_into().expect("64-byte chunk");
+        let Ok(block) = <&[u8; 64]>::try_from(chunk) else {
+            return false; // never: the chunks are exact
+        };
         if let Some(verdict) = state.block(block, index * 64, value.len()) {
             return verdict;
         }
@@ -270,7 +271,8 @@ impl Masks {
             closes: 0,
         };
         for (lane, chunk) in block.chunks_exact(16).enumerate() {
-            let bytes = u8x16::new(chunk.try_into().expect("16-byte chunk"));
+            // The chunks are exact: the fallback is never used.
+            let bytes = u8x16::new(chunk.try_into().unwrap_or([b' '; 16]));
             // `[` and `{` differ only in bit 5, as do `]` and `}`.
             let folded = bytes | u8x16::splat(0x20);
             let shift = lane * 16;
