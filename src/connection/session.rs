@@ -800,7 +800,7 @@ impl Session {
             // cut without parsing: its payload stays in the frame, and the
             // typed decode in `Events` is its only parse.
             if let Some(cut) = protocol::cut_publication(line) {
-                let start = line.as_ptr() as usize - frame.as_str().as_ptr() as usize;
+                let start = position_in(frame, line);
                 let data = start + cut.data.start..start + cut.data.end;
                 shared += self.on_raw_publication(frame, cut.channel, cut.offset, data);
                 continue;
@@ -809,7 +809,7 @@ impl Session {
             let raw = std::marker::PhantomData::<&RawValue>;
             if let Some(publication) = protocol::decode_publication(line, raw) {
                 let data = publication.data.get();
-                let start = data.as_ptr() as usize - frame.as_str().as_ptr() as usize;
+                let start = position_in(frame, data);
                 let range = start..start + data.len();
                 shared +=
                     self.on_raw_publication(frame, &publication.channel, publication.offset, range);
@@ -2019,6 +2019,11 @@ fn advance(position: &mut Option<Position>, offset: u64) -> Offset {
     };
     position.offset = offset;
     class
+}
+
+/// Where `part`, a slice of `frame`'s text, starts in it.
+fn position_in(frame: &Utf8Bytes, part: &str) -> usize {
+    part.as_ptr() as usize - frame.as_str().as_ptr() as usize
 }
 
 #[cfg(test)]

@@ -139,8 +139,8 @@ struct Link<'a> {
 }
 
 impl Part<'_> {
-    /// As `Part::push_plain` renders the part (the first kind present, in
-    /// the order the full decoder reads a part's one key).
+    /// As `Part::push_plain` renders the part. A part has one key; should
+    /// one carry several, text wins, then mention, smile and link.
     fn push_plain(&self, out: &mut String) {
         if let Some(text) = &self.text {
             out.push_str(text.content.as_deref().unwrap_or(""));
