@@ -10,7 +10,9 @@
 //! Three workloads, each in a fresh worker process (this program run with
 //! `--worker …`), so that one's memory and threads do not colour another's:
 //!
-//! - `e2e`: one chat channel; the emulator's `POST /_emulator/blast` queues
+//! - `e2e` (and `e2e-current`, `e2e-summary`, `e2e-floor`: one thread; the
+//!   payload read with `ChatSummary`; the payload left undecoded, the
+//!   transport floor): one chat channel; the emulator's `POST /_emulator/blast` queues
 //!   prebuilt frames of 100 realistic chat publications, written as fast as
 //!   the client reads; the worker counts typed events out of `Events`. CPU is
 //!   the worker process's own (`getrusage(RUSAGE_SELF)`, user + system, every
@@ -47,10 +49,12 @@ struct Args {
     /// bench starts `emulator` from its own directory.
     #[arg(long)]
     info: Option<String>,
-    /// Workloads to run, comma-separated: e2e, e2e-current, channels,
-    /// latency, slow-reader, pool (`e2e-current` is `e2e` on a current-thread
-    /// runtime; `slow-reader` reads `--large` publications ten times slower
-    /// than they arrive and reports the peak resident memory).
+    /// Workloads to run, comma-separated: e2e, e2e-current, e2e-summary,
+    /// e2e-floor, channels, latency, slow-reader, pool (`e2e-current` is
+    /// `e2e` on a current-thread runtime; `e2e-summary` reads each chat
+    /// message with `ChatSummary`, `e2e-floor` leaves the payload undecoded;
+    /// `slow-reader` reads `--large` publications ten times slower than they
+    /// arrive and reports the peak resident memory).
     #[arg(
         long,
         default_value = "e2e,e2e-current,e2e-summary,e2e-floor,channels,latency",
