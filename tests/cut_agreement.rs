@@ -8,36 +8,17 @@
 //! of the common shape whose payload is not JSON is cut (its offset counts,
 //! its payload is delivered raw), where the full decoder rejects the line.
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 use vklive_pubsub::protocol::{Reply, cut_publication, decode_line};
 
-const FIXTURES: [&str; 14] = [
-    "channel_chat_message_delete.json",
-    "channel_chat_message_send.json",
-    "channel_chat_message_send_bot.json",
-    "channel_follow_create.json",
-    "channel_info.json",
-    "channel_points_reward_demand_create.json",
-    "channel_raid_income.json",
-    "channel_stream_pause.json",
-    "channel_stream_record_new.json",
-    "channel_stream_resume.json",
-    "channel_stream_settings_change.json",
-    "channel_stream_start.json",
-    "channel_stream_stop.json",
-    "channel_subscription_create.json",
-];
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
-/// A fixture compacted to one line, `type` first as VK sends it.
-fn payload(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    let value: Value = serde_json::from_str(&text).expect("fixture is JSON");
-    match (value.get("type"), value.get("data")) {
-        (Some(kind), Some(data)) => format!("{{\"type\":{kind},\"data\":{data}}}"),
-        _ => value.to_string(),
-    }
+use fixtures::{PUBLICATIONS, payload};
+
+/// Every fixture: the publication payloads and the channel info answer.
+fn all_fixtures() -> impl Iterator<Item = &'static str> {
+    PUBLICATIONS.into_iter().chain(["channel_info.json"])
 }
 
 /// The line as Centrifugo writes it (no `offset` member when it is 0).
@@ -106,7 +87,7 @@ fn assert_agrees(line: &str) -> bool {
 
 #[test]
 fn every_fixture_is_cut_with_what_the_full_decoder_finds() {
-    for name in FIXTURES {
+    for name in all_fixtures() {
         let data = payload(name);
         for offset in [0, 1, 42, u64::MAX] {
             for channel in ["api-channel-chat:1", "канал", "c"] {
@@ -209,8 +190,7 @@ impl Lcg {
 fn random_mutations_of_real_lines_are_declined_or_agree() {
     const SPECIAL: &[u8] = b"{}[]\",:\\ 0123456789-.etnul\t";
     let mut random = Lcg(0x5eed);
-    let lines: Vec<String> = FIXTURES
-        .iter()
+    let lines: Vec<String> = all_fixtures()
         .map(|name| {
             canonical(
                 "api-channel-chat:1",

@@ -9,33 +9,10 @@ use vklive_pubsub::VkEvent;
 use vklive_pubsub::event::TypedPayload;
 use vklive_pubsub::protocol::{Reply, decode_line, decode_publication};
 
-const FIXTURES: [&str; 13] = [
-    "channel_chat_message_delete.json",
-    "channel_chat_message_send.json",
-    "channel_chat_message_send_bot.json",
-    "channel_follow_create.json",
-    "channel_points_reward_demand_create.json",
-    "channel_raid_income.json",
-    "channel_stream_pause.json",
-    "channel_stream_record_new.json",
-    "channel_stream_resume.json",
-    "channel_stream_settings_change.json",
-    "channel_stream_start.json",
-    "channel_stream_stop.json",
-    "channel_subscription_create.json",
-];
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
-/// A fixture compacted to one line, as it travels.
-fn payload(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    let value: Value = serde_json::from_str(&text).expect("fixture is JSON");
-    // Keep the fixture's key order (`type` first): re-serializing a `Value`
-    // would sort `data` first.
-    let kind = serde_json::to_string(&value["type"]).unwrap();
-    let data = serde_json::to_string(&value["data"]).unwrap();
-    format!("{{\"type\":{kind},\"data\":{data}}}")
-}
+use fixtures::{PUBLICATIONS as FIXTURES, payload};
 
 fn push(channel: &str, data: &str, offset: u64) -> String {
     format!(r#"{{"push":{{"channel":{channel},"pub":{{"data":{data},"offset":{offset}}}}}}}"#)
