@@ -31,6 +31,7 @@
 
 mod channel;
 mod chat;
+mod chat_reader;
 mod de;
 mod info;
 mod palette;
@@ -366,6 +367,14 @@ fn next_typed<'de, A: MapAccess<'de>>(kind: &str, map: &mut A) -> Result<VkEvent
 
 /// A payload typed by [`TypedPayload`], or `None` if it needs the long way.
 fn one_pass(payload: &str) -> Option<VkEvent> {
+    if let Some(message) = chat_reader::read_chat_message(payload) {
+        return Some(VkEvent::ChatMessage(message));
+    }
+    serde_one_pass(payload)
+}
+
+/// [`one_pass`] with serde alone: what the direct chat reader must agree with.
+fn serde_one_pass(payload: &str) -> Option<VkEvent> {
     let mut deserializer = serde_json::Deserializer::from_str(payload);
     let event = TypedPayload.deserialize(&mut deserializer).ok()?;
     deserializer.end().ok()?;

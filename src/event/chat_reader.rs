@@ -1,0 +1,498 @@
+//! A direct reader for the payload that makes up most of the traffic,
+//! `channel_chat_message_send`, without serde's visitor layers.
+//!
+//! Chat is nearly every publication a busy channel carries, and decoding it
+//! with serde_json was half of the crate's CPU per event. This reader takes
+//! the common shape only: the envelope `{"type":"channel_chat_message_send",
+//! "data":{"chat_message":{…}}}` and nothing else in it, object keys without
+//! escapes, each known key at most once, ids and times as plain integers.
+//! On anything else (a float, a numeric string, a surrogate escape, an
+//! unknown part kind, a second key in a part, any unknown key in a `strict`
+//! build) it returns `None`, and the serde decoder reads the payload as
+//! before. When it returns a message, that message is exactly the one serde
+//! gives; `tests` below holds it to that on fixtures, odd payloads and
+//! thousands of mutations.
+//!
+//! Unknown keys in lenient builds are skipped with serde_json itself
+//! (`IgnoredAny`), so what is skipped is checked exactly as serde checks it.
+
+use serde::de::IgnoredAny;
+use wide::u8x16;
+
+use super::chat::{
+    Author, Badge, ChatMessage, LinkPart, MentionPart, Part, Role, SmilePart, TextPart,
+};
+use super::kind;
+use super::palette::NickColor;
+use super::time::Timestamp;
+
+/// Brackets a skipped value may open: with the at most 8 levels of a chat
+/// message around it, far below serde_json's limit of 128.
+const MAX_SKIPPED_NESTING: usize = 32;
+
+/// Reads a whole publication payload; `None` if it is not a chat message of
+/// the common shape (decode it with serde then).
+pub(super) fn read_chat_message(payload: &str) -> Option<Box<ChatMessage>> {
+    let mut reader = Reader::new(payload);
+    reader.eat(b'{')?;
+    reader.expect_key("type")?;
+    if reader.key_like_string()? != kind::CHAT_MESSAGE_SEND {
+        return None;
+    }
+    reader.eat(b',')?;
+    reader.expect_key("data")?;
+    reader.eat(b'{')?;
+    reader.expect_key("chat_message")?;
+    let message = Box::new(reader.chat_message()?);
+    reader.eat(b'}')?;
+    reader.eat(b'}')?;
+    reader.at_end().then_some(message)
+}
+
+/// Keys of one object already read: serde rejects a known key given twice.
+#[derive(Default)]
+struct Seen(u16);
+
+impl Seen {
+    /// Stores the value read for the key with this bit; `None` when the key
+    /// was read before or its value is not of the common shape.
+    fn set<T>(&mut self, bit: u16, slot: &mut T, value: Option<T>) -> Option<()> {
+        let mask = 1 << bit;
+        if self.0 & mask != 0 {
+            return None;
+        }
+        self.0 |= mask;
+        *slot = value?;
+        Some(())
+    }
+}
+
+/// A cursor over the payload; every method returns `None` where the input
+/// leaves the common shape.
+struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Reader<'a> {
+        Reader { text, at: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// The next byte that is not JSON whitespace, not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&byte) = self.bytes().get(self.at) {
+            if !matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
+                return Some(byte);
+            }
+            self.at += 1;
+        }
+        None
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// Consumes `byte` if it comes next.
+    fn eat_if(&mut self, byte: u8) -> bool {
+        self.eat(byte).is_some()
+    }
+
+    fn at_end(&mut self) -> bool {
+        self.peek().is_none()
+    }
+
+    /// A string without escapes, borrowed: what keys and the type are.
+    fn key_like_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let end = start + string_stop(&self.bytes()[start..])?;
+        if self.bytes()[end] != b'"' {
+            return None;
+        }
+        self.at = end + 1;
+        self.text.get(start..end)
+    }
+
+    /// An object key and its colon.
+    fn key(&mut self) -> Option<&'a str> {
+        let key = self.key_like_string()?;
+        self.eat(b':')?;
+        Some(key)
+    }
+
+    fn expect_key(&mut self, expected: &str) -> Option<()> {
+        (self.key()? == expected).then_some(())
+    }
+
+    /// An object, `member` called with each key and the reader at its value.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat_if(b'}') {
+            return Some(());
+        }
+        loop {
+            let key = self.key()?;
+            member(self, key)?;
+            if !self.eat_if(b',') {
+                return self.eat(b'}');
+            }
+        }
+    }
+
+    /// An array; `null` reads as empty, as `null_default` has it.
+    fn array_or_null<T>(
+        &mut self,
+        mut element: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        if self.null() {
+            return Some(Vec::new());
+        }
+        self.eat(b'[')?;
+        let mut items = Vec::new();
+        if self.eat_if(b']') {
+            return Some(items);
+        }
+        loop {
+            items.push(element(self)?);
+            if !self.eat_if(b',') {
+                self.eat(b']')?;
+                return Some(items);
+            }
+        }
+    }
+
+    /// Consumes `null` if it comes next.
+    fn null(&mut self) -> bool {
+        let found = self.peek() == Some(b'n') && self.bytes()[self.at..].starts_with(b"null");
+        if found {
+            self.at += 4;
+        }
+        found
+    }
+
+    fn bool(&mut self) -> Option<bool> {
+        let next = self.peek()?;
+        let rest = &self.bytes()[self.at..];
+        let (value, length) = match next {
+            b't' if rest.starts_with(b"true") => (true, 4),
+            b'f' if rest.starts_with(b"false") => (false, 5),
+            _ => return None,
+        };
+        self.at += length;
+        Some(value)
+    }
+
+    fn bool_or_null(&mut self) -> Option<bool> {
+        if self.null() {
+            return Some(false);
+        }
+        self.bool()
+    }
+
+    /// A JSON string, unescaped.
+    fn string(&mut self) -> Option<String> {
+        self.eat(b'"')?;
+        let mut out = String::new();
+        loop {
+            let length = string_stop(&self.bytes()[self.at..])?;
+            out.push_str(self.text.get(self.at..self.at + length)?);
+            let stop = self.bytes()[self.at + length];
+            self.at += length + 1;
+            match stop {
+                b'"' => return Some(out),
+                b'\\' => out.push(self.escape()?),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The character of the escape after a backslash; `None` for an invalid
+    /// one and for surrogates (serde pairs them; this reader leaves them to it).
+    fn escape(&mut self) -> Option<char> {
+        let letter = *self.bytes().get(self.at)?;
+        self.at += 1;
+        Some(match letter {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hex = self.text.get(self.at..self.at + 4)?;
+                if !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+                    return None;
+                }
+                self.at += 4;
+                char::from_u32(u32::from_str_radix(hex, 16).ok()?)?
+            }
+            _ => return None,
+        })
+    }
+
+    fn string_or_null(&mut self) -> Option<String> {
+        if self.null() {
+            return Some(String::new());
+        }
+        self.string()
+    }
+
+    fn optional_string(&mut self) -> Option<Option<String>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    /// A string id that may be a number (`string_id`): the number's text.
+    fn string_id(&mut self) -> Option<String> {
+        match self.peek()? {
+            b'"' => self.string(),
+            b'n' => self.null().then(String::new),
+            _ => {
+                let start = self.at;
+                self.integer()?;
+                Some(self.text[start..self.at].to_owned())
+            }
+        }
+    }
+
+    /// A plain JSON integer that fits an `i64` and that serde reads as one:
+    /// no fraction, no exponent, no leading zero, not `-0`.
+    fn integer(&mut self) -> Option<i64> {
+        self.peek()?;
+        let bytes = self.bytes();
+        let negative = bytes[self.at] == b'-';
+        let start = self.at + usize::from(negative);
+        let mut magnitude: u64 = 0;
+        let mut end = start;
+        while let Some(digit) = bytes.get(end).filter(|byte| byte.is_ascii_digit()) {
+            magnitude = magnitude
+                .checked_mul(10)?
+                .checked_add(u64::from(digit - b'0'))?;
+            end += 1;
+        }
+        let digits = end - start;
+        let leading_zero = digits > 1 && bytes[start] == b'0';
+        let not_integer = matches!(bytes.get(end), Some(b'.' | b'e' | b'E'));
+        if digits == 0 || leading_zero || not_integer || (negative && magnitude == 0) {
+            return None;
+        }
+        self.at = end;
+        if negative {
+            0i64.checked_sub_unsigned(magnitude)
+        } else {
+            i64::try_from(magnitude).ok()
+        }
+    }
+
+    fn optional_integer(&mut self) -> Option<Option<i64>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.integer().map(Some)
+    }
+
+    fn optional_nick_color(&mut self) -> Option<Option<NickColor>> {
+        self.optional_integer().map(|color| color.map(NickColor))
+    }
+
+    fn optional_author(&mut self) -> Option<Option<Author>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.author().map(Some)
+    }
+
+    fn optional_timestamp(&mut self) -> Option<Option<Timestamp>> {
+        match self.optional_integer()? {
+            Some(value) => Timestamp::from_wire(value).map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// Skips a value of a key the types do not have, checked by serde_json
+    /// exactly as the derived decoders check it; a `strict` build rejects it.
+    fn skip_value(&mut self) -> Option<()> {
+        if cfg!(feature = "strict") {
+            return None;
+        }
+        let rest = &self.text[self.at..];
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<IgnoredAny>();
+        values.next()?.ok()?;
+        let skipped = &rest.as_bytes()[..values.byte_offset()];
+        // serde_json counts nesting from the top of the payload, this skip
+        // from the value: a deeply nested value is left to serde's own limit.
+        let opened = memchr::memchr2_iter(b'{', b'[', skipped).count();
+        if opened > MAX_SKIPPED_NESTING {
+            return None;
+        }
+        self.at += skipped.len();
+        Some(())
+    }
+
+    fn chat_message(&mut self) -> Option<ChatMessage> {
+        let (mut id, mut created_at, mut is_private) = (None, None, false);
+        let (mut author, mut parts) = (None, Vec::new());
+        let mut seen = Seen::default();
+        self.object(|r, key| match key {
+            "id" => seen.set(0, &mut id, r.integer().map(Some)),
+            "created_at" => seen.set(1, &mut created_at, r.optional_timestamp()),
+            "is_private" => seen.set(2, &mut is_private, r.bool_or_null()),
+            "author" => seen.set(3, &mut author, r.optional_author()),
+            "parts" => seen.set(4, &mut parts, r.array_or_null(Reader::part)),
+            _ => r.skip_value(),
+        })?;
+        Some(ChatMessage {
+            id: id?,
+            created_at,
+            is_private,
+            author,
+            parts,
+        })
+    }
+
+    fn author(&mut self) -> Option<Author> {
+        let mut id = None;
+        let mut author = Author::default();
+        let mut seen = Seen::default();
+        self.object(|r, key| match key {
+            "id" => seen.set(0, &mut id, r.integer().map(Some)),
+            "nick" => seen.set(1, &mut author.nick, r.string_or_null()),
+            "nick_color" => seen.set(2, &mut author.nick_color, r.optional_nick_color()),
+            "avatar_url" => seen.set(3, &mut author.avatar_url, r.optional_string()),
+            "is_owner" => seen.set(4, &mut author.is_owner, r.bool_or_null()),
+            "is_moderator" => seen.set(5, &mut author.is_moderator, r.bool_or_null()),
+            "badges" => seen.set(6, &mut author.badges, r.array_or_null(Reader::badge)),
+            "roles" => seen.set(7, &mut author.roles, r.array_or_null(Reader::role)),
+            _ => r.skip_value(),
+        })?;
+        author.id = id?;
+        Some(author)
+    }
+
+    fn badge(&mut self) -> Option<Badge> {
+        let mut badge = Badge::default();
+        let mut seen = Seen::default();
+        self.object(|r, key| match key {
+            "id" => seen.set(0, &mut badge.id, r.string_id()),
+            "name" => seen.set(1, &mut badge.name, r.string_or_null()),
+            "achievement_name" => seen.set(2, &mut badge.achievement_name, r.string_or_null()),
+            "small_url" => seen.set(3, &mut badge.small_url, r.optional_string()),
+            "medium_url" => seen.set(4, &mut badge.medium_url, r.optional_string()),
+            "large_url" => seen.set(5, &mut badge.large_url, r.optional_string()),
+            _ => r.skip_value(),
+        })?;
+        Some(badge)
+    }
+
+    fn role(&mut self) -> Option<Role> {
+        let mut role = Role::default();
+        let mut seen = Seen::default();
+        self.object(|r, key| match key {
+            "id" => seen.set(0, &mut role.id, r.string_id()),
+            "name" => seen.set(1, &mut role.name, r.string_or_null()),
+            "small_url" => seen.set(2, &mut role.small_url, r.optional_string()),
+            "medium_url" => seen.set(3, &mut role.medium_url, r.optional_string()),
+            "large_url" => seen.set(4, &mut role.large_url, r.optional_string()),
+            _ => r.skip_value(),
+        })?;
+        Some(role)
+    }
+
+    /// A part of a known kind alone in its object (`PartVisitor` keeps any
+    /// other shape raw or skips extra keys; this reader leaves both to it).
+    fn part(&mut self) -> Option<Part> {
+        self.eat(b'{')?;
+        let part = match self.key()? {
+            "text" => Part::Text(self.text_part()?),
+            "mention" => Part::Mention(self.mention_part()?),
+            "smile" => Part::Smile(self.smile_part()?),
+            "link" => Part::Link(self.link_part()?),
+            _ => return None,
+        };
+        self.eat(b'}')?;
+        Some(part)
+    }
+
+    fn text_part(&mut self) -> Option<TextPart> {
+        let mut part = TextPart::default();
+        let mut seen = Seen::default();
+        self.object(|r, key| match key {
+            "content" => seen.set(0, &mut part.content, r.string_or_null()),
+            _ => r.skip_value(),
+        })?;
+        Some(part)
+    }
+
+    fn mention_part(&mut self) -> Option<MentionPart> {
+        let mut part = MentionPart::default();
+        let mut seen = Seen::default();
+        self.object(|r, key| match key {
+            "id" => seen.set(0, &mut part.id, r.optional_integer()),
+            "nick" => seen.set(1, &mut part.nick, r.string_or_null()),
+            _ => r.skip_value(),
+        })?;
+        Some(part)
+    }
+
+    fn smile_part(&mut self) -> Option<SmilePart> {
+        let mut part = SmilePart::default();
+        let mut seen = Seen::default();
+        self.object(|r, key| match key {
+            "id" => seen.set(0, &mut part.id, r.string_id()),
+            "name" => seen.set(1, &mut part.name, r.string_or_null()),
+            "animated" => seen.set(2, &mut part.animated, r.bool_or_null()),
+            "small_url" => seen.set(3, &mut part.small_url, r.optional_string()),
+            "medium_url" => seen.set(4, &mut part.medium_url, r.optional_string()),
+            "large_url" => seen.set(5, &mut part.large_url, r.optional_string()),
+            _ => r.skip_value(),
+        })?;
+        Some(part)
+    }
+
+    fn link_part(&mut self) -> Option<LinkPart> {
+        let mut part = LinkPart::default();
+        let mut seen = Seen::default();
+        self.object(|r, key| match key {
+            "content" => seen.set(0, &mut part.content, r.string_or_null()),
+            "url" => seen.set(1, &mut part.url, r.string_or_null()),
+            _ => r.skip_value(),
+        })?;
+        Some(part)
+    }
+}
+
+/// How far a string's text runs before a `"`, a `\\` or a control character
+/// (which JSON strings may not hold); `None` if none comes. Sixteen bytes at
+/// a time: chat is mostly URLs and text, and keys fit one step.
+fn string_stop(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 16) {
+        let chunk = u8x16::new(chunk.try_into().ok()?);
+        let control = chunk.min(u8x16::splat(0x1f)).simd_eq(chunk);
+        let stops =
+            chunk.simd_eq(u8x16::splat(b'"')) | chunk.simd_eq(u8x16::splat(b'\\')) | control;
+        let mask = stops.to_bitmask();
+        if mask != 0 {
+            return Some(at + mask.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    let tail = bytes[at..]
+        .iter()
+        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
+    Some(at + tail)
+}
+
+#[cfg(test)]
+#[path = "chat_reader_tests.rs"]
+mod tests;

@@ -1,0 +1,218 @@
+//! The direct chat reader agrees with serde: whenever it reads a payload, the
+//! message is exactly the one the serde decoder gives, and it reads the
+//! payloads VK and the emulator send (so the agreement is not vacuous).
+
+use super::*;
+use crate::event::{VkEvent, serde_one_pass};
+
+const FIXTURES: [&str; 2] = [
+    include_str!("../../tests/fixtures/channel_chat_message_send.json"),
+    include_str!("../../tests/fixtures/channel_chat_message_send_bot.json"),
+];
+
+/// A fixture as it travels: compact, `type` first (a `serde_json::Value`
+/// would sort `data` first).
+fn compact(fixture: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(fixture).expect("fixture is JSON");
+    format!(r#"{{"type":{},"data":{}}}"#, value["type"], value["data"])
+}
+
+/// Payloads like the emulator's: every part kind, badges, roles, escapes,
+/// nulls and empty values.
+const SHAPES: [&str; 4] = [
+    r#"{"type":"channel_chat_message_send","data":{"chat_message":{"author":{"avatar_url":"https://i.invalid/a/1.png","badges":[{"achievement_name":"subscription_01","id":"badge-1","large_url":"https://i.invalid/b/l.png","medium_url":"https://i.invalid/b/m.png","name":"","small_url":"https://i.invalid/b/s.png"}],"id":17919,"is_moderator":false,"is_owner":false,"nick":"Вася_Пупкин","nick_color":15,"roles":[{"id":"5f0c","name":"Модератор","small_url":"s","medium_url":"m","large_url":"l"}]},"created_at":1785110751,"id":700000001,"is_private":false,"parts":[{"text":{"content":"Привет всем \"ok\" \\ \/ \u0041\u00e9 "}},{"mention":{"id":41676,"nick":"Настя🌸"}},{"smile":{"animated":true,"id":"smile-42","large_url":"l","medium_url":"m","name":"Kappa","small_url":"s"}},{"link":{"content":"","url":"https://e.org/?a=1&b=2"}},{"text":{"content":"\n"}}]}}}"#,
+    r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":-5,"created_at":null,"is_private":null,"author":null,"parts":null}}}"#,
+    r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"created_at":1700000000123,"author":{"id":1,"nick":null,"nick_color":null,"avatar_url":null,"is_owner":null,"is_moderator":null,"badges":null,"roles":[]},"parts":[{"mention":{"id":null,"nick":"x"}},{"smile":{"id":42,"name":null,"animated":null}},{"link":{"content":null,"url":null}},{"text":{}}]}}}"#,
+    " { \"type\" : \"channel_chat_message_send\" ,\n\t\"data\" : { \"chat_message\" : { \"id\" : 1 , \"parts\" : [ ] } } }\r\n",
+];
+
+/// The rule every payload obeys; returns whether the reader took it.
+fn assert_agrees(payload: &str) -> bool {
+    let Some(read) = read_chat_message(payload) else {
+        return false;
+    };
+    assert_eq!(
+        serde_one_pass(payload),
+        Some(VkEvent::ChatMessage(read)),
+        "direct reader and serde differ: {payload:?}"
+    );
+    true
+}
+
+#[test]
+fn reads_every_chat_fixture_and_shape_as_serde_does() {
+    let fixtures = FIXTURES.map(compact);
+    for payload in fixtures.iter().map(String::as_str).chain(SHAPES) {
+        assert!(assert_agrees(payload), "not read directly: {payload}");
+    }
+}
+
+#[test]
+fn declines_what_it_leaves_to_serde() {
+    let declined = [
+        // Other events, other envelopes.
+        r#"{"type":"channel_chat_message_delete","data":{"chat_message":{"id":7}}}"#,
+        r#"{"data":{"chat_message":{"id":7}},"type":"channel_chat_message_send"}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7}},"id":"x"}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7},"x":1}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7}}} 1"#,
+        // Numbers serde reads otherwise, or not at all.
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7.0}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7e2}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":-0}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":07}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":9223372036854775808}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"created_at":"1700000000"}}}"#,
+        // Keys twice, a missing id, escapes in keys, surrogates.
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"id":8}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"parts":[]}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"\u0069d":7}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"parts":[{"text":{"content":"\ud83d\ude00"}}]}}}"#,
+        // Parts PartVisitor keeps raw or reads with extra keys.
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"parts":[{}]}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"parts":[{"poll":{}}]}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"parts":[{"text":{},"x":1}]}}}"#,
+        // Broken JSON.
+        "{\"type\":\"channel_chat_message_send\",\"data\":{\"chat_message\":{\"id\":7,\"parts\":[{\"text\":{\"content\":\"a\u{1}\"}}]}}}",
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,}}}"#,
+        r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7"#,
+    ];
+    for payload in declined {
+        assert!(read_chat_message(payload).is_none(), "read: {payload}");
+    }
+}
+
+#[test]
+fn skips_unknown_keys_as_serde_does_unless_strict() {
+    let payload = r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"flags":{"a":[1,2.5,"x\n",null,true]},"author":{"id":1,"extra":"y"},"parts":[{"text":{"content":"hi","style":null}}]}}}"#;
+    assert_eq!(assert_agrees(payload), !cfg!(feature = "strict"));
+    let deep = format!(
+        r#"{{"type":"channel_chat_message_send","data":{{"chat_message":{{"id":7,"x":{}1{}}}}}}}"#,
+        "[".repeat(MAX_SKIPPED_NESTING + 1),
+        "]".repeat(MAX_SKIPPED_NESTING + 1)
+    );
+    assert!(read_chat_message(&deep).is_none());
+    let broken = r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"x":[1,}}}"#;
+    assert!(read_chat_message(broken).is_none());
+}
+
+/// A small xorshift generator: the mutations are the same in every run.
+struct Mutations(u64);
+
+impl Mutations {
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % bound.max(1) as u64) as usize
+    }
+
+    /// One to three edits of `payload`: bytes that matter to JSON put in,
+    /// taken out or swapped for others, spans doubled or dropped.
+    fn mutate(&mut self, payload: &str) -> String {
+        const PIECES: [&str; 24] = [
+            "\"",
+            "\\",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "0",
+            "-",
+            ".",
+            "e",
+            " ",
+            "null",
+            "true",
+            "1.5",
+            "\\n",
+            "\\u0041",
+            "\\ud800",
+            "\u{1}",
+            "\"x\":1,",
+            "9223372036854775808",
+            "é",
+            "\"id\":3,",
+        ];
+        let mut text = payload.to_owned();
+        for _ in 0..=self.below(3) {
+            let at = self.boundary(&text);
+            match self.below(4) {
+                0 => text.insert_str(at, PIECES[self.below(PIECES.len())]),
+                1 => {
+                    let end = self.boundary_from(&text, at);
+                    text.replace_range(at..end, "");
+                }
+                2 => {
+                    let end = self.boundary_from(&text, at);
+                    text.replace_range(at..end, PIECES[self.below(PIECES.len())]);
+                }
+                _ => {
+                    let end = self.boundary_from(&text, at);
+                    let span = text[at..end].to_owned();
+                    text.insert_str(at, &span);
+                }
+            }
+        }
+        text
+    }
+
+    fn boundary(&mut self, text: &str) -> usize {
+        let mut at = self.below(text.len() + 1);
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+
+    /// A char boundary a few bytes after `start`.
+    fn boundary_from(&mut self, text: &str, start: usize) -> usize {
+        let mut end = (start + 1 + self.below(24)).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        end.max(start)
+    }
+}
+
+#[test]
+fn agrees_with_serde_on_thousands_of_mutated_payloads() {
+    let fixtures = FIXTURES.map(compact);
+    let bases: Vec<&str> = fixtures.iter().map(String::as_str).chain(SHAPES).collect();
+    let mut mutations = Mutations(0x9e37_79b9_7f4a_7c15);
+    let mut read = 0;
+    let rounds = 30_000;
+    for round in 0..rounds {
+        let mutated = mutations.mutate(bases[round % bases.len()]);
+        if assert_agrees(&mutated) {
+            read += 1;
+        }
+    }
+    // Many mutations land in a string or keep the shape: the reader must
+    // take a good share of them, or the agreement above says little (a
+    // `strict` build declines every mutation that adds a key, hence 1/20).
+    assert!(read > rounds / 20, "only {read} of {rounds} mutations read");
+}
+
+#[test]
+fn strings_stop_where_the_bytewise_reading_says_across_steps() {
+    let bytewise = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+    };
+    let mut mutations = Mutations(0x2545_f491_4f6c_dd1d);
+    for length in 0..70 {
+        for stop in [b'"', b'\\', 0x00, 0x1f, 0x20, 0x7f, 0xd0] {
+            for _ in 0..8 {
+                let mut bytes = vec![b'a'; length];
+                if length > 0 {
+                    bytes[mutations.below(length)] = stop;
+                }
+                assert_eq!(string_stop(&bytes), bytewise(&bytes), "{bytes:?}");
+            }
+        }
+    }
+}
