@@ -198,6 +198,13 @@ impl<'a> Reader<'a> {
     /// A JSON string, unescaped.
     fn string(&mut self) -> Option<String> {
         self.eat(b'"')?;
+        let length = string_stop(&self.bytes()[self.at..])?;
+        if self.bytes()[self.at + length] == b'"' {
+            // No escape: one exact allocation, the common case.
+            let text = self.text.get(self.at..self.at + length)?;
+            self.at += length + 1;
+            return Some(text.to_owned());
+        }
         let mut out = String::new();
         loop {
             let length = string_stop(&self.bytes()[self.at..])?;
