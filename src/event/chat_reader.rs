@@ -16,7 +16,8 @@
 //! Unknown keys in lenient builds are skipped with serde_json itself
 //! (`IgnoredAny`), so what is skipped is checked exactly as serde checks it.
 
-use serde::de::IgnoredAny;
+use std::borrow::Cow;
+
 use wide::u8x16;
 
 use super::chat::{
@@ -26,7 +27,7 @@ use super::kind;
 use super::palette::NickColor;
 use super::time::Timestamp;
 
-/// Brackets a skipped value may open: with the at most 8 levels of a chat
+/// How deep a skipped value may nest: with the at most 8 levels of a chat
 /// message around it, far below serde_json's limit of 128.
 const MAX_SKIPPED_NESTING: usize = 32;
 
@@ -51,12 +52,12 @@ pub(super) fn read_chat_message(payload: &str) -> Option<Box<ChatMessage>> {
 
 /// Keys of one object already read: serde rejects a known key given twice.
 #[derive(Default)]
-struct Seen(u16);
+pub(super) struct Seen(u16);
 
 impl Seen {
     /// Stores the value read for the key with this bit; `None` when the key
     /// was read before or its value is not of the common shape.
-    fn set<T>(&mut self, bit: u16, slot: &mut T, value: Option<T>) -> Option<()> {
+    pub(super) fn set<T>(&mut self, bit: u16, slot: &mut T, value: Option<T>) -> Option<()> {
         let mask = 1 << bit;
         if self.0 & mask != 0 {
             return None;
@@ -69,13 +70,13 @@ impl Seen {
 
 /// A cursor over the payload; every method returns `None` where the input
 /// leaves the common shape.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     text: &'a str,
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(text: &'a str) -> Reader<'a> {
+    pub(super) fn new(text: &'a str) -> Reader<'a> {
         Reader { text, at: 0 }
     }
 
@@ -94,7 +95,7 @@ impl<'a> Reader<'a> {
         None
     }
 
-    fn eat(&mut self, byte: u8) -> Option<()> {
+    pub(super) fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
@@ -103,12 +104,12 @@ impl<'a> Reader<'a> {
         self.eat(byte).is_some()
     }
 
-    fn at_end(&mut self) -> bool {
+    pub(super) fn at_end(&mut self) -> bool {
         self.peek().is_none()
     }
 
     /// A string without escapes, borrowed: what keys and the type are.
-    fn key_like_string(&mut self) -> Option<&'a str> {
+    pub(super) fn key_like_string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
         let end = start + string_stop(&self.bytes()[start..])?;
@@ -126,12 +127,15 @@ impl<'a> Reader<'a> {
         Some(key)
     }
 
-    fn expect_key(&mut self, expected: &str) -> Option<()> {
+    pub(super) fn expect_key(&mut self, expected: &str) -> Option<()> {
         (self.key()? == expected).then_some(())
     }
 
     /// An object, `member` called with each key and the reader at its value.
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    pub(super) fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
         self.eat(b'{')?;
         if self.eat_if(b'}') {
             return Some(());
@@ -150,25 +154,35 @@ impl<'a> Reader<'a> {
         &mut self,
         mut element: impl FnMut(&mut Self) -> Option<T>,
     ) -> Option<Vec<T>> {
-        if self.null() {
-            return Some(Vec::new());
-        }
-        self.eat(b'[')?;
         let mut items = Vec::new();
+        if !self.null() {
+            self.each_in_array(|r| {
+                items.push(element(r)?);
+                Some(())
+            })?;
+        }
+        Some(items)
+    }
+
+    /// An array, `element` called with the reader at each element.
+    pub(super) fn each_in_array(
+        &mut self,
+        mut element: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'[')?;
         if self.eat_if(b']') {
-            return Some(items);
+            return Some(());
         }
         loop {
-            items.push(element(self)?);
+            element(self)?;
             if !self.eat_if(b',') {
-                self.eat(b']')?;
-                return Some(items);
+                return self.eat(b']');
             }
         }
     }
 
     /// Consumes `null` if it comes next.
-    fn null(&mut self) -> bool {
+    pub(super) fn null(&mut self) -> bool {
         let found = self.peek() == Some(b'n') && self.bytes()[self.at..].starts_with(b"null");
         if found {
             self.at += 4;
@@ -195,15 +209,15 @@ impl<'a> Reader<'a> {
         self.bool()
     }
 
-    /// A JSON string, unescaped.
-    fn string(&mut self) -> Option<String> {
+    /// A JSON string, unescaped: borrowed from the payload when it has no
+    /// escape (the common case), else built.
+    pub(super) fn cow_string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let length = string_stop(&self.bytes()[self.at..])?;
         if self.bytes()[self.at + length] == b'"' {
-            // No escape: one exact allocation, the common case.
             let text = self.text.get(self.at..self.at + length)?;
             self.at += length + 1;
-            return Some(text.to_owned());
+            return Some(Cow::Borrowed(text));
         }
         let mut out = String::new();
         loop {
@@ -212,11 +226,24 @@ impl<'a> Reader<'a> {
             let stop = self.bytes()[self.at + length];
             self.at += length + 1;
             match stop {
-                b'"' => return Some(out),
+                b'"' => return Some(Cow::Owned(out)),
                 b'\\' => out.push(self.escape()?),
                 _ => return None,
             }
         }
+    }
+
+    /// A JSON string, owned (one exact allocation when it has no escape).
+    fn string(&mut self) -> Option<String> {
+        self.cow_string().map(Cow::into_owned)
+    }
+
+    /// A string or `null` (`None`), borrowed where it can be.
+    pub(super) fn optional_cow_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.cow_string().map(Some)
     }
 
     /// The character of the escape after a backslash; `None` for an invalid
@@ -274,7 +301,7 @@ impl<'a> Reader<'a> {
 
     /// A plain JSON integer that fits an `i64` and that serde reads as one:
     /// no fraction, no exponent, no leading zero, not `-0`.
-    fn integer(&mut self) -> Option<i64> {
+    pub(super) fn integer(&mut self) -> Option<i64> {
         self.peek()?;
         let bytes = self.bytes();
         let negative = bytes[self.at] == b'-';
@@ -301,7 +328,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn optional_integer(&mut self) -> Option<Option<i64>> {
+    pub(super) fn optional_integer(&mut self) -> Option<Option<i64>> {
         if self.null() {
             return Some(None);
         }
@@ -326,23 +353,96 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Skips a value of a key the types do not have, checked by serde_json
-    /// exactly as the derived decoders check it; a `strict` build rejects it.
-    fn skip_value(&mut self) -> Option<()> {
+    /// Skips a value of a key the types do not have; a `strict` build
+    /// rejects it, as its decoders deny unknown fields.
+    fn skip_unknown(&mut self) -> Option<()> {
         if cfg!(feature = "strict") {
             return None;
         }
-        let rest = &self.text[self.at..];
-        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<IgnoredAny>();
-        values.next()?.ok()?;
-        let skipped = &rest.as_bytes()[..values.byte_offset()];
-        // serde_json counts nesting from the top of the payload, this skip
-        // from the value: a deeply nested value is left to serde's own limit.
-        let opened = memchr::memchr2_iter(b'{', b'[', skipped).count();
-        if opened > MAX_SKIPPED_NESTING {
-            return None;
+        self.skip_value()
+    }
+
+    /// Skips one value, checked as serde_json checks a value it ignores
+    /// (`IgnoredAny`); `None` where serde would fail, for an object key with
+    /// an escape, and past [`MAX_SKIPPED_NESTING`] (serde_json counts its
+    /// nesting limit from the top of the payload, this skip from the value).
+    pub(super) fn skip_value(&mut self) -> Option<()> {
+        self.skip_nested(0)
+    }
+
+    fn skip_nested(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' | b'[' if depth >= MAX_SKIPPED_NESTING => None,
+            b'{' => self.object(|r, _| r.skip_nested(depth + 1)),
+            b'[' => self.each_in_array(|r| r.skip_nested(depth + 1)),
+            b't' | b'f' => self.bool().map(drop),
+            b'n' => self.null().then_some(()),
+            _ => self.skip_number(),
         }
-        self.at += skipped.len();
+    }
+
+    fn skip_string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            let length = string_stop(&self.bytes()[self.at..])?;
+            let stop = self.bytes()[self.at + length];
+            self.at += length + 1;
+            match stop {
+                b'"' => return Some(()),
+                b'\\' => self.skip_escape()?,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Any escape serde accepts in a string it ignores: surrogates too.
+    fn skip_escape(&mut self) -> Option<()> {
+        let letter = *self.bytes().get(self.at)?;
+        self.at += 1;
+        match letter {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
+            b'u' => {
+                let hex = self.bytes().get(self.at..self.at + 4)?;
+                self.at += 4;
+                hex.iter().all(u8::is_ascii_hexdigit).then_some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// A JSON number: `-`, then `0` or digits not starting with `0`, then an
+    /// optional fraction and exponent, each with at least one digit.
+    fn skip_number(&mut self) -> Option<()> {
+        let bytes = self.bytes();
+        let digits_at = |at: usize| {
+            bytes[at.min(bytes.len())..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count()
+        };
+        let mut at = self.at + usize::from(bytes.get(self.at) == Some(&b'-'));
+        match bytes.get(at)? {
+            b'0' => at += 1,
+            b'1'..=b'9' => at += digits_at(at),
+            _ => return None,
+        }
+        if bytes.get(at) == Some(&b'.') {
+            let digits = digits_at(at + 1);
+            if digits == 0 {
+                return None;
+            }
+            at += 1 + digits;
+        }
+        if matches!(bytes.get(at), Some(b'e' | b'E')) {
+            at += 1 + usize::from(matches!(bytes.get(at + 1), Some(b'+' | b'-')));
+            let digits = digits_at(at);
+            if digits == 0 {
+                return None;
+            }
+            at += digits;
+        }
+        self.at = at;
         Some(())
     }
 
@@ -356,7 +456,7 @@ impl<'a> Reader<'a> {
             "is_private" => seen.set(2, &mut is_private, r.bool_or_null()),
             "author" => seen.set(3, &mut author, r.optional_author()),
             "parts" => seen.set(4, &mut parts, r.array_or_null(Reader::part)),
-            _ => r.skip_value(),
+            _ => r.skip_unknown(),
         })?;
         Some(ChatMessage {
             id: id?,
@@ -380,7 +480,7 @@ impl<'a> Reader<'a> {
             "is_moderator" => seen.set(5, &mut author.is_moderator, r.bool_or_null()),
             "badges" => seen.set(6, &mut author.badges, r.array_or_null(Reader::badge)),
             "roles" => seen.set(7, &mut author.roles, r.array_or_null(Reader::role)),
-            _ => r.skip_value(),
+            _ => r.skip_unknown(),
         })?;
         author.id = id?;
         Some(author)
@@ -396,7 +496,7 @@ impl<'a> Reader<'a> {
             "small_url" => seen.set(3, &mut badge.small_url, r.optional_string()),
             "medium_url" => seen.set(4, &mut badge.medium_url, r.optional_string()),
             "large_url" => seen.set(5, &mut badge.large_url, r.optional_string()),
-            _ => r.skip_value(),
+            _ => r.skip_unknown(),
         })?;
         Some(badge)
     }
@@ -410,7 +510,7 @@ impl<'a> Reader<'a> {
             "small_url" => seen.set(2, &mut role.small_url, r.optional_string()),
             "medium_url" => seen.set(3, &mut role.medium_url, r.optional_string()),
             "large_url" => seen.set(4, &mut role.large_url, r.optional_string()),
-            _ => r.skip_value(),
+            _ => r.skip_unknown(),
         })?;
         Some(role)
     }
@@ -435,7 +535,7 @@ impl<'a> Reader<'a> {
         let mut seen = Seen::default();
         self.object(|r, key| match key {
             "content" => seen.set(0, &mut part.content, r.string_or_null()),
-            _ => r.skip_value(),
+            _ => r.skip_unknown(),
         })?;
         Some(part)
     }
@@ -446,7 +546,7 @@ impl<'a> Reader<'a> {
         self.object(|r, key| match key {
             "id" => seen.set(0, &mut part.id, r.optional_integer()),
             "nick" => seen.set(1, &mut part.nick, r.string_or_null()),
-            _ => r.skip_value(),
+            _ => r.skip_unknown(),
         })?;
         Some(part)
     }
@@ -461,7 +561,7 @@ impl<'a> Reader<'a> {
             "small_url" => seen.set(3, &mut part.small_url, r.optional_string()),
             "medium_url" => seen.set(4, &mut part.medium_url, r.optional_string()),
             "large_url" => seen.set(5, &mut part.large_url, r.optional_string()),
-            _ => r.skip_value(),
+            _ => r.skip_unknown(),
         })?;
         Some(part)
     }
@@ -472,7 +572,7 @@ impl<'a> Reader<'a> {
         self.object(|r, key| match key {
             "content" => seen.set(0, &mut part.content, r.string_or_null()),
             "url" => seen.set(1, &mut part.url, r.string_or_null()),
-            _ => r.skip_value(),
+            _ => r.skip_unknown(),
         })?;
         Some(part)
     }
@@ -502,4 +602,4 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 #[path = "chat_reader_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -5,21 +5,21 @@
 use super::*;
 use crate::event::{VkEvent, serde_one_pass};
 
-const FIXTURES: [&str; 2] = [
+pub(in crate::event) const FIXTURES: [&str; 2] = [
     include_str!("../../tests/fixtures/channel_chat_message_send.json"),
     include_str!("../../tests/fixtures/channel_chat_message_send_bot.json"),
 ];
 
 /// A fixture as it travels: compact, `type` first (a `serde_json::Value`
 /// would sort `data` first).
-fn compact(fixture: &str) -> String {
+pub(in crate::event) fn compact(fixture: &str) -> String {
     let value: serde_json::Value = serde_json::from_str(fixture).expect("fixture is JSON");
     format!(r#"{{"type":{},"data":{}}}"#, value["type"], value["data"])
 }
 
 /// Payloads like the emulator's: every part kind, badges, roles, escapes,
 /// nulls and empty values.
-const SHAPES: [&str; 4] = [
+pub(in crate::event) const SHAPES: [&str; 4] = [
     r#"{"type":"channel_chat_message_send","data":{"chat_message":{"author":{"avatar_url":"https://i.invalid/a/1.png","badges":[{"achievement_name":"subscription_01","id":"badge-1","large_url":"https://i.invalid/b/l.png","medium_url":"https://i.invalid/b/m.png","name":"","small_url":"https://i.invalid/b/s.png"}],"id":17919,"is_moderator":false,"is_owner":false,"nick":"Вася_Пупкин","nick_color":15,"roles":[{"id":"5f0c","name":"Модератор","small_url":"s","medium_url":"m","large_url":"l"}]},"created_at":1785110751,"id":700000001,"is_private":false,"parts":[{"text":{"content":"Привет всем \"ok\" \\ \/ \u0041\u00e9 "}},{"mention":{"id":41676,"nick":"Настя🌸"}},{"smile":{"animated":true,"id":"smile-42","large_url":"l","medium_url":"m","name":"Kappa","small_url":"s"}},{"link":{"content":"","url":"https://e.org/?a=1&b=2"}},{"text":{"content":"\n"}}]}}}"#,
     r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":-5,"created_at":null,"is_private":null,"author":null,"parts":null}}}"#,
     r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":7,"created_at":1700000000123,"author":{"id":1,"nick":null,"nick_color":null,"avatar_url":null,"is_owner":null,"is_moderator":null,"badges":null,"roles":[]},"parts":[{"mention":{"id":null,"nick":"x"}},{"smile":{"id":42,"name":null,"animated":null}},{"link":{"content":null,"url":null}},{"text":{}}]}}}"#,
@@ -97,7 +97,7 @@ fn skips_unknown_keys_as_serde_does_unless_strict() {
 }
 
 /// A small xorshift generator: the mutations are the same in every run.
-struct Mutations(u64);
+pub(in crate::event) struct Mutations(pub(in crate::event) u64);
 
 impl Mutations {
     fn below(&mut self, bound: usize) -> usize {
@@ -109,7 +109,7 @@ impl Mutations {
 
     /// One to three edits of `payload`: bytes that matter to JSON put in,
     /// taken out or swapped for others, spans doubled or dropped.
-    fn mutate(&mut self, payload: &str) -> String {
+    pub(in crate::event) fn mutate(&mut self, payload: &str) -> String {
         const PIECES: [&str; 24] = [
             "\"",
             "\\",
@@ -177,15 +177,23 @@ impl Mutations {
     }
 }
 
+/// The payloads the mutations start from: the fixtures and the shapes.
+pub(in crate::event) fn bases() -> Vec<String> {
+    FIXTURES
+        .map(compact)
+        .into_iter()
+        .chain(SHAPES.map(str::to_owned))
+        .collect()
+}
+
 #[test]
 fn agrees_with_serde_on_thousands_of_mutated_payloads() {
-    let fixtures = FIXTURES.map(compact);
-    let bases: Vec<&str> = fixtures.iter().map(String::as_str).chain(SHAPES).collect();
+    let bases = bases();
     let mut mutations = Mutations(0x9e37_79b9_7f4a_7c15);
     let mut read = 0;
     let rounds = 30_000;
     for round in 0..rounds {
-        let mutated = mutations.mutate(bases[round % bases.len()]);
+        let mutated = mutations.mutate(&bases[round % bases.len()]);
         if assert_agrees(&mutated) {
             read += 1;
         }
@@ -215,4 +223,35 @@ fn strings_stop_where_the_bytewise_reading_says_across_steps() {
             }
         }
     }
+}
+
+#[test]
+fn skipping_agrees_with_serde_ignoring() {
+    let values = [
+        r#"{"a":[1,-2.5e+3,0,-0,1E9,"x\n\u00e9\ud800",true,false,null,{}],"b":{"c":[]}}"#,
+        r#"[0.5,-1,"\"",{"k":"v"}]"#,
+        "-12.75e-2",
+        r#""\/\b\f\r\t""#,
+    ];
+    let serde_accepts = |text: &str| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+    let skips = |text: &str| {
+        let mut reader = Reader::new(text);
+        reader.skip_value().is_some() && reader.at_end()
+    };
+    for value in values {
+        assert!(skips(value) && serde_accepts(value), "{value}");
+    }
+    let mut mutations = Mutations(0x51_7cc1_b727_220a);
+    let mut skipped = 0;
+    for round in 0..20_000 {
+        let mutated = mutations.mutate(values[round % values.len()]);
+        if skips(&mutated) {
+            assert!(
+                serde_accepts(&mutated),
+                "skipped what serde rejects: {mutated:?}"
+            );
+            skipped += 1;
+        }
+    }
+    assert!(skipped > 1_000, "only {skipped} mutations skipped");
 }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::chat_reader::{Reader, Seen};
 use super::kind;
 
 /// The fields of a `channel_chat_message_send` most bots and overlays read,
@@ -43,27 +44,32 @@ impl<'a> ChatSummary<'a> {
     /// Reads a publication payload; `None` when it is not a chat message, or
     /// has a field this reading does not take (decode it in full then).
     pub fn decode(payload: &'a str) -> Option<ChatSummary<'a>> {
-        let envelope: Envelope<'a> = serde_json::from_str(payload).ok()?;
-        if envelope.kind != kind::CHAT_MESSAGE_SEND {
-            return None;
-        }
-        let message = envelope.data?.chat_message?;
-        let (author_id, nick) = match message.author {
-            Some(author) => (Some(author.id), author.nick.unwrap_or_default()),
-            None => (None, Cow::Borrowed("")),
-        };
-        let mut text = String::new();
-        for part in message.parts.unwrap_or_default() {
-            part.push_plain(&mut text);
-        }
-        text.truncate(text.trim_end().len());
-        Some(ChatSummary {
-            id: message.id,
-            author_id,
-            nick,
-            text,
-        })
+        read_directly(payload).or_else(|| decode_with_serde(payload))
     }
+}
+
+/// The summary by serde: any shape [`read_directly`] declines.
+fn decode_with_serde(payload: &str) -> Option<ChatSummary<'_>> {
+    let envelope: Envelope<'_> = serde_json::from_str(payload).ok()?;
+    if envelope.kind != kind::CHAT_MESSAGE_SEND {
+        return None;
+    }
+    let message = envelope.data?.chat_message?;
+    let (author_id, nick) = match message.author {
+        Some(author) => (Some(author.id), author.nick.unwrap_or_default()),
+        None => (None, Cow::Borrowed("")),
+    };
+    let mut text = String::new();
+    for part in message.parts.unwrap_or_default() {
+        part.push_plain(&mut text);
+    }
+    text.truncate(text.trim_end().len());
+    Some(ChatSummary {
+        id: message.id,
+        author_id,
+        nick,
+        text,
+    })
 }
 
 #[derive(Deserialize)]
@@ -160,5 +166,181 @@ impl Part<'_> {
                 content => out.push_str(content),
             }
         }
+    }
+}
+
+/// The summary read without serde, for the common shape of the payload (see
+/// `chat_reader`): the envelope with `type` then `data` and nothing else,
+/// keys without escapes, each key at most once. What it skips is checked as
+/// serde checks what it ignores. `None` sends the payload to serde.
+fn read_directly(payload: &str) -> Option<ChatSummary<'_>> {
+    let mut reader = Reader::new(payload);
+    reader.eat(b'{')?;
+    reader.expect_key("type")?;
+    if reader.key_like_string()? != kind::CHAT_MESSAGE_SEND {
+        return None;
+    }
+    reader.eat(b',')?;
+    reader.expect_key("data")?;
+    reader.eat(b'{')?;
+    reader.expect_key("chat_message")?;
+    let summary = read_message(&mut reader)?;
+    reader.eat(b'}')?;
+    reader.eat(b'}')?;
+    reader.at_end().then_some(summary)
+}
+
+fn read_message<'a>(reader: &mut Reader<'a>) -> Option<ChatSummary<'a>> {
+    let mut id = None;
+    let mut author: Option<Author<'a>> = None;
+    let mut text = String::new();
+    let mut seen = Seen::default();
+    reader.object(|r, key| match key {
+        "id" => seen.set(0, &mut id, r.integer().map(Some)),
+        "author" => seen.set(1, &mut author, optional(r, read_author)),
+        "parts" => {
+            seen.set(2, &mut (), Some(()))?;
+            if r.null() {
+                return Some(());
+            }
+            r.each_in_array(|r| {
+                read_part(r)?.push_plain(&mut text);
+                Some(())
+            })
+        }
+        _ => r.skip_value(),
+    })?;
+    text.truncate(text.trim_end().len());
+    let (author_id, nick) = match author {
+        Some(author) => (Some(author.id), author.nick.unwrap_or_default()),
+        None => (None, Cow::Borrowed("")),
+    };
+    Some(ChatSummary {
+        id: id?,
+        author_id,
+        nick,
+        text,
+    })
+}
+
+/// `null` as `None`, else what `read` makes of the value.
+fn optional<'a, T>(
+    reader: &mut Reader<'a>,
+    read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    if reader.null() {
+        return Some(None);
+    }
+    read(reader).map(Some)
+}
+
+fn read_author<'a>(reader: &mut Reader<'a>) -> Option<Author<'a>> {
+    let (mut id, mut nick) = (None, None);
+    let mut seen = Seen::default();
+    reader.object(|r, key| match key {
+        "id" => seen.set(0, &mut id, r.integer().map(Some)),
+        "nick" => seen.set(1, &mut nick, r.optional_cow_string()),
+        _ => r.skip_value(),
+    })?;
+    Some(Author { id: id?, nick })
+}
+
+fn read_part<'a>(reader: &mut Reader<'a>) -> Option<Part<'a>> {
+    let mut part = Part {
+        text: None,
+        mention: None,
+        smile: None,
+        link: None,
+    };
+    let mut seen = Seen::default();
+    reader.object(|r, key| match key {
+        "text" => seen.set(0, &mut part.text, optional(r, read_content)),
+        "mention" => seen.set(1, &mut part.mention, optional(r, read_mention)),
+        "smile" => seen.set(2, &mut part.smile, optional(r, read_smile)),
+        "link" => seen.set(3, &mut part.link, optional(r, read_link)),
+        _ => r.skip_value(),
+    })?;
+    Some(part)
+}
+
+fn read_content<'a>(reader: &mut Reader<'a>) -> Option<Content<'a>> {
+    let mut content = None;
+    let mut seen = Seen::default();
+    reader.object(|r, key| match key {
+        "content" => seen.set(0, &mut content, r.optional_cow_string()),
+        _ => r.skip_value(),
+    })?;
+    Some(Content { content })
+}
+
+fn read_mention<'a>(reader: &mut Reader<'a>) -> Option<Mention<'a>> {
+    let (mut id, mut nick) = (None, None);
+    let mut seen = Seen::default();
+    reader.object(|r, key| match key {
+        "id" => seen.set(0, &mut id, r.optional_integer()),
+        "nick" => seen.set(1, &mut nick, r.optional_cow_string()),
+        _ => r.skip_value(),
+    })?;
+    Some(Mention { id, nick })
+}
+
+fn read_smile<'a>(reader: &mut Reader<'a>) -> Option<Smile<'a>> {
+    let mut name = None;
+    let mut seen = Seen::default();
+    reader.object(|r, key| match key {
+        "name" => seen.set(0, &mut name, r.optional_cow_string()),
+        _ => r.skip_value(),
+    })?;
+    Some(Smile { name })
+}
+
+fn read_link<'a>(reader: &mut Reader<'a>) -> Option<Link<'a>> {
+    let (mut content, mut url) = (None, None);
+    let mut seen = Seen::default();
+    reader.object(|r, key| match key {
+        "content" => seen.set(0, &mut content, r.optional_cow_string()),
+        "url" => seen.set(1, &mut url, r.optional_cow_string()),
+        _ => r.skip_value(),
+    })?;
+    Some(Link { content, url })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::chat_reader::tests::{Mutations, bases};
+
+    /// The rule every payload obeys; returns whether it was read directly.
+    fn assert_agrees(payload: &str) -> bool {
+        let Some(read) = read_directly(payload) else {
+            return false;
+        };
+        assert_eq!(
+            decode_with_serde(payload),
+            Some(read),
+            "direct summary and serde differ: {payload:?}"
+        );
+        true
+    }
+
+    #[test]
+    fn reads_every_chat_fixture_and_shape_as_serde_does() {
+        for payload in bases() {
+            assert!(assert_agrees(&payload), "not read directly: {payload}");
+        }
+    }
+
+    #[test]
+    fn agrees_with_serde_on_thousands_of_mutated_payloads() {
+        let bases = bases();
+        let mut mutations = Mutations(0x6a09_e667_f3bc_c908);
+        let mut read = 0;
+        let rounds = 30_000;
+        for round in 0..rounds {
+            if assert_agrees(&mutations.mutate(&bases[round % bases.len()])) {
+                read += 1;
+            }
+        }
+        assert!(read > rounds / 10, "only {read} of {rounds} mutations read");
     }
 }
