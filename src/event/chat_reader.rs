@@ -13,8 +13,9 @@
 //! gives; `tests` below holds it to that on fixtures, odd payloads and
 //! thousands of mutations.
 //!
-//! Unknown keys in lenient builds are skipped with serde_json itself
-//! (`IgnoredAny`), so what is skipped is checked exactly as serde checks it.
+//! Unknown keys in lenient builds are skipped by [`Reader::skip_value`],
+//! which checks what it skips as serde's `IgnoredAny` does (a test holds it
+//! to that). `summary` reads its few fields with the same [`Reader`].
 
 use std::borrow::Cow;
 
@@ -37,7 +38,7 @@ pub(super) fn read_chat_message(payload: &str) -> Option<Box<ChatMessage>> {
     let mut reader = Reader::new(payload);
     reader.eat(b'{')?;
     reader.expect_key("type")?;
-    if reader.key_like_string()? != kind::CHAT_MESSAGE_SEND {
+    if reader.unescaped_string()? != kind::CHAT_MESSAGE_SEND {
         return None;
     }
     reader.eat(b',')?;
@@ -109,7 +110,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string without escapes, borrowed: what keys and the type are.
-    pub(super) fn key_like_string(&mut self) -> Option<&'a str> {
+    pub(super) fn unescaped_string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
         let end = start + string_stop(&self.bytes()[start..])?;
@@ -122,7 +123,7 @@ impl<'a> Reader<'a> {
 
     /// An object key and its colon.
     fn key(&mut self) -> Option<&'a str> {
-        let key = self.key_like_string()?;
+        let key = self.unescaped_string()?;
         self.eat(b':')?;
         Some(key)
     }

@@ -177,7 +177,7 @@ fn read_directly(payload: &str) -> Option<ChatSummary<'_>> {
     let mut reader = Reader::new(payload);
     reader.eat(b'{')?;
     reader.expect_key("type")?;
-    if reader.key_like_string()? != kind::CHAT_MESSAGE_SEND {
+    if reader.unescaped_string()? != kind::CHAT_MESSAGE_SEND {
         return None;
     }
     reader.eat(b',')?;
