@@ -16,13 +16,17 @@
 //!   now; `skim/cut_then_typed`: the cut plus the caller's typed decode, the
 //!   whole JSON work of one publication;
 //! - `decode/chat_summary`: `event::ChatSummary::decode` of the same payload
-//!   (id, author, nick, plain text), next to `decode/typed_chat`.
+//!   (id, author, nick, plain text), next to `decode/typed_chat`;
+//! - `decode/typed_chat_serde`: the same payload through `event::TypedPayload`
+//!   alone, the serde path `typed_chat` takes when the direct chat reader
+//!   declines a payload (and took for every payload before that reader).
 //!
 //! Run: `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde::de::DeserializeSeed;
 use serde_json::value::RawValue;
 use vklive_pubsub::event::{ChatMessage, ChatSummary, TypedPayload, VkEvent};
 use vklive_pubsub::protocol::{
@@ -72,6 +76,9 @@ fn typed_chat(c: &mut Criterion) {
     group.bench_function("typed_chat", |b| {
         b.iter(|| VkEvent::decode(black_box(&payload)))
     });
+    group.bench_function("typed_chat_serde", |b| {
+        b.iter(|| typed_with_serde(black_box(payload.get())))
+    });
     group.bench_function("chat_summary", |b| {
         b.iter(|| ChatSummary::decode(black_box(payload.get())).map(|s| s.id))
     });
@@ -79,6 +86,14 @@ fn typed_chat(c: &mut Criterion) {
         b.iter(|| via_value(black_box(payload.get())))
     });
     group.finish();
+}
+
+/// The serde path `VkEvent::decode` takes for payloads the direct chat
+/// reader declines (and took for every payload before it).
+fn typed_with_serde(payload: &str) -> Option<VkEvent> {
+    TypedPayload
+        .deserialize(&mut serde_json::Deserializer::from_str(payload))
+        .ok()
 }
 
 /// What a one-phase decoder through `serde_json::Value` would cost.
