@@ -35,6 +35,15 @@ const MAX_SKIPPED_NESTING: usize = 32;
 /// Reads a whole publication payload; `None` if it is not a chat message of
 /// the common shape (decode it with serde then).
 pub(super) fn read_chat_message(payload: &str) -> Option<Box<ChatMessage>> {
+    read_chat_envelope(payload, |reader| reader.chat_message().map(Box::new))
+}
+
+/// Reads the envelope `{"type":"channel_chat_message_send","data":
+/// {"chat_message":…}}` with nothing else in it, `read` taking the message.
+pub(super) fn read_chat_envelope<'a, T>(
+    payload: &'a str,
+    read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+) -> Option<T> {
     let mut reader = Reader::new(payload);
     reader.eat(b'{')?;
     reader.expect_key("type")?;
@@ -45,7 +54,7 @@ pub(super) fn read_chat_message(payload: &str) -> Option<Box<ChatMessage>> {
     reader.expect_key("data")?;
     reader.eat(b'{')?;
     reader.expect_key("chat_message")?;
-    let message = Box::new(reader.chat_message()?);
+    let message = read(&mut reader)?;
     reader.eat(b'}')?;
     reader.eat(b'}')?;
     reader.at_end().then_some(message)
@@ -56,14 +65,18 @@ pub(super) fn read_chat_message(payload: &str) -> Option<Box<ChatMessage>> {
 pub(super) struct Seen(u16);
 
 impl Seen {
+    /// Marks the key with this bit read; `None` when it was read before.
+    pub(super) fn first(&mut self, bit: u16) -> Option<()> {
+        let mask = 1 << bit;
+        let fresh = self.0 & mask == 0;
+        self.0 |= mask;
+        fresh.then_some(())
+    }
+
     /// Stores the value read for the key with this bit; `None` when the key
     /// was read before or its value is not of the common shape.
     pub(super) fn set<T>(&mut self, bit: u16, slot: &mut T, value: Option<T>) -> Option<()> {
-        let mask = 1 << bit;
-        if self.0 & mask != 0 {
-            return None;
-        }
-        self.0 |= mask;
+        self.first(bit)?;
         *slot = value?;
         Some(())
     }

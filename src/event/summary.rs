@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::chat_reader::{Reader, Seen};
+use super::chat_reader::{Reader, Seen, read_chat_envelope};
 use super::kind;
 
 /// The fields of a `channel_chat_message_send` most bots and overlays read,
@@ -174,20 +174,7 @@ impl Part<'_> {
 /// keys without escapes, each key at most once. What it skips is checked as
 /// serde checks what it ignores. `None` sends the payload to serde.
 fn read_directly(payload: &str) -> Option<ChatSummary<'_>> {
-    let mut reader = Reader::new(payload);
-    reader.eat(b'{')?;
-    reader.expect_key("type")?;
-    if reader.unescaped_string()? != kind::CHAT_MESSAGE_SEND {
-        return None;
-    }
-    reader.eat(b',')?;
-    reader.expect_key("data")?;
-    reader.eat(b'{')?;
-    reader.expect_key("chat_message")?;
-    let summary = read_message(&mut reader)?;
-    reader.eat(b'}')?;
-    reader.eat(b'}')?;
-    reader.at_end().then_some(summary)
+    read_chat_envelope(payload, read_message)
 }
 
 fn read_message<'a>(reader: &mut Reader<'a>) -> Option<ChatSummary<'a>> {
@@ -199,7 +186,7 @@ fn read_message<'a>(reader: &mut Reader<'a>) -> Option<ChatSummary<'a>> {
         "id" => seen.set(0, &mut id, r.integer().map(Some)),
         "author" => seen.set(1, &mut author, optional(r, read_author)),
         "parts" => {
-            seen.set(2, &mut (), Some(()))?;
+            seen.first(2)?;
             if r.null() {
                 return Some(());
             }
