@@ -255,3 +255,13 @@ fn skipping_agrees_with_serde_ignoring() {
     }
     assert!(skipped > 1_000, "only {skipped} mutations skipped");
 }
+
+#[test]
+fn every_cut_short_payload_agrees_with_serde() {
+    for base in bases() {
+        let prefixes = (0..base.len()).filter(|&end| base.is_char_boundary(end));
+        for end in prefixes {
+            assert_agrees(&base[..end]);
+        }
+    }
+}

@@ -318,6 +318,16 @@ mod tests {
     }
 
     #[test]
+    fn every_cut_short_payload_agrees_with_serde() {
+        for base in bases() {
+            let prefixes = (0..base.len()).filter(|&end| base.is_char_boundary(end));
+            for end in prefixes {
+                assert_agrees(&base[..end]);
+            }
+        }
+    }
+
+    #[test]
     fn agrees_with_serde_on_thousands_of_mutated_payloads() {
         let bases = bases();
         let mut mutations = Mutations(0x6a09_e667_f3bc_c908);
