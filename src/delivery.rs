@@ -442,35 +442,25 @@ struct Batch {
     items: Vec<(u64, Range<usize>)>,
 }
 
-/// Whether `raw` is the next publication of `channel` from `frame`.
-fn same_source(raw: &RawPublication, channel: &str, frame: &Utf8Bytes) -> bool {
-    match &raw.data {
-        Payload::Shared { frame: other, .. } => {
-            other.as_str().as_ptr() == frame.as_str().as_ptr()
-                && other.len() == frame.len()
-                && *raw.channel == *channel
-        }
-        Payload::Owned(_) => false,
-    }
+/// `raw`'s payload range, if it is a slice of `frame` published in `channel`.
+fn slice_of<'r>(
+    raw: &'r RawPublication,
+    channel: &str,
+    frame: &Utf8Bytes,
+) -> Option<&'r Range<usize>> {
+    let Payload::Shared {
+        frame: other,
+        range,
+    } = &raw.data
+    else {
+        return None;
+    };
+    let same_frame =
+        other.as_str().as_ptr() == frame.as_str().as_ptr() && other.len() == frame.len();
+    (same_frame && *raw.channel == *channel).then_some(range)
 }
 
 impl Batch {
-    /// A batch starting with `first`; `first` back if its payload is a copy.
-    fn start(first: RawPublication) -> Result<Box<Batch>, RawPublication> {
-        match first.data {
-            Payload::Shared { frame, range } => {
-                let mut items = Vec::with_capacity(16);
-                items.push((first.offset, range));
-                Ok(Box::new(Batch {
-                    channel: Arc::from(&*first.channel),
-                    frame,
-                    items,
-                }))
-            }
-            data @ Payload::Owned(_) => Err(RawPublication { data, ..first }),
-        }
-    }
-
     /// Its publication number `index`, for the caller.
     fn publication(&self, index: usize) -> Option<RawPublication> {
         let (offset, range) = self.items.get(index)?;
@@ -484,59 +474,55 @@ impl Batch {
         })
     }
 
-    /// Adds `raw` if it is the batch's channel and frame; gives it back otherwise.
-    fn push(&mut self, raw: RawPublication) -> Result<(), RawPublication> {
-        match &raw.data {
-            Payload::Shared { range, .. } if same_source(&raw, &self.channel, &self.frame) => {
-                self.items.push((raw.offset, range.clone()));
-                Ok(())
-            }
-            _ => Err(raw),
-        }
+    /// Adds `raw` if it is a slice of the batch's frame for its channel;
+    /// whether it did.
+    fn push(&mut self, raw: &RawPublication) -> bool {
+        let Some(range) = slice_of(raw, &self.channel, &self.frame) else {
+            return false;
+        };
+        self.items.push((raw.offset, range.clone()));
+        true
     }
 }
 
-fn one(raw: RawPublication) -> Queued {
-    Queued::One(Delivery::Publication(raw))
-}
-
 /// Queues `delivery`, joining it to the batch of its frame and channel at
-/// the back of the queue if there is one.
+/// the back of the queue, or making one with the publication there.
 fn push_queued(queue: &mut VecDeque<Queued>, delivery: Delivery) {
     let Delivery::Publication(raw) = delivery else {
         queue.push_back(Queued::One(delivery));
         return;
     };
-    // The common case in place: the frame's batch is at the back already.
-    if let Some(Queued::Batch(batch)) = queue.back_mut() {
-        if let Err(raw) = batch.push(raw) {
-            queue.push_back(one(raw));
-        }
-        return;
-    }
-    match queue.pop_back() {
-        Some(Queued::One(Delivery::Publication(previous))) if joins(&previous, &raw) => {
-            match Batch::start(previous) {
-                Ok(batch) => append(queue, batch, raw),
-                Err(previous) => queue.extend([one(previous), one(raw)]),
-            }
-        }
-        Some(other) => queue.extend([other, one(raw)]),
-        None => queue.push_back(one(raw)),
+    let joined = match queue.back_mut() {
+        Some(Queued::Batch(batch)) => batch.push(&raw),
+        Some(back) => start_batch(back, &raw),
+        None => false,
+    };
+    if !joined {
+        queue.push_back(Queued::One(Delivery::Publication(raw)));
     }
 }
 
-/// Whether `raw` is the next publication of `previous`'s channel and frame.
-fn joins(previous: &RawPublication, raw: &RawPublication) -> bool {
-    matches!(&previous.data, Payload::Shared { frame, .. } if same_source(raw, &previous.channel, frame))
-}
-
-/// Puts `batch` at the end of the queue with `raw` in it, or after it.
-fn append(queue: &mut VecDeque<Queued>, mut batch: Box<Batch>, raw: RawPublication) {
-    match batch.push(raw) {
-        Ok(()) => queue.push_back(Queued::Batch(batch)),
-        Err(raw) => queue.extend([Queued::Batch(batch), one(raw)]),
-    }
+/// Turns the publication at the back of the queue into a batch holding
+/// `raw` too, if `raw` comes from the same frame and channel; whether it did.
+fn start_batch(back: &mut Queued, raw: &RawPublication) -> bool {
+    let Queued::One(Delivery::Publication(previous)) = back else {
+        return false;
+    };
+    let Payload::Shared { frame, range } = &previous.data else {
+        return false;
+    };
+    let Some(next) = slice_of(raw, &previous.channel, frame) else {
+        return false;
+    };
+    let mut items = Vec::with_capacity(16);
+    items.extend([(previous.offset, range.clone()), (raw.offset, next.clone())]);
+    *back = Queued::Batch(Box::new(Batch {
+        // A name of its own, see `Batch::channel`.
+        channel: Arc::from(&*previous.channel),
+        frame: frame.clone(),
+        items,
+    }));
+    true
 }
 
 impl RawPublication {
