@@ -163,18 +163,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// An array; `null` reads as empty, as `null_default` has it.
-    fn array_or_null<T>(
-        &mut self,
-        mut element: impl FnMut(&mut Self) -> Option<T>,
-    ) -> Option<Vec<T>> {
+    /// An array, each element read by `element`.
+    fn array<T>(&mut self, mut element: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         let mut items = Vec::new();
-        if !self.null() {
-            self.each_in_array(|r| {
-                items.push(element(r)?);
-                Some(())
-            })?;
-        }
+        self.each_in_array(|r| {
+            items.push(element(r)?);
+            Some(())
+        })?;
         Some(items)
     }
 
@@ -204,6 +199,23 @@ impl<'a> Reader<'a> {
         found
     }
 
+    /// `null` as `None`, else what `read` makes of the value.
+    pub(super) fn or_null<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<Option<T>> {
+        if self.null() {
+            return Some(None);
+        }
+        read(self).map(Some)
+    }
+
+    /// `null` as the type's default, as `null_default` has it, else what
+    /// `read` makes of the value.
+    fn or_default<T: Default>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        Some(self.or_null(read)?.unwrap_or_default())
+    }
+
     fn bool(&mut self) -> Option<bool> {
         let next = self.peek()?;
         let rest = &self.bytes()[self.at..];
@@ -216,23 +228,15 @@ impl<'a> Reader<'a> {
         Some(value)
     }
 
-    fn bool_or_null(&mut self) -> Option<bool> {
-        if self.null() {
-            return Some(false);
-        }
-        self.bool()
-    }
-
     /// A JSON string, unescaped: borrowed from the payload when it has no
     /// escape (the common case), else built.
     pub(super) fn cow_string(&mut self) -> Option<Cow<'a, str>> {
-        self.eat(b'"')?;
-        let length = string_stop(&self.bytes()[self.at..])?;
-        if self.bytes()[self.at + length] == b'"' {
-            let text = self.text.get(self.at..self.at + length)?;
-            self.at += length + 1;
+        let start = self.at;
+        if let Some(text) = self.unescaped_string() {
             return Some(Cow::Borrowed(text));
         }
+        self.at = start;
+        self.eat(b'"')?;
         let mut out = String::new();
         loop {
             let length = string_stop(&self.bytes()[self.at..])?;
@@ -250,14 +254,6 @@ impl<'a> Reader<'a> {
     /// A JSON string, owned (one exact allocation when it has no escape).
     fn string(&mut self) -> Option<String> {
         self.cow_string().map(Cow::into_owned)
-    }
-
-    /// A string or `null` (`None`), borrowed where it can be.
-    pub(super) fn optional_cow_string(&mut self) -> Option<Option<Cow<'a, str>>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.cow_string().map(Some)
     }
 
     /// The character of the escape after a backslash; `None` for an invalid
@@ -284,20 +280,6 @@ impl<'a> Reader<'a> {
             }
             _ => return None,
         })
-    }
-
-    fn string_or_null(&mut self) -> Option<String> {
-        if self.null() {
-            return Some(String::new());
-        }
-        self.string()
-    }
-
-    fn optional_string(&mut self) -> Option<Option<String>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.string().map(Some)
     }
 
     /// A string id that may be a number (`string_id`): the number's text.
@@ -342,29 +324,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(super) fn optional_integer(&mut self) -> Option<Option<i64>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.integer().map(Some)
-    }
-
-    fn optional_nick_color(&mut self) -> Option<Option<NickColor>> {
-        self.optional_integer().map(|color| color.map(NickColor))
-    }
-
-    fn optional_author(&mut self) -> Option<Option<Author>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.author().map(Some)
-    }
-
-    fn optional_timestamp(&mut self) -> Option<Option<Timestamp>> {
-        match self.optional_integer()? {
-            Some(value) => Timestamp::from_wire(value).map(Some),
-            None => Some(None),
-        }
+    fn timestamp(&mut self) -> Option<Timestamp> {
+        Timestamp::from_wire(self.integer()?)
     }
 
     /// Skips a value of a key the types do not have; a `strict` build
@@ -466,10 +427,10 @@ impl<'a> Reader<'a> {
         let mut seen = Seen::default();
         self.object(|r, key| match key {
             "id" => seen.set(0, &mut id, r.integer().map(Some)),
-            "created_at" => seen.set(1, &mut created_at, r.optional_timestamp()),
-            "is_private" => seen.set(2, &mut is_private, r.bool_or_null()),
-            "author" => seen.set(3, &mut author, r.optional_author()),
-            "parts" => seen.set(4, &mut parts, r.array_or_null(Reader::part)),
+            "created_at" => seen.set(1, &mut created_at, r.or_null(Reader::timestamp)),
+            "is_private" => seen.set(2, &mut is_private, r.or_default(Reader::bool)),
+            "author" => seen.set(3, &mut author, r.or_null(Reader::author)),
+            "parts" => seen.set(4, &mut parts, r.or_default(|r| r.array(Reader::part))),
             _ => r.skip_unknown(),
         })?;
         Some(ChatMessage {
@@ -487,13 +448,25 @@ impl<'a> Reader<'a> {
         let mut seen = Seen::default();
         self.object(|r, key| match key {
             "id" => seen.set(0, &mut id, r.integer().map(Some)),
-            "nick" => seen.set(1, &mut author.nick, r.string_or_null()),
-            "nick_color" => seen.set(2, &mut author.nick_color, r.optional_nick_color()),
-            "avatar_url" => seen.set(3, &mut author.avatar_url, r.optional_string()),
-            "is_owner" => seen.set(4, &mut author.is_owner, r.bool_or_null()),
-            "is_moderator" => seen.set(5, &mut author.is_moderator, r.bool_or_null()),
-            "badges" => seen.set(6, &mut author.badges, r.array_or_null(Reader::badge)),
-            "roles" => seen.set(7, &mut author.roles, r.array_or_null(Reader::role)),
+            "nick" => seen.set(1, &mut author.nick, r.or_default(Reader::string)),
+            "nick_color" => seen.set(
+                2,
+                &mut author.nick_color,
+                r.or_null(|r| r.integer().map(NickColor)),
+            ),
+            "avatar_url" => seen.set(3, &mut author.avatar_url, r.or_null(Reader::string)),
+            "is_owner" => seen.set(4, &mut author.is_owner, r.or_default(Reader::bool)),
+            "is_moderator" => seen.set(5, &mut author.is_moderator, r.or_default(Reader::bool)),
+            "badges" => seen.set(
+                6,
+                &mut author.badges,
+                r.or_default(|r| r.array(Reader::badge)),
+            ),
+            "roles" => seen.set(
+                7,
+                &mut author.roles,
+                r.or_default(|r| r.array(Reader::role)),
+            ),
             _ => r.skip_unknown(),
         })?;
         author.id = id?;
@@ -505,11 +478,13 @@ impl<'a> Reader<'a> {
         let mut seen = Seen::default();
         self.object(|r, key| match key {
             "id" => seen.set(0, &mut badge.id, r.string_id()),
-            "name" => seen.set(1, &mut badge.name, r.string_or_null()),
-            "achievement_name" => seen.set(2, &mut badge.achievement_name, r.string_or_null()),
-            "small_url" => seen.set(3, &mut badge.small_url, r.optional_string()),
-            "medium_url" => seen.set(4, &mut badge.medium_url, r.optional_string()),
-            "large_url" => seen.set(5, &mut badge.large_url, r.optional_string()),
+            "name" => seen.set(1, &mut badge.name, r.or_default(Reader::string)),
+            "achievement_name" => {
+                seen.set(2, &mut badge.achievement_name, r.or_default(Reader::string))
+            }
+            "small_url" => seen.set(3, &mut badge.small_url, r.or_null(Reader::string)),
+            "medium_url" => seen.set(4, &mut badge.medium_url, r.or_null(Reader::string)),
+            "large_url" => seen.set(5, &mut badge.large_url, r.or_null(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(badge)
@@ -520,10 +495,10 @@ impl<'a> Reader<'a> {
         let mut seen = Seen::default();
         self.object(|r, key| match key {
             "id" => seen.set(0, &mut role.id, r.string_id()),
-            "name" => seen.set(1, &mut role.name, r.string_or_null()),
-            "small_url" => seen.set(2, &mut role.small_url, r.optional_string()),
-            "medium_url" => seen.set(3, &mut role.medium_url, r.optional_string()),
-            "large_url" => seen.set(4, &mut role.large_url, r.optional_string()),
+            "name" => seen.set(1, &mut role.name, r.or_default(Reader::string)),
+            "small_url" => seen.set(2, &mut role.small_url, r.or_null(Reader::string)),
+            "medium_url" => seen.set(3, &mut role.medium_url, r.or_null(Reader::string)),
+            "large_url" => seen.set(4, &mut role.large_url, r.or_null(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(role)
@@ -548,7 +523,7 @@ impl<'a> Reader<'a> {
         let mut part = TextPart::default();
         let mut seen = Seen::default();
         self.object(|r, key| match key {
-            "content" => seen.set(0, &mut part.content, r.string_or_null()),
+            "content" => seen.set(0, &mut part.content, r.or_default(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(part)
@@ -558,8 +533,8 @@ impl<'a> Reader<'a> {
         let mut part = MentionPart::default();
         let mut seen = Seen::default();
         self.object(|r, key| match key {
-            "id" => seen.set(0, &mut part.id, r.optional_integer()),
-            "nick" => seen.set(1, &mut part.nick, r.string_or_null()),
+            "id" => seen.set(0, &mut part.id, r.or_null(Reader::integer)),
+            "nick" => seen.set(1, &mut part.nick, r.or_default(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(part)
@@ -570,11 +545,11 @@ impl<'a> Reader<'a> {
         let mut seen = Seen::default();
         self.object(|r, key| match key {
             "id" => seen.set(0, &mut part.id, r.string_id()),
-            "name" => seen.set(1, &mut part.name, r.string_or_null()),
-            "animated" => seen.set(2, &mut part.animated, r.bool_or_null()),
-            "small_url" => seen.set(3, &mut part.small_url, r.optional_string()),
-            "medium_url" => seen.set(4, &mut part.medium_url, r.optional_string()),
-            "large_url" => seen.set(5, &mut part.large_url, r.optional_string()),
+            "name" => seen.set(1, &mut part.name, r.or_default(Reader::string)),
+            "animated" => seen.set(2, &mut part.animated, r.or_default(Reader::bool)),
+            "small_url" => seen.set(3, &mut part.small_url, r.or_null(Reader::string)),
+            "medium_url" => seen.set(4, &mut part.medium_url, r.or_null(Reader::string)),
+            "large_url" => seen.set(5, &mut part.large_url, r.or_null(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(part)
@@ -584,8 +559,8 @@ impl<'a> Reader<'a> {
         let mut part = LinkPart::default();
         let mut seen = Seen::default();
         self.object(|r, key| match key {
-            "content" => seen.set(0, &mut part.content, r.string_or_null()),
-            "url" => seen.set(1, &mut part.url, r.string_or_null()),
+            "content" => seen.set(0, &mut part.content, r.or_default(Reader::string)),
+            "url" => seen.set(1, &mut part.url, r.or_default(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(part)

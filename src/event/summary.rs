@@ -184,7 +184,7 @@ fn read_message<'a>(reader: &mut Reader<'a>) -> Option<ChatSummary<'a>> {
     let mut seen = Seen::default();
     reader.object(|r, key| match key {
         "id" => seen.set(0, &mut id, r.integer().map(Some)),
-        "author" => seen.set(1, &mut author, optional(r, read_author)),
+        "author" => seen.set(1, &mut author, r.or_null(read_author)),
         "parts" => {
             seen.first(2)?;
             if r.null() {
@@ -210,23 +210,12 @@ fn read_message<'a>(reader: &mut Reader<'a>) -> Option<ChatSummary<'a>> {
     })
 }
 
-/// `null` as `None`, else what `read` makes of the value.
-fn optional<'a, T>(
-    reader: &mut Reader<'a>,
-    read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
-) -> Option<Option<T>> {
-    if reader.null() {
-        return Some(None);
-    }
-    read(reader).map(Some)
-}
-
 fn read_author<'a>(reader: &mut Reader<'a>) -> Option<Author<'a>> {
     let (mut id, mut nick) = (None, None);
     let mut seen = Seen::default();
     reader.object(|r, key| match key {
         "id" => seen.set(0, &mut id, r.integer().map(Some)),
-        "nick" => seen.set(1, &mut nick, r.optional_cow_string()),
+        "nick" => seen.set(1, &mut nick, r.or_null(Reader::cow_string)),
         _ => r.skip_value(),
     })?;
     Some(Author { id: id?, nick })
@@ -241,10 +230,10 @@ fn read_part<'a>(reader: &mut Reader<'a>) -> Option<Part<'a>> {
     };
     let mut seen = Seen::default();
     reader.object(|r, key| match key {
-        "text" => seen.set(0, &mut part.text, optional(r, read_content)),
-        "mention" => seen.set(1, &mut part.mention, optional(r, read_mention)),
-        "smile" => seen.set(2, &mut part.smile, optional(r, read_smile)),
-        "link" => seen.set(3, &mut part.link, optional(r, read_link)),
+        "text" => seen.set(0, &mut part.text, r.or_null(read_content)),
+        "mention" => seen.set(1, &mut part.mention, r.or_null(read_mention)),
+        "smile" => seen.set(2, &mut part.smile, r.or_null(read_smile)),
+        "link" => seen.set(3, &mut part.link, r.or_null(read_link)),
         _ => r.skip_value(),
     })?;
     Some(part)
@@ -254,7 +243,7 @@ fn read_content<'a>(reader: &mut Reader<'a>) -> Option<Content<'a>> {
     let mut content = None;
     let mut seen = Seen::default();
     reader.object(|r, key| match key {
-        "content" => seen.set(0, &mut content, r.optional_cow_string()),
+        "content" => seen.set(0, &mut content, r.or_null(Reader::cow_string)),
         _ => r.skip_value(),
     })?;
     Some(Content { content })
@@ -264,8 +253,8 @@ fn read_mention<'a>(reader: &mut Reader<'a>) -> Option<Mention<'a>> {
     let (mut id, mut nick) = (None, None);
     let mut seen = Seen::default();
     reader.object(|r, key| match key {
-        "id" => seen.set(0, &mut id, r.optional_integer()),
-        "nick" => seen.set(1, &mut nick, r.optional_cow_string()),
+        "id" => seen.set(0, &mut id, r.or_null(Reader::integer)),
+        "nick" => seen.set(1, &mut nick, r.or_null(Reader::cow_string)),
         _ => r.skip_value(),
     })?;
     Some(Mention { id, nick })
@@ -275,7 +264,7 @@ fn read_smile<'a>(reader: &mut Reader<'a>) -> Option<Smile<'a>> {
     let mut name = None;
     let mut seen = Seen::default();
     reader.object(|r, key| match key {
-        "name" => seen.set(0, &mut name, r.optional_cow_string()),
+        "name" => seen.set(0, &mut name, r.or_null(Reader::cow_string)),
         _ => r.skip_value(),
     })?;
     Some(Smile { name })
@@ -285,8 +274,8 @@ fn read_link<'a>(reader: &mut Reader<'a>) -> Option<Link<'a>> {
     let (mut content, mut url) = (None, None);
     let mut seen = Seen::default();
     reader.object(|r, key| match key {
-        "content" => seen.set(0, &mut content, r.optional_cow_string()),
-        "url" => seen.set(1, &mut url, r.optional_cow_string()),
+        "content" => seen.set(0, &mut content, r.or_null(Reader::cow_string)),
+        "url" => seen.set(1, &mut url, r.or_null(Reader::cow_string)),
         _ => r.skip_value(),
     })?;
     Some(Link { content, url })
