@@ -12,6 +12,7 @@ pub mod event;
 mod plaintext;
 pub mod protocol;
 mod secret;
+mod string_scan;
 
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]

@@ -19,14 +19,13 @@
 
 use std::borrow::Cow;
 
-use wide::u8x16;
-
 use super::chat::{
     Author, Badge, ChatMessage, LinkPart, MentionPart, Part, Role, SmilePart, TextPart,
 };
 use super::kind;
 use super::palette::NickColor;
 use super::time::Timestamp;
+use crate::string_scan::string_stop;
 
 /// How deep a skipped value may nest: with the at most 8 levels of a chat
 /// message around it, far below serde_json's limit of 128.
@@ -565,28 +564,6 @@ impl<'a> Reader<'a> {
         })?;
         Some(part)
     }
-}
-
-/// How far a string's text runs before a `"`, a `\\` or a control character
-/// (which JSON strings may not hold); `None` if none comes. Sixteen bytes at
-/// a time: chat is mostly URLs and text, and keys fit one step.
-fn string_stop(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 16) {
-        let chunk = u8x16::new(chunk.try_into().ok()?);
-        let control = chunk.min(u8x16::splat(0x1f)).simd_eq(chunk);
-        let stops =
-            chunk.simd_eq(u8x16::splat(b'"')) | chunk.simd_eq(u8x16::splat(b'\\')) | control;
-        let mask = stops.to_bitmask();
-        if mask != 0 {
-            return Some(at + mask.trailing_zeros() as usize);
-        }
-        at += 16;
-    }
-    let tail = bytes[at..]
-        .iter()
-        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
-    Some(at + tail)
 }
 
 #[cfg(test)]

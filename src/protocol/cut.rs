@@ -14,6 +14,8 @@ use std::ops::Range;
 
 use wide::u8x16;
 
+use crate::string_scan::string_stop;
+
 /// What [`cut_publication`] found in a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicationCut<'a> {
@@ -118,43 +120,18 @@ fn is_one_value(value: &[u8]) -> bool {
 }
 
 /// Where the string whose contents start at `from` ends (just past its
-/// closing quote).
-///
-/// Eight bytes at a time: most of a payload is the inside of strings (text,
-/// nicks, URLs), where only `"` and `\\` matter.
+/// closing quote). Control bytes are passed over: the outline does not
+/// judge a string's contents, its decoder does.
 fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
-    while let Some(chunk) = bytes.get(from..from + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().ok()?);
-        let hits = bytes_equal(word, b'"') | bytes_equal(word, b'\\');
-        if hits == 0 {
-            from += 8;
-            continue;
-        }
-        // The lowest flag is exact (a false one only ever follows a true one).
-        from += hits.trailing_zeros() as usize / 8;
-        if bytes[from] == b'"' {
-            return Some(from + 1);
-        }
-        // An escape: skip it and the character it escapes.
-        from += 2;
-    }
-    while let Some(&byte) = bytes.get(from) {
-        match byte {
+    loop {
+        from += string_stop(bytes.get(from..)?)?;
+        match bytes[from] {
             b'"' => return Some(from + 1),
+            // An escape: skip it and the character it escapes.
             b'\\' => from += 2,
             _ => from += 1,
         }
     }
-    None
-}
-
-/// The high bit of each byte of `word` that equals `byte` (and possibly of
-/// bytes after one that does).
-fn bytes_equal(word: u64, byte: u8) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zeroed = word ^ (ONES * u64::from(byte));
-    zeroed.wrapping_sub(ONES) & !zeroed & HIGHS
 }
 
 /// Whether the container opening at byte 0 closes exactly at the last byte
@@ -373,7 +350,7 @@ mod tests {
         }
     }
 
-    /// `string_end` one byte at a time, to check the eight-at-a-time one.
+    /// `string_end` one byte at a time, to check the one built on `string_stop`.
     fn string_end_bytewise(bytes: &[u8], mut from: usize) -> Option<usize> {
         while let Some(&byte) = bytes.get(from) {
             match byte {
