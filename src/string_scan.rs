@@ -7,6 +7,7 @@ use wide::u8x16;
 /// How far a string's text runs before a `"`, a `\\` or a control character
 /// (which JSON strings may not hold); `None` if none comes. Sixteen bytes at
 /// a time: chat is mostly URLs and text, and keys fit one step.
+#[inline]
 pub(crate) fn string_stop(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
     while let Some(chunk) = bytes.get(at..at + 16) {
