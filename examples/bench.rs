@@ -42,6 +42,10 @@ use vklive_pubsub::emulator::{ChannelNames, stamp_of};
 use vklive_pubsub::event::Part;
 use vklive_pubsub::{Client, Event, Events, LazyEvent, Recovery, VkEvent};
 
+/// How long one e2e run (a blast of up to `--large` publications) may take
+/// before the bench fails; a run takes about a second.
+const RUN_DEADLINE: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Clone, Parser)]
 #[command(about = "End-to-end, many-channel and latency figures against the emulator")]
 struct Args {
@@ -475,16 +479,14 @@ impl Decode {
 }
 
 /// The next publication's message id (0 when the payload is left undecoded);
-/// `Err(dropped)` for a `Lagged`; `None` for any other event.
+/// `Err(dropped)` for a `Lagged`; `None` for any other event. No timer per
+/// event (the peers' handlers have none either): the whole run has one, in
+/// [`blast_and_consume`].
 async fn next_publication(events: &mut Events, decode: Decode) -> Option<Result<i64, u64>> {
     let event = match decode {
-        Decode::Typed => next(events).await,
+        Decode::Typed => events.next().await.expect("the event stream ended"),
         Decode::Summary | Decode::Skipped => {
-            let lazy = tokio::time::timeout(Duration::from_secs(60), events.next_lazy())
-                .await
-                .expect("no event for 60 s")
-                .expect("the event stream ended");
-            match lazy {
+            match events.next_lazy().await.expect("the event stream ended") {
                 LazyEvent::Publication(publication) => {
                     return Some(Ok(match decode {
                         Decode::Summary => publication.chat_summary().map_or(0, |s| s.id),
@@ -532,20 +534,25 @@ async fn blast_and_consume(
     let mut lagged = 0u64;
     let mut checksum = 0i64;
     let mut first = None;
-    while received < count {
-        match next_publication(events, decode).await {
-            Some(Ok(id)) => {
-                first.get_or_insert_with(Instant::now);
-                checksum = checksum.wrapping_add(id);
-                received += 1;
+    let consume = async {
+        while received < count {
+            match next_publication(events, decode).await {
+                Some(Ok(id)) => {
+                    first.get_or_insert_with(Instant::now);
+                    checksum = checksum.wrapping_add(id);
+                    received += 1;
+                }
+                Some(Err(dropped)) => {
+                    lagged += dropped;
+                    received += dropped as usize;
+                }
+                None => {}
             }
-            Some(Err(dropped)) => {
-                lagged += dropped;
-                received += dropped as usize;
-            }
-            None => {}
         }
-    }
+    };
+    tokio::time::timeout(RUN_DEADLINE, consume)
+        .await
+        .expect("the run did not finish in time");
     let wall = first.map_or(0.0, |at| at.elapsed().as_secs_f64());
     let cpu = cpu_seconds() - cpu_before;
     std::hint::black_box(checksum);
