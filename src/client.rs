@@ -605,8 +605,6 @@ impl Stream for Events {
         if let Some(event) = self.pending.pop_front() {
             return Poll::Ready(Some(event));
         }
-        self.receiver
-            .poll_recv(cx)
-            .map(|delivery| delivery.map(Delivery::into_event))
+        self.receiver.poll_event(cx)
     }
 }

@@ -431,6 +431,13 @@ enum Queued {
     Batch(Box<Batch>),
 }
 
+/// What [`Receiver`] takes next: a delivery of its own, or a publication of
+/// the batch being handed out.
+enum Popped<'b> {
+    One(Delivery),
+    InBatch(&'b Batch, usize),
+}
+
 /// Publications of one channel sharing one frame, in order.
 #[derive(Debug)]
 struct Batch {
@@ -461,7 +468,7 @@ fn slice_of<'r>(
 }
 
 impl Batch {
-    /// Its publication number `index`, for the caller.
+    /// Its publication number `index`, undecoded, for the caller.
     fn publication(&self, index: usize) -> Option<RawPublication> {
         let (offset, range) = self.items.get(index)?;
         Some(RawPublication {
@@ -472,6 +479,27 @@ impl Batch {
                 range: range.clone(),
             },
         })
+    }
+
+    /// Its publication number `index`, decoded from the frame in place:
+    /// no reference to the frame is taken, so the caller does not write to
+    /// the frame's reference count (a line the actor writes to while it
+    /// cuts the next frame from the same read buffer) once per publication.
+    fn decoded(&self, index: usize) -> Option<Publication> {
+        let (offset, range) = self.items.get(index)?;
+        let text = self.frame.as_str().get(range.clone()).unwrap_or("null");
+        Some(Publication::new(
+            self.channel.clone(),
+            *offset,
+            VkEvent::decode_json(text),
+        ))
+    }
+
+    /// What its publication number `index` is counted as (see [`Delivery::cost`]).
+    fn cost(&self, index: usize) -> usize {
+        self.items
+            .get(index)
+            .map_or(0, |(_, range)| DELIVERY_OVERHEAD + range.len())
     }
 
     /// Adds `raw` if it is a slice of the batch's frame for its channel;
@@ -764,7 +792,28 @@ pub(crate) struct Receiver {
 }
 
 impl Receiver {
+    /// The next delivery, publications undecoded.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        self.poll_popped(cx, |popped| match popped {
+            Popped::One(delivery) => Some(delivery),
+            Popped::InBatch(batch, index) => batch.publication(index).map(Delivery::Publication),
+        })
+    }
+
+    /// The next event, publications decoded (from their frame in place when
+    /// they came in a batch).
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.poll_popped(cx, |popped| match popped {
+            Popped::One(delivery) => Some(delivery.into_event()),
+            Popped::InBatch(batch, index) => batch.decoded(index).map(Event::Publication),
+        })
+    }
+
+    fn poll_popped<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        make: impl FnOnce(Popped<'_>) -> Option<T>,
+    ) -> Poll<Option<T>> {
         if self.drained() {
             self.take_shared();
             if self.local.is_empty() {
@@ -775,14 +824,14 @@ impl Receiver {
                     return if self.shared.sender_gone.load(Ordering::Acquire) {
                         // A final look: the sender may have queued and then gone.
                         self.take_shared();
-                        Poll::Ready(self.pop())
+                        Poll::Ready(self.pop(make))
                     } else {
                         Poll::Pending
                     };
                 }
             }
         }
-        Poll::Ready(self.pop())
+        Poll::Ready(self.pop(make))
     }
 
     /// Waits for the next delivery.
@@ -800,31 +849,42 @@ impl Receiver {
         self.local.is_empty() && self.batch.is_none()
     }
 
-    fn pop(&mut self) -> Option<Delivery> {
-        let delivery = loop {
+    /// What `make` makes of the next delivery, or of the next publication of
+    /// the batch being handed out.
+    fn pop<T>(&mut self, make: impl FnOnce(Popped<'_>) -> Option<T>) -> Option<T> {
+        let (made, cost) = loop {
             if let Some((batch, next)) = &mut self.batch {
-                if let Some(publication) = batch.publication(*next) {
+                let index = *next;
+                if index < batch.items.len() {
                     *next += 1;
-                    if *next == batch.items.len() {
-                        self.batch = None;
-                    }
-                    break Delivery::Publication(publication);
+                    let last = *next == batch.items.len();
+                    let cost = batch.cost(index);
+                    let made = if last {
+                        let (batch, _) = self.batch.take()?;
+                        make(Popped::InBatch(&batch, index))
+                    } else {
+                        make(Popped::InBatch(batch, index))
+                    };
+                    break (made, cost);
                 }
                 self.batch = None;
             }
             match self.local.pop_front()? {
-                Queued::One(delivery) => break delivery,
+                Queued::One(delivery) => {
+                    let cost = delivery.cost();
+                    break (make(Popped::One(delivery)), cost);
+                }
                 Queued::Batch(batch) => self.batch = Some((batch, 0)),
             }
         };
-        self.taken += delivery.cost();
+        self.taken += cost;
         // What was taken is counted off in bulk, not with an atomic operation
         // on a line the actor writes to for every delivery: once the local
         // batch is read, or a sixteenth of the budget was.
         if self.drained() || self.taken >= self.budget / 16 {
             self.count_off_taken();
         }
-        Some(delivery)
+        made
     }
 
     fn count_off_taken(&mut self) {
