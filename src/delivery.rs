@@ -1088,6 +1088,39 @@ mod tests {
         assert_eq!(sender.queued_bytes(), 0, "every publication counted off");
     }
 
+    #[test]
+    fn events_decoded_in_place_equal_the_deliveries_decoded_one_by_one() {
+        let frame = Utf8Bytes::from(r#"{"type":"x","data":{}} 2 "three" [4] 5"#.to_owned());
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let deliveries = || {
+            let mut batch = from_frame(&frame, &a, 10);
+            batch.insert(2, from_frame(&frame, &b, 3).remove(0));
+            batch.push(Event::Lagged { dropped: 1 }.into());
+            batch
+        };
+        let (mut in_place_sender, mut in_place) = queue(1 << 20, Overflow::Wait);
+        let (mut one_by_one_sender, mut one_by_one) = queue(1 << 20, Overflow::Wait);
+        in_place_sender.send_all(deliveries());
+        one_by_one_sender.send_all(deliveries());
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut got = Vec::new();
+        while let Poll::Ready(Some(event)) = in_place.poll_event(&mut cx) {
+            got.push(format!("{event:?}"));
+        }
+        let mut expected = Vec::new();
+        while let Poll::Ready(Some(delivery)) = poll(&mut one_by_one) {
+            expected.push(format!("{:?}", delivery.into_event()));
+        }
+        assert_eq!(got.len(), 7, "six publications and the lag: {got:?}");
+        assert_eq!(got, expected);
+        assert_eq!(
+            in_place_sender.queued_bytes(),
+            0,
+            "every publication counted off"
+        );
+    }
+
     #[tokio::test]
     async fn reads_counted_off_in_bulk_still_make_room_and_never_lose_count() {
         let cost = DELIVERY_OVERHEAD + 2;
