@@ -19,7 +19,10 @@
 //!   (id, author, nick, plain text), next to `decode/typed_chat`;
 //! - `decode/typed_chat_serde`: the same payload through `event::TypedPayload`
 //!   alone, the serde path `typed_chat` takes when the direct chat reader
-//!   declines a payload (and took for every payload before that reader).
+//!   declines a payload (and took for every payload before that reader);
+//! - `decode/chat_key`: `event::chat_key` of the same payload, what the
+//!   actor reads of each chat publication of a channel followed with its
+//!   slug, to skip messages a REST fill-in delivered already.
 //!
 //! Run: `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`.
 
@@ -28,7 +31,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde::de::DeserializeSeed;
 use serde_json::value::RawValue;
-use vklive_pubsub::event::{ChatMessage, ChatSummary, TypedPayload, VkEvent};
+use vklive_pubsub::event::{ChatMessage, ChatSummary, TypedPayload, VkEvent, chat_key};
 use vklive_pubsub::protocol::{
     Reply, cut_publication, decode_frame, decode_publication, frame_lines,
 };
@@ -81,6 +84,12 @@ fn typed_chat(c: &mut Criterion) {
     });
     group.bench_function("chat_summary", |b| {
         b.iter(|| ChatSummary::decode(black_box(payload.get())).map(|s| s.id))
+    });
+    // What the actor reads of each chat publication of a channel followed
+    // with its slug (`chat_channel`, `channel_url`), to skip what a REST
+    // fill-in delivered already.
+    group.bench_function("chat_key", |b| {
+        b.iter(|| chat_key(black_box(payload.get())))
     });
     group.bench_function("via_value_baseline", |b| {
         b.iter(|| via_value(black_box(payload.get())))
