@@ -99,6 +99,11 @@ struct Args {
     /// Delivery budget of the e2e client in bytes; 0 for the default (64 MiB).
     #[arg(long, default_value_t = 0)]
     delivery_budget: usize,
+    /// Follow the e2e chat with its VK channel's slug (`chat_channel`), as a
+    /// chat bot that wants losses filled in from REST does: the actor then
+    /// reads each chat message's key to skip what a fill-in delivered.
+    #[arg(long)]
+    chat_slug: Option<String>,
     /// Internal: run one workload in this process and print its JSON.
     #[arg(long, hide = true)]
     worker: Option<String>,
@@ -172,6 +177,7 @@ fn worker_args(args: &Args) -> Vec<String> {
         ("--delivery-budget", args.delivery_budget.to_string()),
     ]
     .into_iter()
+    .chain(args.chat_slug.clone().map(|slug| ("--chat-slug", slug)))
     .flat_map(|(flag, value)| [flag.to_owned(), value])
     .collect()
 }
@@ -579,13 +585,12 @@ async fn one_channel(emu: &Emu, args: &Args) -> (Client, Events, String, usize) 
         0 => vklive_pubsub::DEFAULT_DELIVERY_BUDGET,
         budget => budget,
     };
-    let (client, mut events) = emu
-        .client()
-        .delivery_budget(budget)
-        .channel(&channel)
-        .connect()
-        .await
-        .expect("connect");
+    let builder = emu.client().delivery_budget(budget);
+    let builder = match &args.chat_slug {
+        Some(slug) => builder.chat_channel(&channel, slug),
+        None => builder.channel(&channel),
+    };
+    let (client, mut events) = builder.connect().await.expect("connect");
     wait_subscribed(&mut events, &channel).await;
     (client, events, channel, budget)
 }
