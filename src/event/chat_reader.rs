@@ -323,7 +323,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn timestamp(&mut self) -> Option<Timestamp> {
+    pub(super) fn timestamp(&mut self) -> Option<Timestamp> {
         Timestamp::from_wire(self.integer()?)
     }
 

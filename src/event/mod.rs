@@ -31,6 +31,7 @@
 
 mod channel;
 mod chat;
+mod chat_key;
 mod chat_reader;
 mod de;
 mod info;
@@ -54,8 +55,9 @@ pub use channel::{
 };
 pub use chat::{
     Author, Badge, ChatCommand, ChatKey, ChatMessage, ChatMessageDelete, LinkPart, MentionPart,
-    Part, Role, SmilePart, TextPart, chat_key, plain_text,
+    Part, Role, SmilePart, TextPart, plain_text,
 };
+pub use chat_key::chat_key;
 pub use info::{ChannelRef, Follow, Raid, RaidSource, Subscription, SubscriptionLevel};
 pub use palette::{NickColor, PALETTE};
 pub use points::{Reward, RewardDemand};
