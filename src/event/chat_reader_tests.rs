@@ -28,12 +28,27 @@ pub(in crate::event) const SHAPES: [&str; 4] = [
 
 /// The rule every payload obeys; returns whether the reader took it.
 fn assert_agrees(payload: &str) -> bool {
-    let Some(read) = read_chat_message(payload) else {
+    agrees_with_serde(
+        payload,
+        read_chat_message(payload).map(VkEvent::ChatMessage),
+        || serde_one_pass(payload),
+    )
+}
+
+/// What each direct reader's `assert_agrees` checks: `direct`, what the
+/// reader made of `payload` (`None` if it declined), is what serde makes of
+/// it. Returns whether the reader took the payload.
+pub(in crate::event) fn agrees_with_serde<T: PartialEq + std::fmt::Debug>(
+    payload: &str,
+    direct: Option<T>,
+    serde: impl FnOnce() -> Option<T>,
+) -> bool {
+    let Some(read) = direct else {
         return false;
     };
     assert_eq!(
-        serde_one_pass(payload),
-        Some(VkEvent::ChatMessage(read)),
+        serde(),
+        Some(read),
         "direct reader and serde differ: {payload:?}"
     );
     true
@@ -41,10 +56,7 @@ fn assert_agrees(payload: &str) -> bool {
 
 #[test]
 fn reads_every_chat_fixture_and_shape_as_serde_does() {
-    let fixtures = FIXTURES.map(compact);
-    for payload in fixtures.iter().map(String::as_str).chain(SHAPES) {
-        assert!(assert_agrees(payload), "not read directly: {payload}");
-    }
+    on_every_base(assert_agrees);
 }
 
 #[test]
@@ -178,7 +190,7 @@ impl Mutations {
 }
 
 /// The payloads the mutations start from: the fixtures and the shapes.
-pub(in crate::event) fn bases() -> Vec<String> {
+fn bases() -> Vec<String> {
     FIXTURES
         .map(compact)
         .into_iter()
@@ -188,7 +200,7 @@ pub(in crate::event) fn bases() -> Vec<String> {
 
 /// `rounds` mutations of the bases, in turn; the same in every run for a
 /// `seed`.
-pub(in crate::event) fn mutated_payloads(seed: u64, rounds: usize) -> Vec<String> {
+fn mutated_payloads(seed: u64, rounds: usize) -> Vec<String> {
     let bases = bases();
     let mut mutations = Mutations(seed);
     (0..rounds)
@@ -197,7 +209,7 @@ pub(in crate::event) fn mutated_payloads(seed: u64, rounds: usize) -> Vec<String
 }
 
 /// Every base cut short at every char boundary.
-pub(in crate::event) fn cut_short_payloads() -> Vec<String> {
+fn cut_short_payloads() -> Vec<String> {
     let mut prefixes = Vec::new();
     for base in bases() {
         let ends = (0..base.len()).filter(|&end| base.is_char_boundary(end));
@@ -206,14 +218,40 @@ pub(in crate::event) fn cut_short_payloads() -> Vec<String> {
     prefixes
 }
 
+// Each direct reader (the message here, `ChatSummary`, `chat_key`) has an
+// `assert_agrees(payload) -> bool`: it asserts that what the reader read
+// equals serde's result, and says whether the reader took the payload.
+
+/// Runs `agrees` on every base: each must be read directly.
+pub(in crate::event) fn on_every_base(agrees: impl Fn(&str) -> bool) {
+    for payload in bases() {
+        assert!(agrees(&payload), "not read directly: {payload}");
+    }
+}
+
+/// Runs `agrees` on every base cut short at every char boundary.
+pub(in crate::event) fn on_every_cut_short_base(agrees: impl Fn(&str) -> bool) {
+    for payload in cut_short_payloads() {
+        agrees(&payload);
+    }
+}
+
+/// Runs `agrees` on `rounds` mutations of the bases; how many were read directly.
+pub(in crate::event) fn on_mutations(
+    seed: u64,
+    rounds: usize,
+    agrees: impl Fn(&str) -> bool,
+) -> usize {
+    mutated_payloads(seed, rounds)
+        .iter()
+        .filter(|payload| agrees(payload))
+        .count()
+}
+
 #[test]
 fn agrees_with_serde_on_thousands_of_mutated_payloads() {
     let rounds = 30_000;
-    let mutated = mutated_payloads(0x9e37_79b9_7f4a_7c15, rounds);
-    let read = mutated
-        .iter()
-        .filter(|payload| assert_agrees(payload))
-        .count();
+    let read = on_mutations(0x9e37_79b9_7f4a_7c15, rounds, assert_agrees);
     // Many mutations land in a string or keep the shape: the reader must
     // take a good share of them, or the agreement above says little (a
     // `strict` build declines every mutation that adds a key, hence 1/20).
@@ -253,7 +291,5 @@ fn skipping_agrees_with_serde_ignoring() {
 
 #[test]
 fn every_cut_short_payload_agrees_with_serde() {
-    for payload in cut_short_payloads() {
-        assert_agrees(&payload);
-    }
+    on_every_cut_short_base(assert_agrees);
 }

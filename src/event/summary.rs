@@ -284,43 +284,31 @@ fn read_link<'a>(reader: &mut Reader<'a>) -> Option<Link<'a>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::chat_reader::tests::{bases, cut_short_payloads, mutated_payloads};
+    use crate::event::chat_reader::tests::{
+        agrees_with_serde, on_every_base, on_every_cut_short_base, on_mutations,
+    };
 
     /// The rule every payload obeys; returns whether it was read directly.
     fn assert_agrees(payload: &str) -> bool {
-        let Some(read) = read_directly(payload) else {
-            return false;
-        };
-        assert_eq!(
-            decode_with_serde(payload),
-            Some(read),
-            "direct summary and serde differ: {payload:?}"
-        );
-        true
+        agrees_with_serde(payload, read_directly(payload), || {
+            decode_with_serde(payload)
+        })
     }
 
     #[test]
     fn reads_every_chat_fixture_and_shape_as_serde_does() {
-        for payload in bases() {
-            assert!(assert_agrees(&payload), "not read directly: {payload}");
-        }
+        on_every_base(assert_agrees);
     }
 
     #[test]
     fn every_cut_short_payload_agrees_with_serde() {
-        for payload in cut_short_payloads() {
-            assert_agrees(&payload);
-        }
+        on_every_cut_short_base(assert_agrees);
     }
 
     #[test]
     fn agrees_with_serde_on_thousands_of_mutated_payloads() {
         let rounds = 30_000;
-        let mutated = mutated_payloads(0x6a09_e667_f3bc_c908, rounds);
-        let read = mutated
-            .iter()
-            .filter(|payload| assert_agrees(payload))
-            .count();
+        let read = on_mutations(0x6a09_e667_f3bc_c908, rounds, assert_agrees);
         assert!(read > rounds / 10, "only {read} of {rounds} mutations read");
     }
 }
