@@ -356,63 +356,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Skips one value by its structure alone: a string to its closing
-    /// quote, a container to its matching bracket, anything else to the
-    /// next delimiter. Nothing inside is checked (`skip_value` checks): for
-    /// payloads whose structure was checked already, several times cheaper.
-    pub(super) fn skip_structure(&mut self) -> Option<()> {
-        let mut depth = 0usize;
-        loop {
-            match self.peek()? {
-                b'"' => self.skip_string_unchecked()?,
-                b'{' | b'[' => {
-                    depth += 1;
-                    self.at += 1;
-                }
-                b'}' | b']' => {
-                    depth = depth.checked_sub(1)?;
-                    self.at += 1;
-                }
-                b',' | b':' if depth > 0 => self.at += 1,
-                b',' | b':' => return None,
-                _ => self.skip_scalar_unchecked()?,
-            }
-            if depth == 0 {
-                return Some(());
-            }
-        }
-    }
-
-    /// A string to its closing quote, escapes skipped, nothing checked.
-    fn skip_string_unchecked(&mut self) -> Option<()> {
-        self.eat(b'"')?;
-        loop {
-            let length = string_stop(self.bytes().get(self.at..)?)?;
-            let stop = self.bytes()[self.at + length];
-            self.at += length + 1;
-            match stop {
-                b'"' => return Some(()),
-                b'\\' => self.at += 1,
-                _ => {}
-            }
-        }
-    }
-
-    /// A number or literal, to the next delimiter or whitespace.
-    fn skip_scalar_unchecked(&mut self) -> Option<()> {
-        let rest = &self.bytes()[self.at..];
-        let length = rest
-            .iter()
-            .position(|byte| {
-                matches!(
-                    byte,
-                    b',' | b':' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'
-                )
-            })
-            .unwrap_or(rest.len());
-        (length > 0).then(|| self.at += length)
-    }
-
     fn skip_string(&mut self) -> Option<()> {
         self.eat(b'"')?;
         loop {
