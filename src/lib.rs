@@ -9,10 +9,10 @@ mod connection;
 mod delivery;
 pub mod error;
 pub mod event;
+mod json_scan;
 mod plaintext;
 pub mod protocol;
 mod secret;
-mod string_scan;
 
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]

@@ -29,7 +29,7 @@ use crate::delivery::{
     CloseReason, Delivery, Event, Payload, Publication, RawPublication, Recovery, State,
 };
 use crate::error::{Error, ErrorKind};
-use crate::event::{ChatKey, ChatMessage, VkEvent, WebSocketChannels, chat_key};
+use crate::event::{ChatKey, ChatMessage, VkEvent, WebSocketChannels, skim_chat_key};
 use crate::protocol::{self, Reply, codes};
 use crate::secret::Secret;
 
@@ -1432,7 +1432,7 @@ impl Session {
             return false;
         };
         let key = match (&channel.chat, &delivery) {
-            (Some(_), Delivery::Publication(raw)) => chat_key(raw.data.text()),
+            (Some(_), Delivery::Publication(raw)) => skim_chat_key(raw.data.text()),
             _ => None,
         };
         if let (Some(chat), Some(key)) = (&channel.chat, key)
@@ -1572,7 +1572,7 @@ impl Session {
                 data: Payload::Owned(text),
             });
             let key = match &delivery {
-                Delivery::Publication(raw) => chat_key(raw.data.text()),
+                Delivery::Publication(raw) => skim_chat_key(raw.data.text()),
                 Delivery::Event(_) => None,
             };
             self.deliver_now(name, key, delivery);

@@ -25,7 +25,7 @@ use super::chat::{
 use super::kind;
 use super::palette::NickColor;
 use super::time::Timestamp;
-use crate::string_scan::string_stop;
+use crate::json_scan::{container_end, string_end, string_stop};
 
 /// How deep a skipped value may nest: with the at most 8 levels of a chat
 /// message around it, far below serde_json's limit of 128.
@@ -354,6 +354,30 @@ impl<'a> Reader<'a> {
             b'n' => self.null().then_some(()),
             _ => self.skip_number(),
         }
+    }
+
+    /// Skips one value by its structure alone: a container to its matching
+    /// bracket (found 64 bytes at a time, as the cut checks a payload's
+    /// outline), a string to its closing quote, anything else to the next
+    /// delimiter. Nothing inside is checked (`skip_value` checks): for
+    /// payloads known to be JSON.
+    pub(super) fn skip_structure(&mut self) -> Option<()> {
+        let first = self.peek()?;
+        let rest = &self.bytes()[self.at..];
+        let length = match first {
+            b'{' | b'[' => container_end(rest)?,
+            b'"' => string_end(rest, 1)?,
+            _ => rest
+                .iter()
+                .position(|byte| {
+                    matches!(
+                        byte,
+                        b',' | b':' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'
+                    )
+                })
+                .unwrap_or(rest.len()),
+        };
+        (length > 0).then(|| self.at += length)
     }
 
     fn skip_string(&mut self) -> Option<()> {

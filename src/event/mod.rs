@@ -58,6 +58,7 @@ pub use chat::{
     Part, Role, SmilePart, TextPart, plain_text,
 };
 pub use chat_key::chat_key;
+pub(crate) use chat_key::skim_chat_key;
 pub use info::{ChannelRef, Follow, Raid, RaidSource, Subscription, SubscriptionLevel};
 pub use palette::{NickColor, PALETTE};
 pub use points::{Reward, RewardDemand};

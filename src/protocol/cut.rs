@@ -12,9 +12,7 @@
 
 use std::ops::Range;
 
-use wide::u8x16;
-
-use crate::string_scan::string_stop;
+use crate::json_scan::{container_end, string_end};
 
 /// What [`cut_publication`] found in a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +29,6 @@ const PREFIX: &str = r#"{"push":{"channel":""#;
 const AFTER_CHANNEL: &str = r#"","pub":{"data":"#;
 const OFFSET_KEY: &str = r#","offset":"#;
 const CLOSE: &str = "}}}";
-/// Containers nested deeper than this are left to the full decoder, which
-/// has its own limit.
-const MAX_DEPTH: usize = 64;
 
 /// Cuts a publication push written the way Centrifugo writes it; `None`
 /// for any other line (decode that one with the full decoder).
@@ -119,162 +114,16 @@ fn is_one_value(value: &[u8]) -> bool {
     }
 }
 
-/// Where the string whose contents start at `from` ends (just past its
-/// closing quote). Control bytes are passed over: the outline does not
-/// judge a string's contents, its decoder does.
-fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
-    loop {
-        from += string_stop(bytes.get(from..)?)?;
-        match bytes[from] {
-            b'"' => return Some(from + 1),
-            // An escape: skip it and the character it escapes.
-            b'\\' => from += 2,
-            _ => from += 1,
-        }
-    }
-}
-
 /// Whether the container opening at byte 0 closes exactly at the last byte
-/// (and nests at most [`MAX_DEPTH`] deep).
-///
-/// Sixty-four bytes at a time, without a branch per byte: each block becomes
-/// bit masks (quotes, backslashes, opening and closing brackets), strings
-/// become a mask by a running XOR of the quotes, and the depth moves by the
-/// brackets outside strings. Only a block where the depth could reach zero
-/// or the limit is walked bracket by bracket. Which kind of bracket closes
-/// which is not checked: a payload that mixes them up is not JSON, and its
-/// decoder says so; what matters here is only where the value ends.
+/// (see [`container_end`]).
 fn container_closes_at_end(value: &[u8]) -> bool {
-    let mut state = Outline::default();
-    let mut chunks = value.chunks_exact(64);
-    for (index, chunk) in chunks.by_ref().enumerate() {
-        let Ok(block) = <&[u8; 64]>::try_from(chunk) else {
-            return false; // never: the chunks are exact
-        };
-        if let Some(verdict) = state.block(block, index * 64, value.len()) {
-            return verdict;
-        }
-    }
-    let rest = chunks.remainder();
-    let mut last = [b' '; 64];
-    last[..rest.len()].copy_from_slice(rest);
-    state
-        .block(&last, value.len() - rest.len(), value.len())
-        .unwrap_or(false)
-}
-
-/// What [`container_closes_at_end`] carries from one block to the next.
-#[derive(Default)]
-struct Outline {
-    depth: u32,
-    /// All ones when the previous block ended inside a string.
-    in_string: u64,
-    /// The previous block ended with an unescaped backslash.
-    escape_pending: bool,
-}
-
-impl Outline {
-    /// Reads one block starting at `offset` of a value `length` long; a
-    /// verdict once the outermost container closed (or something is wrong).
-    fn block(&mut self, block: &[u8; 64], offset: usize, length: usize) -> Option<bool> {
-        let masks = Masks::of(block);
-        let escaped = self.escaped(masks.backslashes);
-        let in_string = prefix_xor(masks.quotes & !escaped) ^ self.in_string;
-        self.in_string = if in_string >> 63 == 1 { u64::MAX } else { 0 };
-        let opens = masks.opens & !in_string & !escaped;
-        let closes = masks.closes & !in_string & !escaped;
-        let (opened, closed) = (opens.count_ones(), closes.count_ones());
-        if closed < self.depth && self.depth + opened <= MAX_DEPTH as u32 {
-            self.depth = self.depth + opened - closed;
-            return None;
-        }
-        // Bracket by bracket: the depth may reach zero or the limit here.
-        let mut brackets = opens | closes;
-        while brackets != 0 {
-            let bit = brackets.trailing_zeros();
-            brackets &= brackets - 1;
-            if opens >> bit & 1 == 1 {
-                self.depth += 1;
-                if self.depth > MAX_DEPTH as u32 {
-                    return Some(false);
-                }
-            } else {
-                match self.depth {
-                    0 => return Some(false),
-                    1 => return Some(offset + bit as usize + 1 == length),
-                    _ => self.depth -= 1,
-                }
-            }
-        }
-        None
-    }
-
-    /// The bytes of the block that a backslash escapes.
-    fn escaped(&mut self, backslashes: u64) -> u64 {
-        let mut escaped = u64::from(std::mem::take(&mut self.escape_pending));
-        let mut bits = backslashes;
-        while bits != 0 {
-            let bit = bits.trailing_zeros();
-            bits &= bits - 1;
-            if escaped >> bit & 1 == 1 {
-                continue; // an escaped backslash escapes nothing
-            }
-            if bit == 63 {
-                self.escape_pending = true;
-            } else {
-                escaped |= 1 << (bit + 1);
-            }
-        }
-        escaped
-    }
-}
-
-/// One bit per byte of a block, for the bytes that shape JSON.
-struct Masks {
-    quotes: u64,
-    backslashes: u64,
-    opens: u64,
-    closes: u64,
-}
-
-impl Masks {
-    /// Sixteen bytes per vector compare (SSE2 on x86-64, NEON on aarch64,
-    /// plain code elsewhere, through `wide`).
-    fn of(block: &[u8; 64]) -> Masks {
-        let mut masks = Masks {
-            quotes: 0,
-            backslashes: 0,
-            opens: 0,
-            closes: 0,
-        };
-        for (lane, chunk) in block.chunks_exact(16).enumerate() {
-            // The chunks are exact: the fallback is never used.
-            let bytes = u8x16::new(chunk.try_into().unwrap_or([b' '; 16]));
-            // `[` and `{` differ only in bit 5, as do `]` and `}`.
-            let folded = bytes | u8x16::splat(0x20);
-            let shift = lane * 16;
-            masks.quotes |= u64::from(bytes.simd_eq(u8x16::splat(b'"')).to_bitmask()) << shift;
-            masks.backslashes |=
-                u64::from(bytes.simd_eq(u8x16::splat(b'\\')).to_bitmask()) << shift;
-            masks.opens |= u64::from(folded.simd_eq(u8x16::splat(b'{')).to_bitmask()) << shift;
-            masks.closes |= u64::from(folded.simd_eq(u8x16::splat(b'}')).to_bitmask()) << shift;
-        }
-        masks
-    }
-}
-
-/// Each bit is the XOR of itself and every bit below it: inside a string
-/// from its opening quote up to (not including) its closing one.
-fn prefix_xor(mut bits: u64) -> u64 {
-    for shift in [1, 2, 4, 8, 16, 32] {
-        bits ^= bits << shift;
-    }
-    bits
+    container_end(value) == Some(value.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json_scan::MAX_DEPTH;
 
     fn cut(line: &str) -> Option<(&str, u64, &str)> {
         cut_publication(line).map(|cut| (cut.channel, cut.offset, &line[cut.data]))
