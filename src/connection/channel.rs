@@ -109,7 +109,7 @@ pub(crate) struct ChatLog {
     pub(crate) last: Option<ChatKey>,
     /// Ids of the last [`RECENT_IDS`] messages delivered.
     recent: VecDeque<i64>,
-    recent_set: HashSet<i64>,
+    recent_set: HashSet<i64, foldhash::fast::RandomState>,
     /// Unix milliseconds when the link last went down while subscribed: the
     /// start of a possible gap when no message was delivered before it.
     pub(crate) lost_at_millis: Option<i64>,
@@ -158,7 +158,7 @@ impl ChatLog {
             slug,
             last: None,
             recent: VecDeque::new(),
-            recent_set: HashSet::new(),
+            recent_set: HashSet::default(),
             lost_at_millis: None,
             backfill: None,
         }
