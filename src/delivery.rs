@@ -279,10 +279,16 @@ pub(crate) enum Payload {
     Owned(Box<str>),
 }
 
+/// The text of a payload shared with its frame (`null` for a range that
+/// does not fall on the frame's characters, which the cut never makes).
+fn slice_text<'f>(frame: &'f Utf8Bytes, range: &Range<usize>) -> &'f str {
+    frame.as_str().get(range.clone()).unwrap_or("null")
+}
+
 impl Payload {
     pub(crate) fn text(&self) -> &str {
         match self {
-            Payload::Shared { frame, range } => frame.as_str().get(range.clone()).unwrap_or("null"),
+            Payload::Shared { frame, range } => slice_text(frame, range),
             Payload::Owned(text) => text,
         }
     }
@@ -487,11 +493,10 @@ impl Batch {
     /// cuts the next frame from the same read buffer) once per publication.
     fn decoded(&self, index: usize) -> Option<Publication> {
         let (offset, range) = self.items.get(index)?;
-        let text = self.frame.as_str().get(range.clone()).unwrap_or("null");
         Some(Publication::new(
             self.channel.clone(),
             *offset,
-            VkEvent::decode_json(text),
+            VkEvent::decode_json(slice_text(&self.frame, range)),
         ))
     }
 

@@ -155,9 +155,7 @@ mod tests {
 
     #[test]
     fn agrees_with_serde_on_thousands_of_mutated_payloads() {
-        let rounds = 30_000;
-        let read = on_mutations(0xbb67_ae85_84ca_a73b, rounds, assert_agrees);
-        assert!(read > rounds / 10, "only {read} of {rounds} mutations read");
+        on_mutations(0xbb67_ae85_84ca_a73b, 30_000, 10, assert_agrees);
     }
 
     #[test]
@@ -168,8 +166,6 @@ mod tests {
     #[test]
     fn skimming_differs_only_on_payloads_that_are_not_json() {
         on_every_cut_short_base(assert_skim_agrees);
-        let rounds = 30_000;
-        let read = on_mutations(0x3c6e_f372_fe94_f82b, rounds, assert_skim_agrees);
-        assert!(read > rounds / 10, "only {read} of {rounds} mutations read");
+        on_mutations(0x3c6e_f372_fe94_f82b, 30_000, 10, assert_skim_agrees);
     }
 }

@@ -307,8 +307,6 @@ mod tests {
 
     #[test]
     fn agrees_with_serde_on_thousands_of_mutated_payloads() {
-        let rounds = 30_000;
-        let read = on_mutations(0x6a09_e667_f3bc_c908, rounds, assert_agrees);
-        assert!(read > rounds / 10, "only {read} of {rounds} mutations read");
+        on_mutations(0x6a09_e667_f3bc_c908, 30_000, 10, assert_agrees);
     }
 }
