@@ -159,6 +159,8 @@ impl Credentials for Authorization {
 #[derive(Clone)]
 pub struct VkApi {
     http: reqwest::Client,
+    /// What `http` gives each request (kept to build another like it).
+    request_timeout: Duration,
     base: url::Url,
     credentials: Arc<dyn Credentials>,
     chat: Arc<chat::ChatState>,
@@ -222,6 +224,7 @@ impl VkApi {
         let http = http_client(REQUEST_TIMEOUT)?;
         Ok(VkApi {
             http,
+            request_timeout: REQUEST_TIMEOUT,
             base,
             credentials,
             chat: Arc::new(chat::ChatState::new(ChatSettings::default())),
@@ -249,7 +252,18 @@ impl VkApi {
     /// takes longer fails with [`ErrorKind::Timeout`], which is retryable.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Result<Self, Error> {
         self.http = http_client(timeout)?;
+        self.request_timeout = timeout;
         Ok(self)
+    }
+
+    /// A clone with a pool of HTTP connections of its own (same settings,
+    /// same credentials and chat state), for a runtime of its own: a pooled
+    /// connection lives on the runtime it was opened on and dies with it.
+    pub(crate) fn with_own_connections(&self) -> Result<Self, Error> {
+        Ok(VkApi {
+            http: http_client(self.request_timeout)?,
+            ..self.clone()
+        })
     }
 
     /// The credentials source this client uses.
