@@ -38,10 +38,8 @@ async fn threads_while_connected(configure: impl FnOnce(ClientBuilder) -> Client
     assert_eq!(chat_id(&received[0]), Some(77));
     let running = actor_threads();
     within(client.close()).await.expect("closed");
-    assert!(matches!(
-        wait_for_event(&mut events, |e| matches!(e, Event::Closed { .. })).await,
-        Event::Closed { .. }
-    ));
+    // Fails the test unless `Closed` arrives.
+    wait_for_event(&mut events, |e| matches!(e, Event::Closed { .. })).await;
     drop(events);
     wait_until(&emulator, "the socket closed", |e| e.socket_count() == 0).await;
     running

@@ -217,7 +217,7 @@ impl Actor {
         // The writers send their close frames on their own. An actor on a
         // thread of its own takes its runtime, and them, along when it ends:
         // give them the time a write may take.
-        let writers_done = std::mem::take(&mut self.write_failures).collect::<Vec<_>>();
+        let writers_done = self.write_failures.collect::<Vec<_>>();
         let _ = tokio::time::timeout(self.config.write_timeout, writers_done).await;
     }
 
