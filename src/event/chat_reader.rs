@@ -13,6 +13,10 @@
 //! gives; `tests` below holds it to that on fixtures, odd payloads and
 //! thousands of mutations.
 //!
+//! Keys are not scanned as strings when they come as before: each kind of
+//! object remembers the order its keys came in (`key_order`), and the key
+//! guessed next is one 16-byte comparison.
+//!
 //! Unknown keys in lenient builds are skipped by [`Reader::skip_value`],
 //! which checks what it skips as serde's `IgnoredAny` does (a test holds it
 //! to that). `summary` reads its few fields with the same [`Reader`].
@@ -22,6 +26,7 @@ use std::borrow::Cow;
 use super::chat::{
     Author, Badge, ChatMessage, LinkPart, MentionPart, Part, Role, SmilePart, TextPart,
 };
+use super::key_order::KeyOrder;
 use super::kind;
 use super::palette::NickColor;
 use super::time::Timestamp;
@@ -79,6 +84,13 @@ impl Seen {
         *slot = value?;
         Some(())
     }
+}
+
+/// Stores a value read for a key; `None` when the value is not of the
+/// common shape.
+fn put<T>(slot: &mut T, value: Option<T>) -> Option<()> {
+    *slot = value?;
+    Some(())
 }
 
 /// A cursor over the payload; every method returns `None` where the input
@@ -160,6 +172,55 @@ impl<'a> Reader<'a> {
                 return self.eat(b'}');
             }
         }
+    }
+
+    /// An object of a kind with known keys, `member` called with each key's
+    /// index in `order` (`None` for a key the kind does not have) and the
+    /// reader at its value. A known key given twice is not the common shape.
+    /// Each key is first compared with the one `order` guesses, and the
+    /// order met is learned for the next object of the kind.
+    pub(super) fn object_of<const N: usize>(
+        &mut self,
+        order: &KeyOrder<N>,
+        mut member: impl FnMut(&mut Self, Option<usize>) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat_if(b'}') {
+            return Some(());
+        }
+        let mut seen = Seen::default();
+        let mut previous = order.start();
+        loop {
+            let index = self.known_key(order, previous)?;
+            if let Some(index) = index {
+                seen.first(index as u16)?;
+                previous = index;
+            }
+            member(self, index)?;
+            if !self.eat_if(b',') {
+                return self.eat(b'}');
+            }
+        }
+    }
+
+    /// The next key and its colon, as its index in `order`: the guess for
+    /// what follows `previous` if the bytes are exactly `"guess":`, else
+    /// read as any key (and the order learned).
+    fn known_key<const N: usize>(
+        &mut self,
+        order: &KeyOrder<N>,
+        previous: usize,
+    ) -> Option<Option<usize>> {
+        self.peek()?;
+        if let Some((index, length)) = order.guessed_at(previous, &self.bytes()[self.at..]) {
+            self.at += length;
+            return Some(Some(index));
+        }
+        let index = order.index_of(self.key()?);
+        if let Some(index) = index {
+            order.learn(previous, index);
+        }
+        Some(index)
     }
 
     /// An array, each element read by `element`.
@@ -447,13 +508,14 @@ impl<'a> Reader<'a> {
     fn chat_message(&mut self) -> Option<ChatMessage> {
         let (mut id, mut created_at, mut is_private) = (None, None, false);
         let (mut author, mut parts) = (None, Vec::new());
-        let mut seen = Seen::default();
-        self.object(|r, key| match key {
-            "id" => seen.set(0, &mut id, r.integer().map(Some)),
-            "created_at" => seen.set(1, &mut created_at, r.or_null(Reader::timestamp)),
-            "is_private" => seen.set(2, &mut is_private, r.or_default(Reader::bool)),
-            "author" => seen.set(3, &mut author, r.or_null(Reader::author)),
-            "parts" => seen.set(4, &mut parts, r.or_default(|r| r.array(Reader::part))),
+        static KEYS: KeyOrder<5> =
+            KeyOrder::new(["id", "created_at", "is_private", "author", "parts"]);
+        self.object_of(&KEYS, |r, key| match key {
+            Some(0) => put(&mut id, r.integer().map(Some)),
+            Some(1) => put(&mut created_at, r.or_null(Reader::timestamp)),
+            Some(2) => put(&mut is_private, r.or_default(Reader::bool)),
+            Some(3) => put(&mut author, r.or_null(Reader::author)),
+            Some(4) => put(&mut parts, r.or_default(|r| r.array(Reader::part))),
             _ => r.skip_unknown(),
         })?;
         Some(ChatMessage {
@@ -466,30 +528,30 @@ impl<'a> Reader<'a> {
     }
 
     fn author(&mut self) -> Option<Author> {
+        static KEYS: KeyOrder<8> = KeyOrder::new([
+            "id",
+            "nick",
+            "nick_color",
+            "avatar_url",
+            "is_owner",
+            "is_moderator",
+            "badges",
+            "roles",
+        ]);
         let mut id = None;
         let mut author = Author::default();
-        let mut seen = Seen::default();
-        self.object(|r, key| match key {
-            "id" => seen.set(0, &mut id, r.integer().map(Some)),
-            "nick" => seen.set(1, &mut author.nick, r.or_default(Reader::string)),
-            "nick_color" => seen.set(
-                2,
+        self.object_of(&KEYS, |r, key| match key {
+            Some(0) => put(&mut id, r.integer().map(Some)),
+            Some(1) => put(&mut author.nick, r.or_default(Reader::string)),
+            Some(2) => put(
                 &mut author.nick_color,
                 r.or_null(|r| r.integer().map(NickColor)),
             ),
-            "avatar_url" => seen.set(3, &mut author.avatar_url, r.or_null(Reader::string)),
-            "is_owner" => seen.set(4, &mut author.is_owner, r.or_default(Reader::bool)),
-            "is_moderator" => seen.set(5, &mut author.is_moderator, r.or_default(Reader::bool)),
-            "badges" => seen.set(
-                6,
-                &mut author.badges,
-                r.or_default(|r| r.array(Reader::badge)),
-            ),
-            "roles" => seen.set(
-                7,
-                &mut author.roles,
-                r.or_default(|r| r.array(Reader::role)),
-            ),
+            Some(3) => put(&mut author.avatar_url, r.or_null(Reader::string)),
+            Some(4) => put(&mut author.is_owner, r.or_default(Reader::bool)),
+            Some(5) => put(&mut author.is_moderator, r.or_default(Reader::bool)),
+            Some(6) => put(&mut author.badges, r.or_default(|r| r.array(Reader::badge))),
+            Some(7) => put(&mut author.roles, r.or_default(|r| r.array(Reader::role))),
             _ => r.skip_unknown(),
         })?;
         author.id = id?;
@@ -497,31 +559,37 @@ impl<'a> Reader<'a> {
     }
 
     fn badge(&mut self) -> Option<Badge> {
+        static KEYS: KeyOrder<6> = KeyOrder::new([
+            "id",
+            "name",
+            "achievement_name",
+            "small_url",
+            "medium_url",
+            "large_url",
+        ]);
         let mut badge = Badge::default();
-        let mut seen = Seen::default();
-        self.object(|r, key| match key {
-            "id" => seen.set(0, &mut badge.id, r.string_id()),
-            "name" => seen.set(1, &mut badge.name, r.or_default(Reader::string)),
-            "achievement_name" => {
-                seen.set(2, &mut badge.achievement_name, r.or_default(Reader::string))
-            }
-            "small_url" => seen.set(3, &mut badge.small_url, r.or_null(Reader::string)),
-            "medium_url" => seen.set(4, &mut badge.medium_url, r.or_null(Reader::string)),
-            "large_url" => seen.set(5, &mut badge.large_url, r.or_null(Reader::string)),
+        self.object_of(&KEYS, |r, key| match key {
+            Some(0) => put(&mut badge.id, r.string_id()),
+            Some(1) => put(&mut badge.name, r.or_default(Reader::string)),
+            Some(2) => put(&mut badge.achievement_name, r.or_default(Reader::string)),
+            Some(3) => put(&mut badge.small_url, r.or_null(Reader::string)),
+            Some(4) => put(&mut badge.medium_url, r.or_null(Reader::string)),
+            Some(5) => put(&mut badge.large_url, r.or_null(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(badge)
     }
 
     fn role(&mut self) -> Option<Role> {
+        static KEYS: KeyOrder<5> =
+            KeyOrder::new(["id", "name", "small_url", "medium_url", "large_url"]);
         let mut role = Role::default();
-        let mut seen = Seen::default();
-        self.object(|r, key| match key {
-            "id" => seen.set(0, &mut role.id, r.string_id()),
-            "name" => seen.set(1, &mut role.name, r.or_default(Reader::string)),
-            "small_url" => seen.set(2, &mut role.small_url, r.or_null(Reader::string)),
-            "medium_url" => seen.set(3, &mut role.medium_url, r.or_null(Reader::string)),
-            "large_url" => seen.set(4, &mut role.large_url, r.or_null(Reader::string)),
+        self.object_of(&KEYS, |r, key| match key {
+            Some(0) => put(&mut role.id, r.string_id()),
+            Some(1) => put(&mut role.name, r.or_default(Reader::string)),
+            Some(2) => put(&mut role.small_url, r.or_null(Reader::string)),
+            Some(3) => put(&mut role.medium_url, r.or_null(Reader::string)),
+            Some(4) => put(&mut role.large_url, r.or_null(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(role)
@@ -530,12 +598,13 @@ impl<'a> Reader<'a> {
     /// A part of a known kind alone in its object (`PartVisitor` keeps any
     /// other shape raw or skips extra keys; this reader leaves both to it).
     fn part(&mut self) -> Option<Part> {
+        static KINDS: KeyOrder<4> = KeyOrder::new(["text", "mention", "smile", "link"]);
         self.eat(b'{')?;
-        let part = match self.key()? {
-            "text" => Part::Text(self.text_part()?),
-            "mention" => Part::Mention(self.mention_part()?),
-            "smile" => Part::Smile(self.smile_part()?),
-            "link" => Part::Link(self.link_part()?),
+        let part = match self.known_key(&KINDS, KINDS.start())? {
+            Some(0) => Part::Text(self.text_part()?),
+            Some(1) => Part::Mention(self.mention_part()?),
+            Some(2) => Part::Smile(self.smile_part()?),
+            Some(3) => Part::Link(self.link_part()?),
             _ => return None,
         };
         self.eat(b'}')?;
@@ -543,47 +612,54 @@ impl<'a> Reader<'a> {
     }
 
     fn text_part(&mut self) -> Option<TextPart> {
+        static KEYS: KeyOrder<1> = KeyOrder::new(["content"]);
         let mut part = TextPart::default();
-        let mut seen = Seen::default();
-        self.object(|r, key| match key {
-            "content" => seen.set(0, &mut part.content, r.or_default(Reader::string)),
+        self.object_of(&KEYS, |r, key| match key {
+            Some(0) => put(&mut part.content, r.or_default(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(part)
     }
 
     fn mention_part(&mut self) -> Option<MentionPart> {
+        static KEYS: KeyOrder<2> = KeyOrder::new(["id", "nick"]);
         let mut part = MentionPart::default();
-        let mut seen = Seen::default();
-        self.object(|r, key| match key {
-            "id" => seen.set(0, &mut part.id, r.or_null(Reader::integer)),
-            "nick" => seen.set(1, &mut part.nick, r.or_default(Reader::string)),
+        self.object_of(&KEYS, |r, key| match key {
+            Some(0) => put(&mut part.id, r.or_null(Reader::integer)),
+            Some(1) => put(&mut part.nick, r.or_default(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(part)
     }
 
     fn smile_part(&mut self) -> Option<SmilePart> {
+        static KEYS: KeyOrder<6> = KeyOrder::new([
+            "id",
+            "name",
+            "animated",
+            "small_url",
+            "medium_url",
+            "large_url",
+        ]);
         let mut part = SmilePart::default();
-        let mut seen = Seen::default();
-        self.object(|r, key| match key {
-            "id" => seen.set(0, &mut part.id, r.string_id()),
-            "name" => seen.set(1, &mut part.name, r.or_default(Reader::string)),
-            "animated" => seen.set(2, &mut part.animated, r.or_default(Reader::bool)),
-            "small_url" => seen.set(3, &mut part.small_url, r.or_null(Reader::string)),
-            "medium_url" => seen.set(4, &mut part.medium_url, r.or_null(Reader::string)),
-            "large_url" => seen.set(5, &mut part.large_url, r.or_null(Reader::string)),
+        self.object_of(&KEYS, |r, key| match key {
+            Some(0) => put(&mut part.id, r.string_id()),
+            Some(1) => put(&mut part.name, r.or_default(Reader::string)),
+            Some(2) => put(&mut part.animated, r.or_default(Reader::bool)),
+            Some(3) => put(&mut part.small_url, r.or_null(Reader::string)),
+            Some(4) => put(&mut part.medium_url, r.or_null(Reader::string)),
+            Some(5) => put(&mut part.large_url, r.or_null(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(part)
     }
 
     fn link_part(&mut self) -> Option<LinkPart> {
+        static KEYS: KeyOrder<2> = KeyOrder::new(["content", "url"]);
         let mut part = LinkPart::default();
-        let mut seen = Seen::default();
-        self.object(|r, key| match key {
-            "content" => seen.set(0, &mut part.content, r.or_default(Reader::string)),
-            "url" => seen.set(1, &mut part.url, r.or_default(Reader::string)),
+        self.object_of(&KEYS, |r, key| match key {
+            Some(0) => put(&mut part.content, r.or_default(Reader::string)),
+            Some(1) => put(&mut part.url, r.or_default(Reader::string)),
             _ => r.skip_unknown(),
         })?;
         Some(part)

@@ -59,6 +59,66 @@ fn reads_every_chat_fixture_and_shape_as_serde_does() {
     on_every_base(assert_agrees);
 }
 
+/// `payload` without the whitespace between its tokens, keys kept in the
+/// order written (VK's order, for a fixture).
+fn minified(payload: &str) -> String {
+    let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+    for c in payload.chars() {
+        if in_string || !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+        if in_string && !escaped && c == '"' {
+            in_string = false;
+        } else if !in_string && c == '"' {
+            in_string = true;
+        }
+        escaped = in_string && !escaped && c == '\\';
+    }
+    out
+}
+
+/// `value` as compact JSON with every object's keys in reverse order.
+fn reversed(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(map) => {
+            let members: Vec<String> = map
+                .iter()
+                .rev()
+                .map(|(key, value)| format!("{}:{}", serde_json::json!(key), reversed(value)))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        serde_json::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(reversed).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn reads_every_key_order_as_serde_does_while_the_orders_alternate() {
+    for fixture in FIXTURES {
+        let value: serde_json::Value = serde_json::from_str(fixture).expect("fixture is JSON");
+        let envelope = |data: String| format!(r#"{{"type":{},"data":{data}}}"#, value["type"]);
+        let orders = [
+            minified(fixture),
+            compact(fixture),
+            envelope(reversed(&value["data"])),
+        ];
+        assert!(orders[0].starts_with(r#"{"type":"#), "{}", orders[0]);
+        // Each order teaches the reader's guesses, which the next one misses.
+        for round in 0..3 {
+            for payload in &orders {
+                assert!(
+                    assert_agrees(payload),
+                    "round {round}: not read directly: {payload}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn declines_what_it_leaves_to_serde() {
     let declined = [

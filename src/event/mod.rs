@@ -35,6 +35,7 @@ mod chat_key;
 mod chat_reader;
 mod de;
 mod info;
+mod key_order;
 mod palette;
 mod points;
 mod stream;
