@@ -13,7 +13,7 @@
 use serde::Deserialize;
 
 use super::chat::ChatKey;
-use super::chat_reader::{Reader, Seen, read_chat_envelope};
+use super::chat_reader::{MESSAGE_KEYS, Reader, put, read_chat_envelope};
 use super::kind;
 use super::time::Timestamp;
 
@@ -48,10 +48,9 @@ pub(crate) fn skim_chat_key(payload: &str) -> Option<ChatKey> {
 fn read_directly<'a>(payload: &'a str, skip: fn(&mut Reader<'a>) -> Option<()>) -> Option<ChatKey> {
     read_chat_envelope(payload, |reader| {
         let (mut id, mut created_at) = (None, None);
-        let mut seen = Seen::default();
-        reader.object(|r, key| match key {
-            "id" => seen.set(0, &mut id, r.integer().map(Some)),
-            "created_at" => seen.set(1, &mut created_at, r.or_null(Reader::timestamp)),
+        reader.object_of(&MESSAGE_KEYS, |r, key| match key {
+            Some(0) => put(&mut id, r.integer().map(Some)),
+            Some(1) => put(&mut created_at, r.or_null(Reader::timestamp)),
             // Not `skip_unknown`: the key's own types take any other member,
             // strict build or not.
             _ => skip(r),

@@ -64,31 +64,61 @@ pub(super) fn read_chat_envelope<'a, T>(
     reader.at_end().then_some(message)
 }
 
+/// A chat message's keys, in VK's order.
+pub(super) static MESSAGE_KEYS: KeyOrder<5> =
+    KeyOrder::new(["id", "created_at", "is_private", "author", "parts"]);
+
+/// An author's keys, in VK's order.
+pub(super) static AUTHOR_KEYS: KeyOrder<8> = KeyOrder::new([
+    "id",
+    "nick",
+    "nick_color",
+    "avatar_url",
+    "is_owner",
+    "is_moderator",
+    "badges",
+    "roles",
+]);
+
+/// The kinds of a message part: the one key of its object.
+pub(super) static PART_KINDS: KeyOrder<4> = KeyOrder::new(["text", "mention", "smile", "link"]);
+
+/// A text part's keys.
+pub(super) static TEXT_KEYS: KeyOrder<1> = KeyOrder::new(["content"]);
+
+/// A mention's keys, in VK's order.
+pub(super) static MENTION_KEYS: KeyOrder<2> = KeyOrder::new(["id", "nick"]);
+
+/// A link's keys, in VK's order.
+pub(super) static LINK_KEYS: KeyOrder<2> = KeyOrder::new(["content", "url"]);
+
+/// A smile's keys, in VK's order.
+pub(super) static SMILE_KEYS: KeyOrder<6> = KeyOrder::new([
+    "id",
+    "name",
+    "animated",
+    "small_url",
+    "medium_url",
+    "large_url",
+]);
+
 /// Keys of one object already read: serde rejects a known key given twice.
 #[derive(Default)]
-pub(super) struct Seen(u16);
+struct Seen(u16);
 
 impl Seen {
     /// Marks the key with this bit read; `None` when it was read before.
-    pub(super) fn first(&mut self, bit: u16) -> Option<()> {
+    fn first(&mut self, bit: u16) -> Option<()> {
         let mask = 1 << bit;
         let fresh = self.0 & mask == 0;
         self.0 |= mask;
         fresh.then_some(())
     }
-
-    /// Stores the value read for the key with this bit; `None` when the key
-    /// was read before or its value is not of the common shape.
-    pub(super) fn set<T>(&mut self, bit: u16, slot: &mut T, value: Option<T>) -> Option<()> {
-        self.first(bit)?;
-        *slot = value?;
-        Some(())
-    }
 }
 
 /// Stores a value read for a key; `None` when the value is not of the
 /// common shape.
-fn put<T>(slot: &mut T, value: Option<T>) -> Option<()> {
+pub(super) fn put<T>(slot: &mut T, value: Option<T>) -> Option<()> {
     *slot = value?;
     Some(())
 }
@@ -508,9 +538,7 @@ impl<'a> Reader<'a> {
     fn chat_message(&mut self) -> Option<ChatMessage> {
         let (mut id, mut created_at, mut is_private) = (None, None, false);
         let (mut author, mut parts) = (None, Vec::new());
-        static KEYS: KeyOrder<5> =
-            KeyOrder::new(["id", "created_at", "is_private", "author", "parts"]);
-        self.object_of(&KEYS, |r, key| match key {
+        self.object_of(&MESSAGE_KEYS, |r, key| match key {
             Some(0) => put(&mut id, r.integer().map(Some)),
             Some(1) => put(&mut created_at, r.or_null(Reader::timestamp)),
             Some(2) => put(&mut is_private, r.or_default(Reader::bool)),
@@ -528,19 +556,9 @@ impl<'a> Reader<'a> {
     }
 
     fn author(&mut self) -> Option<Author> {
-        static KEYS: KeyOrder<8> = KeyOrder::new([
-            "id",
-            "nick",
-            "nick_color",
-            "avatar_url",
-            "is_owner",
-            "is_moderator",
-            "badges",
-            "roles",
-        ]);
         let mut id = None;
         let mut author = Author::default();
-        self.object_of(&KEYS, |r, key| match key {
+        self.object_of(&AUTHOR_KEYS, |r, key| match key {
             Some(0) => put(&mut id, r.integer().map(Some)),
             Some(1) => put(&mut author.nick, r.or_default(Reader::string)),
             Some(2) => put(
@@ -598,9 +616,8 @@ impl<'a> Reader<'a> {
     /// A part of a known kind alone in its object (`PartVisitor` keeps any
     /// other shape raw or skips extra keys; this reader leaves both to it).
     fn part(&mut self) -> Option<Part> {
-        static KINDS: KeyOrder<4> = KeyOrder::new(["text", "mention", "smile", "link"]);
         self.eat(b'{')?;
-        let part = match self.known_key(&KINDS, KINDS.start())? {
+        let part = match self.known_key(&PART_KINDS, PART_KINDS.start())? {
             Some(0) => Part::Text(self.text_part()?),
             Some(1) => Part::Mention(self.mention_part()?),
             Some(2) => Part::Smile(self.smile_part()?),
@@ -612,9 +629,8 @@ impl<'a> Reader<'a> {
     }
 
     fn text_part(&mut self) -> Option<TextPart> {
-        static KEYS: KeyOrder<1> = KeyOrder::new(["content"]);
         let mut part = TextPart::default();
-        self.object_of(&KEYS, |r, key| match key {
+        self.object_of(&TEXT_KEYS, |r, key| match key {
             Some(0) => put(&mut part.content, r.or_default(Reader::string)),
             _ => r.skip_unknown(),
         })?;
@@ -622,9 +638,8 @@ impl<'a> Reader<'a> {
     }
 
     fn mention_part(&mut self) -> Option<MentionPart> {
-        static KEYS: KeyOrder<2> = KeyOrder::new(["id", "nick"]);
         let mut part = MentionPart::default();
-        self.object_of(&KEYS, |r, key| match key {
+        self.object_of(&MENTION_KEYS, |r, key| match key {
             Some(0) => put(&mut part.id, r.or_null(Reader::integer)),
             Some(1) => put(&mut part.nick, r.or_default(Reader::string)),
             _ => r.skip_unknown(),
@@ -633,16 +648,8 @@ impl<'a> Reader<'a> {
     }
 
     fn smile_part(&mut self) -> Option<SmilePart> {
-        static KEYS: KeyOrder<6> = KeyOrder::new([
-            "id",
-            "name",
-            "animated",
-            "small_url",
-            "medium_url",
-            "large_url",
-        ]);
         let mut part = SmilePart::default();
-        self.object_of(&KEYS, |r, key| match key {
+        self.object_of(&SMILE_KEYS, |r, key| match key {
             Some(0) => put(&mut part.id, r.string_id()),
             Some(1) => put(&mut part.name, r.or_default(Reader::string)),
             Some(2) => put(&mut part.animated, r.or_default(Reader::bool)),
@@ -655,9 +662,8 @@ impl<'a> Reader<'a> {
     }
 
     fn link_part(&mut self) -> Option<LinkPart> {
-        static KEYS: KeyOrder<2> = KeyOrder::new(["content", "url"]);
         let mut part = LinkPart::default();
-        self.object_of(&KEYS, |r, key| match key {
+        self.object_of(&LINK_KEYS, |r, key| match key {
             Some(0) => put(&mut part.content, r.or_default(Reader::string)),
             Some(1) => put(&mut part.url, r.or_default(Reader::string)),
             _ => r.skip_unknown(),

@@ -6,7 +6,10 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::chat_reader::{Reader, Seen, read_chat_envelope};
+use super::chat_reader::{
+    AUTHOR_KEYS, LINK_KEYS, MENTION_KEYS, MESSAGE_KEYS, PART_KINDS, Reader, SMILE_KEYS, TEXT_KEYS,
+    put, read_chat_envelope,
+};
 use super::kind;
 
 /// The fields of a `channel_chat_message_send` most bots and overlays read,
@@ -181,12 +184,10 @@ fn read_message<'a>(reader: &mut Reader<'a>) -> Option<ChatSummary<'a>> {
     let mut id = None;
     let mut author: Option<Author<'a>> = None;
     let mut text = String::new();
-    let mut seen = Seen::default();
-    reader.object(|r, key| match key {
-        "id" => seen.set(0, &mut id, r.integer().map(Some)),
-        "author" => seen.set(1, &mut author, r.or_null(read_author)),
-        "parts" => {
-            seen.first(2)?;
+    reader.object_of(&MESSAGE_KEYS, |r, key| match key {
+        Some(0) => put(&mut id, r.integer().map(Some)),
+        Some(3) => put(&mut author, r.or_null(read_author)),
+        Some(4) => {
             if r.null() {
                 return Some(());
             }
@@ -212,10 +213,9 @@ fn read_message<'a>(reader: &mut Reader<'a>) -> Option<ChatSummary<'a>> {
 
 fn read_author<'a>(reader: &mut Reader<'a>) -> Option<Author<'a>> {
     let (mut id, mut nick) = (None, None);
-    let mut seen = Seen::default();
-    reader.object(|r, key| match key {
-        "id" => seen.set(0, &mut id, r.integer().map(Some)),
-        "nick" => seen.set(1, &mut nick, r.or_null(Reader::cow_string)),
+    reader.object_of(&AUTHOR_KEYS, |r, key| match key {
+        Some(0) => put(&mut id, r.integer().map(Some)),
+        Some(1) => put(&mut nick, r.or_null(Reader::cow_string)),
         _ => r.skip_value(),
     })?;
     Some(Author { id: id?, nick })
@@ -228,12 +228,11 @@ fn read_part<'a>(reader: &mut Reader<'a>) -> Option<Part<'a>> {
         smile: None,
         link: None,
     };
-    let mut seen = Seen::default();
-    reader.object(|r, key| match key {
-        "text" => seen.set(0, &mut part.text, r.or_null(read_content)),
-        "mention" => seen.set(1, &mut part.mention, r.or_null(read_mention)),
-        "smile" => seen.set(2, &mut part.smile, r.or_null(read_smile)),
-        "link" => seen.set(3, &mut part.link, r.or_null(read_link)),
+    reader.object_of(&PART_KINDS, |r, key| match key {
+        Some(0) => put(&mut part.text, r.or_null(read_content)),
+        Some(1) => put(&mut part.mention, r.or_null(read_mention)),
+        Some(2) => put(&mut part.smile, r.or_null(read_smile)),
+        Some(3) => put(&mut part.link, r.or_null(read_link)),
         _ => r.skip_value(),
     })?;
     Some(part)
@@ -241,9 +240,8 @@ fn read_part<'a>(reader: &mut Reader<'a>) -> Option<Part<'a>> {
 
 fn read_content<'a>(reader: &mut Reader<'a>) -> Option<Content<'a>> {
     let mut content = None;
-    let mut seen = Seen::default();
-    reader.object(|r, key| match key {
-        "content" => seen.set(0, &mut content, r.or_null(Reader::cow_string)),
+    reader.object_of(&TEXT_KEYS, |r, key| match key {
+        Some(0) => put(&mut content, r.or_null(Reader::cow_string)),
         _ => r.skip_value(),
     })?;
     Some(Content { content })
@@ -251,10 +249,9 @@ fn read_content<'a>(reader: &mut Reader<'a>) -> Option<Content<'a>> {
 
 fn read_mention<'a>(reader: &mut Reader<'a>) -> Option<Mention<'a>> {
     let (mut id, mut nick) = (None, None);
-    let mut seen = Seen::default();
-    reader.object(|r, key| match key {
-        "id" => seen.set(0, &mut id, r.or_null(Reader::integer)),
-        "nick" => seen.set(1, &mut nick, r.or_null(Reader::cow_string)),
+    reader.object_of(&MENTION_KEYS, |r, key| match key {
+        Some(0) => put(&mut id, r.or_null(Reader::integer)),
+        Some(1) => put(&mut nick, r.or_null(Reader::cow_string)),
         _ => r.skip_value(),
     })?;
     Some(Mention { id, nick })
@@ -262,9 +259,8 @@ fn read_mention<'a>(reader: &mut Reader<'a>) -> Option<Mention<'a>> {
 
 fn read_smile<'a>(reader: &mut Reader<'a>) -> Option<Smile<'a>> {
     let mut name = None;
-    let mut seen = Seen::default();
-    reader.object(|r, key| match key {
-        "name" => seen.set(0, &mut name, r.or_null(Reader::cow_string)),
+    reader.object_of(&SMILE_KEYS, |r, key| match key {
+        Some(1) => put(&mut name, r.or_null(Reader::cow_string)),
         _ => r.skip_value(),
     })?;
     Some(Smile { name })
@@ -272,10 +268,9 @@ fn read_smile<'a>(reader: &mut Reader<'a>) -> Option<Smile<'a>> {
 
 fn read_link<'a>(reader: &mut Reader<'a>) -> Option<Link<'a>> {
     let (mut content, mut url) = (None, None);
-    let mut seen = Seen::default();
-    reader.object(|r, key| match key {
-        "content" => seen.set(0, &mut content, r.or_null(Reader::cow_string)),
-        "url" => seen.set(1, &mut url, r.or_null(Reader::cow_string)),
+    reader.object_of(&LINK_KEYS, |r, key| match key {
+        Some(0) => put(&mut content, r.or_null(Reader::cow_string)),
+        Some(1) => put(&mut url, r.or_null(Reader::cow_string)),
         _ => r.skip_value(),
     })?;
     Some(Link { content, url })
