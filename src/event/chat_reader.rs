@@ -13,9 +13,10 @@
 //! gives; `tests` below holds it to that on fixtures, odd payloads and
 //! thousands of mutations.
 //!
-//! Keys are not scanned as strings when they come as before: each kind of
-//! object remembers the order its keys came in (`key_order`), and the key
-//! guessed next is one 16-byte comparison.
+//! Keys are read by guess: each kind of object remembers the order its keys
+//! came in last time (`key_order`), and a key that comes as guessed costs one
+//! 16-byte comparison instead of a scan. The arms of each object's `match`
+//! are the indices of its key table, in the table's order.
 //!
 //! Unknown keys in lenient builds are skipped by [`Reader::skip_value`],
 //! which checks what it skips as serde's `IgnoredAny` does (a test holds it

@@ -20,7 +20,7 @@ pub(super) struct KeyOrder<const N: usize> {
     /// Each key, and how it is written (`"key":`) for the comparison.
     quoted: [Quoted; N],
     /// `after[i]`: the index of the key that followed key `i`; `after[N]`:
-    /// the first key. Starts as the order of `keys`.
+    /// the first key. Starts as the order given to [`KeyOrder::new`].
     after: [AtomicU8; SLOTS],
 }
 
@@ -78,7 +78,7 @@ struct Quoted {
     text: &'static str,
     /// The first 16 bytes of `"key":`, little-endian, zero-padded.
     word: u128,
-    /// Ones over the bytes of `word` that are the key's.
+    /// Ones over the bytes of `word` that belong to `"key":`.
     mask: u128,
 }
 
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn a_met_order_is_guessed_next_time() {
         let order = KeyOrder::new(["id", "nick", "roles"]);
-        // Sorted, as the emulator writes them: nick, id, roles.
+        // Another order met: nick, id, roles.
         for (previous, next) in [(order.start(), 1), (1, 0), (0, 2)] {
             order.learn(previous, next);
         }
