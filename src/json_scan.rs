@@ -54,9 +54,9 @@ pub(crate) fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
 /// bit masks (quotes, backslashes, opening and closing brackets), strings
 /// become a mask by a running XOR of the quotes, and the depth moves by the
 /// brackets outside strings, walked one by one (a block of text has none).
-/// Which kind of bracket closes
-/// which is not checked: a value that mixes them up is not JSON, and its
-/// decoder says so; what matters here is only where the value ends.
+/// Which kind of bracket closes which is not checked: a value that mixes
+/// them up is not JSON, and its decoder says so; what matters here is only
+/// where the value ends.
 pub(crate) fn container_end(bytes: &[u8]) -> Option<usize> {
     let mut state = Outline::default();
     let mut chunks = bytes.chunks_exact(64);
