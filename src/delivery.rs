@@ -432,9 +432,29 @@ impl Delivery {
 /// actor one reference to the frame and to the channel's name, instead of a
 /// hundred of each bouncing between the two threads.
 #[derive(Debug)]
-enum Queued {
+pub(crate) enum Queued {
     One(Delivery),
     Batch(Box<Batch>),
+}
+
+impl From<Delivery> for Queued {
+    fn from(delivery: Delivery) -> Queued {
+        Queued::One(delivery)
+    }
+}
+
+impl Queued {
+    /// What the caller would get from it, decoded (for tests of the session).
+    #[cfg(test)]
+    pub(crate) fn into_events(self) -> Vec<Event> {
+        match self {
+            Queued::One(delivery) => vec![delivery.into_event()],
+            Queued::Batch(batch) => batch
+                .into_publications()
+                .map(Delivery::into_event)
+                .collect(),
+        }
+    }
 }
 
 /// What [`Receiver`] takes next: a delivery of its own, or a publication of
@@ -446,7 +466,7 @@ enum Popped<'b> {
 
 /// Publications of one channel sharing one frame, in order.
 #[derive(Debug)]
-struct Batch {
+pub(crate) struct Batch {
     /// A name of its own (not the session's), so that the caller's clones
     /// never touch a count the actor is using.
     channel: Arc<str>,
@@ -474,6 +494,48 @@ fn slice_of<'r>(
 }
 
 impl Batch {
+    /// A batch of one publication, the `range` of `frame`, published in
+    /// `channel` at `offset`.
+    pub(crate) fn new(channel: &str, frame: &Utf8Bytes, offset: u64, range: Range<usize>) -> Batch {
+        let mut items = Vec::with_capacity(16);
+        items.push((offset, range));
+        Batch {
+            // A name of its own, see `Batch::channel`.
+            channel: Arc::from(channel),
+            frame: frame.clone(),
+            items,
+        }
+    }
+
+    /// How many publications it holds.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether a publication of `channel` cut from `frame` belongs here.
+    pub(crate) fn holds(&self, channel: &str, frame: &Utf8Bytes) -> bool {
+        let same_frame = self.frame.as_str().as_ptr() == frame.as_str().as_ptr()
+            && self.frame.len() == frame.len();
+        same_frame && *self.channel == *channel
+    }
+
+    /// Adds the publication at `offset` whose payload is `range` of the frame.
+    pub(crate) fn add(&mut self, offset: u64, range: Range<usize>) {
+        self.items.push((offset, range));
+    }
+
+    /// Its publications one by one, each sharing the frame.
+    pub(crate) fn into_publications(self) -> impl Iterator<Item = Delivery> {
+        (0..self.items.len())
+            .filter_map(move |index| self.publication(index).map(Delivery::Publication))
+    }
+
+    /// What all its publications are counted as (see [`Delivery::cost`]).
+    fn total_cost(&self) -> usize {
+        (0..self.items.len()).map(|index| self.cost(index)).sum()
+    }
+
     /// Its publication number `index`, undecoded, for the caller.
     fn publication(&self, index: usize) -> Option<RawPublication> {
         let (offset, range) = self.items.get(index)?;
@@ -533,6 +595,18 @@ fn push_queued(queue: &mut VecDeque<Queued>, delivery: Delivery) {
     if !joined {
         queue.push_back(Queued::One(Delivery::Publication(raw)));
     }
+}
+
+/// Queues `batch`, joining it to the batch of its frame and channel at the
+/// back of the queue if there is one.
+fn push_batch(queue: &mut VecDeque<Queued>, batch: Box<Batch>) {
+    if let Some(Queued::Batch(back)) = queue.back_mut()
+        && back.holds(&batch.channel, &batch.frame)
+    {
+        back.items.extend(batch.items);
+        return;
+    }
+    queue.push_back(Queued::Batch(batch));
 }
 
 /// Turns the publication at the back of the queue into a batch holding
@@ -623,7 +697,7 @@ impl Sender {
     /// Queues everything in `batch`, in order, with one wake-up of the
     /// caller. Under [`Overflow::Drop`], publications past the budget are
     /// dropped and counted instead.
-    pub(crate) fn send_all(&mut self, batch: impl IntoIterator<Item = Delivery>) {
+    pub(crate) fn send_all<Q: Into<Queued>>(&mut self, batch: impl IntoIterator<Item = Q>) {
         if self.shared.receiver_gone.load(Ordering::Acquire) {
             return;
         }
@@ -634,27 +708,30 @@ impl Sender {
         let copy = self.shared.bytes.load(Ordering::Acquire) > self.budget / 4;
         let mut compactor = Compactor::default();
         {
-            let mut queue = lock(&self.shared.queue);
-            for mut delivery in batch {
-                if copy && let Delivery::Publication(raw) = &mut delivery {
-                    raw.data.compact(&mut compactor);
-                }
-                if self.overflow == Overflow::Drop && delivery.is_publication() {
-                    let queued = self.shared.bytes.load(Ordering::Acquire) + added;
-                    if queued >= self.budget {
-                        self.dropped += 1;
-                        continue;
+            // Its own handle: `queue_one` borrows the sender mutably.
+            let shared = Arc::clone(&self.shared);
+            let mut queue = lock(&shared.queue);
+            for queued in batch {
+                match queued.into() {
+                    // Dropping goes publication by publication.
+                    Queued::Batch(batch) if self.overflow == Overflow::Drop => {
+                        for delivery in batch.into_publications() {
+                            added +=
+                                self.queue_one(&mut queue, delivery, copy, &mut compactor, added);
+                        }
+                    }
+                    Queued::Batch(mut batch) => {
+                        if copy {
+                            batch.frame = compactor.copy_of(&batch.frame);
+                        }
+                        added += self.report_dropped(&mut queue);
+                        added += batch.total_cost();
+                        push_batch(&mut queue, batch);
+                    }
+                    Queued::One(delivery) => {
+                        added += self.queue_one(&mut queue, delivery, copy, &mut compactor, added);
                     }
                 }
-                if self.dropped > 0 {
-                    let lagged = Delivery::from(Event::Lagged {
-                        dropped: std::mem::take(&mut self.dropped),
-                    });
-                    added += lagged.cost();
-                    queue.push_back(Queued::One(lagged));
-                }
-                added += delivery.cost();
-                push_queued(&mut queue, delivery);
             }
         }
         if added > 0 {
@@ -663,10 +740,50 @@ impl Sender {
         }
     }
 
+    /// Queues one delivery for [`Sender::send_all`], which has `added` bytes
+    /// queued so far; returns the bytes it queued.
+    fn queue_one(
+        &mut self,
+        queue: &mut VecDeque<Queued>,
+        mut delivery: Delivery,
+        copy: bool,
+        compactor: &mut Compactor,
+        added: usize,
+    ) -> usize {
+        if copy && let Delivery::Publication(raw) = &mut delivery {
+            raw.data.compact(compactor);
+        }
+        if self.overflow == Overflow::Drop && delivery.is_publication() {
+            let queued = self.shared.bytes.load(Ordering::Acquire) + added;
+            if queued >= self.budget {
+                self.dropped += 1;
+                return 0;
+            }
+        }
+        let lagged = self.report_dropped(queue);
+        let cost = delivery.cost();
+        push_queued(queue, delivery);
+        lagged + cost
+    }
+
+    /// Queues the [`Event::Lagged`] of the publications dropped so far, if
+    /// any, ahead of what comes next; returns the bytes it queued.
+    fn report_dropped(&mut self, queue: &mut VecDeque<Queued>) -> usize {
+        if self.dropped == 0 {
+            return 0;
+        }
+        let lagged = Delivery::from(Event::Lagged {
+            dropped: std::mem::take(&mut self.dropped),
+        });
+        let cost = lagged.cost();
+        queue.push_back(Queued::One(lagged));
+        cost
+    }
+
     /// Queues one delivery (see [`Sender::send_all`]).
     #[cfg(test)]
     pub(crate) fn send(&mut self, delivery: Delivery) {
-        self.send_all(std::iter::once(delivery));
+        self.send_all(std::iter::once(Queued::One(delivery)));
     }
 
     /// Whether publications were dropped ([`Overflow::Drop`]) and their
@@ -980,6 +1097,48 @@ mod tests {
             panic!("publication missing")
         };
         assert_eq!(offset_of(next), 11);
+    }
+
+    /// A batch of `count` publications of channel "c", offsets from
+    /// `first`, each payload two bytes of one frame.
+    fn batch_of(frame: &Utf8Bytes, first: u64, count: u64) -> Queued {
+        let mut batch = Batch::new("c", frame, first, 0..2);
+        for offset in first + 1..first + count {
+            batch.add(offset, 0..2);
+        }
+        Queued::Batch(Box::new(batch))
+    }
+
+    #[test]
+    fn a_batch_arrives_whole_and_joins_the_batch_of_its_frame_before_it() {
+        let (mut sender, mut receiver) = queue(1 << 20, Overflow::Wait);
+        let frame = Utf8Bytes::from("{}".repeat(10));
+        sender.send_all([batch_of(&frame, 1, 3), batch_of(&frame, 4, 2)]);
+        assert_eq!(sender.queued_bytes(), 5 * (DELIVERY_OVERHEAD + 2));
+        assert_eq!(lock(&sender.shared.queue).len(), 1, "one batch");
+        let mut offsets = Vec::new();
+        while let Poll::Ready(Some(delivery)) = poll(&mut receiver) {
+            offsets.push(offset_of(delivery));
+        }
+        assert_eq!(offsets, [1, 2, 3, 4, 5]);
+        assert_eq!(sender.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn dropping_goes_publication_by_publication_through_a_batch() {
+        let (mut sender, mut receiver) = queue(3 * (DELIVERY_OVERHEAD + 2), Overflow::Drop);
+        let frame = Utf8Bytes::from("{}".repeat(10));
+        sender.send_all([batch_of(&frame, 1, 10)]);
+        let mut offsets = Vec::new();
+        while let Poll::Ready(Some(delivery)) = poll(&mut receiver) {
+            offsets.push(offset_of(delivery));
+        }
+        assert_eq!(offsets, [1, 2, 3]);
+        sender.report_drops();
+        let Poll::Ready(Some(lagged)) = poll(&mut receiver) else {
+            panic!("lag marker missing")
+        };
+        assert!(matches!(lagged.into_event(), Event::Lagged { dropped: 7 }));
     }
 
     #[test]

@@ -26,7 +26,8 @@ use super::command::Command;
 use super::config::Config;
 use super::policy::{self, AfterClose};
 use crate::delivery::{
-    CloseReason, Delivery, Event, Payload, Publication, RawPublication, Recovery, State,
+    Batch, CloseReason, Delivery, Event, Payload, Publication, Queued, RawPublication, Recovery,
+    State,
 };
 use crate::error::{Error, ErrorKind};
 use crate::event::{ChatKey, ChatMessage, VkEvent, WebSocketChannels, skim_chat_key};
@@ -289,7 +290,7 @@ pub(crate) struct Session {
     state: State,
     actions: VecDeque<Action>,
     outgoing: Vec<String>,
-    deliveries: Vec<Delivery>,
+    deliveries: Vec<Queued>,
     malformed: Malformed,
     clock: WallClock,
     backfills: u64,
@@ -363,7 +364,7 @@ impl Session {
     }
 
     /// Deliveries for the caller, in order.
-    pub(crate) fn take_deliveries(&mut self) -> std::vec::Drain<'_, Delivery> {
+    pub(crate) fn take_deliveries(&mut self) -> std::vec::Drain<'_, Queued> {
         self.deliveries.drain(..)
     }
 
@@ -829,9 +830,17 @@ impl Session {
         // Queued publications keep their frame alive: only where they are
         // most of it, so that memory stays proportional to what is queued.
         if shared * 2 < frame.len() {
-            for delivery in &mut self.deliveries[first_new..] {
-                if let Delivery::Publication(publication) = delivery {
-                    publication.data.unshare();
+            let new: Vec<Queued> = self.deliveries.drain(first_new..).collect();
+            for queued in new {
+                let deliveries: Vec<Delivery> = match queued {
+                    Queued::One(delivery) => vec![delivery],
+                    Queued::Batch(batch) => batch.into_publications().collect(),
+                };
+                for mut delivery in deliveries {
+                    if let Delivery::Publication(publication) = &mut delivery {
+                        publication.data.unshare();
+                    }
+                    self.deliveries.push(Queued::One(delivery));
                 }
             }
         }
@@ -1117,7 +1126,7 @@ impl Session {
     }
 
     fn push_event(&mut self, event: Event) {
-        self.deliveries.push(event.into());
+        self.deliveries.push(Queued::One(event.into()));
     }
 
     // --- replies -------------------------------------------------------------
@@ -1381,6 +1390,9 @@ impl Session {
         offset: u64,
         data: Range<usize>,
     ) -> usize {
+        if self.add_to_batch(frame, channel, offset, &data) {
+            return data.len();
+        }
         let Some(name) = self.subscribed(channel) else {
             return 0;
         };
@@ -1394,6 +1406,43 @@ impl Session {
         } else {
             0
         }
+    }
+
+    /// The common case of [`Session::on_raw_publication`], without a
+    /// reference taken to the frame or the channel's name per publication:
+    /// a new publication of a subscribed channel that nothing holds back or
+    /// de-duplicates joins the batch of its frame at the back of the
+    /// deliveries. Whether it did; anything else takes the general path.
+    fn add_to_batch(
+        &mut self,
+        frame: &Utf8Bytes,
+        name: &str,
+        offset: u64,
+        data: &Range<usize>,
+    ) -> bool {
+        let Some(channel) = self.channels.get_mut(name) else {
+            return false;
+        };
+        let plain = channel.status == Status::Subscribed
+            && channel.chat.is_none()
+            && channel.catch_up.is_none()
+            && is_new(&channel.position, offset);
+        if !plain {
+            return false;
+        }
+        advance(&mut channel.position, offset);
+        match self.deliveries.last_mut() {
+            Some(Queued::Batch(batch)) if batch.holds(name, frame) => {
+                batch.add(offset, data.clone());
+            }
+            _ => self.deliveries.push(Queued::Batch(Box::new(Batch::new(
+                name,
+                frame,
+                offset,
+                data.clone(),
+            )))),
+        }
+        true
     }
 
     /// Delivers a publication exactly once and in order; returns whether it
@@ -1471,7 +1520,7 @@ impl Session {
             }
             chat.delivered(key);
         }
-        self.deliveries.push(delivery);
+        self.deliveries.push(Queued::One(delivery));
         true
     }
 
@@ -2004,6 +2053,14 @@ enum Offset {
     Repeated,
     /// Lower than the last: the stream restarted (a new epoch).
     Reset,
+}
+
+/// Whether [`advance`] would classify `offset` as [`Offset::New`].
+fn is_new(position: &Option<Position>, offset: u64) -> bool {
+    match position {
+        Some(position) if offset > 0 => offset > position.offset,
+        _ => true,
+    }
 }
 
 /// Classifies `offset` and advances the position: before the publication

@@ -61,7 +61,7 @@ impl Harness {
     fn events(&mut self) -> Vec<Event> {
         self.session
             .take_deliveries()
-            .map(Delivery::into_event)
+            .flat_map(Queued::into_events)
             .collect()
     }
 
@@ -599,6 +599,73 @@ fn publications_arrive_once_in_order_and_a_repeated_offset_is_dropped() {
         [11, 12, 13]
     );
     assert!(gaps(&events).is_empty());
+}
+
+#[test]
+fn a_frame_goes_out_as_one_batch_per_run_of_a_channel_with_events_in_their_place() {
+    let mut h = Harness::new(&[(CHAT, None), (INFO, None)]);
+    h.connect_with(json!({"recoverable": true, "epoch": "e", "offset": 10}));
+    h.events();
+    // Two runs of CHAT around one of INFO, a repeated offset, and an offset
+    // going back (a new stream: a gap, then the publication).
+    let lines = [
+        (CHAT, 11),
+        (CHAT, 12),
+        (CHAT, 12),
+        (INFO, 15),
+        (CHAT, 13),
+        (CHAT, 3),
+        (CHAT, 4),
+    ];
+    // Payloads that are most of the frame: it stays shared, not copied.
+    let text = "x".repeat(500);
+    let frame = lines
+        .map(|(channel, offset)| publication(channel, offset, json!({"type": "x", "text": text})))
+        .join("\n");
+    h.frame(&frame);
+    let deliveries: Vec<Queued> = h.session.take_deliveries().collect();
+    let shape: Vec<String> = deliveries
+        .iter()
+        .map(|queued| match queued {
+            Queued::Batch(batch) => format!("batch of {}", batch.len()),
+            Queued::One(Delivery::Publication(_)) => "publication".to_owned(),
+            Queued::One(Delivery::Event(_)) => "event".to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            "batch of 2",
+            "batch of 1",
+            "batch of 1",
+            "event",
+            "publication",
+            "batch of 1"
+        ],
+        "CHAT 11 12 | INFO 15 | CHAT 13 | gap, CHAT 3 | CHAT 4"
+    );
+    let events: Vec<Event> = deliveries
+        .into_iter()
+        .flat_map(Queued::into_events)
+        .collect();
+    let delivered: Vec<(String, u64)> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Publication(p) => Some((p.channel.to_string(), p.offset)),
+            _ => None,
+        })
+        .collect();
+    let expected = [
+        (CHAT, 11),
+        (CHAT, 12),
+        (INFO, 15),
+        (CHAT, 13),
+        (CHAT, 3),
+        (CHAT, 4),
+    ]
+    .map(|(channel, offset)| (channel.to_owned(), offset));
+    assert_eq!(delivered, expected);
+    assert_eq!(gaps(&events), [(CHAT.to_owned(), None)]);
 }
 
 #[test]
