@@ -444,16 +444,20 @@ impl From<Delivery> for Queued {
 }
 
 impl Queued {
+    /// Its deliveries one by one (a batch's publications each sharing the
+    /// frame).
+    pub(crate) fn into_deliveries(self) -> Vec<Delivery> {
+        match self {
+            Queued::One(delivery) => vec![delivery],
+            Queued::Batch(batch) => batch.into_publications().collect(),
+        }
+    }
+
     /// What the caller would get from it, decoded (for tests of the session).
     #[cfg(test)]
     pub(crate) fn into_events(self) -> Vec<Event> {
-        match self {
-            Queued::One(delivery) => vec![delivery.into_event()],
-            Queued::Batch(batch) => batch
-                .into_publications()
-                .map(Delivery::into_event)
-                .collect(),
-        }
+        let deliveries = self.into_deliveries();
+        deliveries.into_iter().map(Delivery::into_event).collect()
     }
 }
 
@@ -488,9 +492,12 @@ fn slice_of<'r>(
     else {
         return None;
     };
-    let same_frame =
-        other.as_str().as_ptr() == frame.as_str().as_ptr() && other.len() == frame.len();
-    (same_frame && *raw.channel == *channel).then_some(range)
+    (same_frame(other, frame) && *raw.channel == *channel).then_some(range)
+}
+
+/// Whether `a` and `b` are the same received frame (not merely equal text).
+fn same_frame(a: &Utf8Bytes, b: &Utf8Bytes) -> bool {
+    a.as_str().as_ptr() == b.as_str().as_ptr() && a.len() == b.len()
 }
 
 impl Batch {
@@ -515,9 +522,7 @@ impl Batch {
 
     /// Whether a publication of `channel` cut from `frame` belongs here.
     pub(crate) fn holds(&self, channel: &str, frame: &Utf8Bytes) -> bool {
-        let same_frame = self.frame.as_str().as_ptr() == frame.as_str().as_ptr()
-            && self.frame.len() == frame.len();
-        same_frame && *self.channel == *channel
+        same_frame(&self.frame, frame) && *self.channel == *channel
     }
 
     /// Adds the publication at `offset` whose payload is `range` of the frame.
@@ -575,7 +580,7 @@ impl Batch {
         let Some(range) = slice_of(raw, &self.channel, &self.frame) else {
             return false;
         };
-        self.items.push((raw.offset, range.clone()));
+        self.add(raw.offset, range.clone());
         true
     }
 }
@@ -621,14 +626,9 @@ fn start_batch(back: &mut Queued, raw: &RawPublication) -> bool {
     let Some(next) = slice_of(raw, &previous.channel, frame) else {
         return false;
     };
-    let mut items = Vec::with_capacity(16);
-    items.extend([(previous.offset, range.clone()), (raw.offset, next.clone())]);
-    *back = Queued::Batch(Box::new(Batch {
-        // A name of its own, see `Batch::channel`.
-        channel: Arc::from(&*previous.channel),
-        frame: frame.clone(),
-        items,
-    }));
+    let mut batch = Batch::new(&previous.channel, frame, previous.offset, range.clone());
+    batch.add(raw.offset, next.clone());
+    *back = Queued::Batch(Box::new(batch));
     true
 }
 
@@ -721,10 +721,11 @@ impl Sender {
                         }
                     }
                     Queued::Batch(mut batch) => {
+                        // Nothing is dropped outside `Overflow::Drop`: no lag
+                        // marker can be pending here.
                         if copy {
                             batch.frame = compactor.copy_of(&batch.frame);
                         }
-                        added += self.report_dropped(&mut queue);
                         added += batch.total_cost();
                         push_batch(&mut queue, batch);
                     }

@@ -831,17 +831,11 @@ impl Session {
         // most of it, so that memory stays proportional to what is queued.
         if shared * 2 < frame.len() {
             let new: Vec<Queued> = self.deliveries.drain(first_new..).collect();
-            for queued in new {
-                let deliveries: Vec<Delivery> = match queued {
-                    Queued::One(delivery) => vec![delivery],
-                    Queued::Batch(batch) => batch.into_publications().collect(),
-                };
-                for mut delivery in deliveries {
-                    if let Delivery::Publication(publication) = &mut delivery {
-                        publication.data.unshare();
-                    }
-                    self.deliveries.push(Queued::One(delivery));
+            for mut delivery in new.into_iter().flat_map(Queued::into_deliveries) {
+                if let Delivery::Publication(publication) = &mut delivery {
+                    publication.data.unshare();
                 }
+                self.deliveries.push(Queued::One(delivery));
             }
         }
     }
@@ -1426,7 +1420,7 @@ impl Session {
         let plain = channel.status == Status::Subscribed
             && channel.chat.is_none()
             && channel.catch_up.is_none()
-            && is_new(&channel.position, offset);
+            && classify(&channel.position, offset) == Offset::New;
         if !plain {
             return false;
         }
@@ -2055,26 +2049,29 @@ enum Offset {
     Reset,
 }
 
-/// Whether [`advance`] would classify `offset` as [`Offset::New`].
-fn is_new(position: &Option<Position>, offset: u64) -> bool {
-    match position {
-        Some(position) if offset > 0 => offset > position.offset,
-        _ => true,
+/// How `offset` relates to the channel's `position` (every offset is new
+/// to a channel that keeps none, and 0 is no offset).
+fn classify(position: &Option<Position>, offset: u64) -> Offset {
+    let Some(position) = position.as_ref().filter(|_| offset > 0) else {
+        return Offset::New;
+    };
+    match offset.cmp(&position.offset) {
+        std::cmp::Ordering::Greater => Offset::New,
+        std::cmp::Ordering::Equal => Offset::Repeated,
+        std::cmp::Ordering::Less => Offset::Reset,
     }
 }
 
 /// Classifies `offset` and advances the position: before the publication
 /// is handed over, so a slow caller can never move it backwards.
 fn advance(position: &mut Option<Position>, offset: u64) -> Offset {
-    let Some(position) = position.as_mut().filter(|_| offset > 0) else {
-        return Offset::New;
-    };
-    let class = match offset.cmp(&position.offset) {
-        std::cmp::Ordering::Greater => Offset::New,
-        std::cmp::Ordering::Equal => return Offset::Repeated,
-        std::cmp::Ordering::Less => Offset::Reset,
-    };
-    position.offset = offset;
+    let class = classify(position, offset);
+    if class != Offset::Repeated
+        && offset > 0
+        && let Some(position) = position
+    {
+        position.offset = offset;
+    }
     class
 }
 

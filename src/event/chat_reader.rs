@@ -192,13 +192,21 @@ impl<'a> Reader<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
     ) -> Option<()> {
+        self.members(|r| {
+            let key = r.key()?;
+            member(r, key)
+        })
+    }
+
+    /// An object's braces and commas, `member` called at each member (its
+    /// key and value to read).
+    fn members(&mut self, mut member: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.eat_if(b'}') {
             return Some(());
         }
         loop {
-            let key = self.key()?;
-            member(self, key)?;
+            member(self)?;
             if !self.eat_if(b',') {
                 return self.eat(b'}');
             }
@@ -215,23 +223,16 @@ impl<'a> Reader<'a> {
         order: &KeyOrder<N>,
         mut member: impl FnMut(&mut Self, Option<usize>) -> Option<()>,
     ) -> Option<()> {
-        self.eat(b'{')?;
-        if self.eat_if(b'}') {
-            return Some(());
-        }
         let mut seen = Seen::default();
         let mut previous = order.start();
-        loop {
-            let index = self.known_key(order, previous)?;
+        self.members(|r| {
+            let index = r.known_key(order, previous)?;
             if let Some(index) = index {
                 seen.first(index as u16)?;
                 previous = index;
             }
-            member(self, index)?;
-            if !self.eat_if(b',') {
-                return self.eat(b'}');
-            }
-        }
+            member(r, index)
+        })
     }
 
     /// The next key and its colon, as its index in `order`: the guess for
