@@ -1,6 +1,8 @@
 //! Issue 9, item 1: a REST answer is read with a cap
 //! (`auth::MAX_RESPONSE_BYTES`), so a server that answers `200` with an
 //! endless body gets an error instead of all the client's memory.
+//! Issue 24, item 2: a server's `Retry-After` on a chat send, however large,
+//! never panics the client, and a 429 is retried as `send_too_fast` is.
 //!
 //! The hostile server is axum on 127.0.0.1. Its body is endless in spirit;
 //! it stops after 1 GiB only so that a client without the cap fails this test
@@ -14,7 +16,10 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::routing::{get, post};
 use futures::StreamExt as _;
-use vklive_pubsub::auth::{MAX_RESPONSE_BYTES, OAuthRefresher, TokenPair, VkApi};
+use axum::http::{HeaderMap, StatusCode, header};
+use vklive_pubsub::auth::{
+    ChatSettings, MAX_RESPONSE_BYTES, MAX_RETRY_AFTER, OAuthRefresher, TokenPair, VkApi,
+};
 use vklive_pubsub::{Authorization, Error, ErrorKind, Secret};
 
 /// What the hostile server sends at most (a safety net, see above).
@@ -122,4 +127,124 @@ async fn a_declared_length_over_the_cap_is_refused_before_reading() {
         .await
         .expect("no answer in time");
     assert_too_large(&answer.unwrap_err());
+}
+
+/// A DevAPI with a live stream whose chat send refuses the first `refusals`
+/// sends with `status`, `error` and `Retry-After: retry_after` (when given),
+/// then accepts; how many sends it saw.
+async fn refusing_chat(
+    refusals: u64,
+    status: StatusCode,
+    error: &'static str,
+    retry_after: Option<&'static str>,
+) -> (String, Arc<AtomicU64>) {
+    let sends = Arc::new(AtomicU64::new(0));
+    let counted = sends.clone();
+    let app = Router::new()
+        .route(
+            "/v1/channel",
+            get(|| async {
+                axum::Json(serde_json::json!({"data": {"channel": {"id": 1, "url": "c"},
+                    "stream": {"id": "s1", "started_at": 1_700_000_000, "ended_at": null}}}))
+            }),
+        )
+        .route(
+            "/v1/chat/message/send",
+            post(move || {
+                let seen = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if seen >= refusals {
+                        return (StatusCode::OK, HeaderMap::new(), String::from("{}"));
+                    }
+                    let mut headers = HeaderMap::new();
+                    if let Some(value) = retry_after {
+                        headers.insert(header::RETRY_AFTER, value.parse().unwrap());
+                    }
+                    let body = serde_json::json!({"error": error, "error_description": "slow down"});
+                    (status, headers, body.to_string())
+                }
+            }),
+        );
+    (serve(app).await, sends)
+}
+
+fn chat_api(base: &str, retry_too_fast_for: Duration) -> VkApi {
+    VkApi::new(base, Arc::new(Authorization::user("t")))
+        .unwrap()
+        .with_chat_settings(ChatSettings {
+            interval: Duration::ZERO,
+            burst: 1,
+            retry_too_fast_for,
+        })
+}
+
+/// `Retry-After: 18446744073709551615` on `send_too_fast` (once: overflow
+/// when added to the clock) is capped at five minutes, past the retry bound,
+/// so the send returns the typed error at once instead of panicking.
+#[tokio::test]
+async fn an_absurd_retry_after_on_send_too_fast_is_capped_not_a_panic() {
+    let (base, sends) = refusing_chat(
+        u64::MAX,
+        StatusCode::BAD_REQUEST,
+        "send_too_fast",
+        Some("18446744073709551615"),
+    )
+    .await;
+    let api = chat_api(&base, Duration::from_secs(10));
+    let answer = tokio::time::timeout(TIMEOUT, api.send_message("c", "hi"))
+        .await
+        .expect("no answer in time");
+    let error = answer.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::SendTooFast, "{error}");
+    assert_eq!(error.retry_after(), Some(MAX_RETRY_AFTER));
+    assert_eq!(MAX_RETRY_AFTER, Duration::from_secs(300));
+    assert_eq!(sends.load(Ordering::SeqCst), 1);
+}
+
+/// A retry bound of `Duration::MAX` (no bound) cannot overflow the clock:
+/// `send_too_fast` is retried until the send goes through.
+#[tokio::test]
+async fn an_unbounded_retry_on_send_too_fast_does_not_overflow() {
+    let (base, sends) =
+        refusing_chat(2, StatusCode::BAD_REQUEST, "send_too_fast", Some("0")).await;
+    let api = chat_api(&base, Duration::MAX);
+    tokio::time::timeout(TIMEOUT, api.send_message("c", "hi"))
+        .await
+        .expect("no answer in time")
+        .expect("the send must go through after the refusals");
+    assert_eq!(sends.load(Ordering::SeqCst), 3);
+}
+
+/// A 429 with `Retry-After` is waited out and the send repeated, as
+/// `send_too_fast` is; without a retry bound it comes back as `RateLimited`
+/// with the server's wait.
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_like_send_too_fast() {
+    let (base, sends) = refusing_chat(
+        1,
+        StatusCode::TOO_MANY_REQUESTS,
+        "ratelimit_exceeded",
+        Some("1"),
+    )
+    .await;
+    let api = chat_api(&base, Duration::from_secs(5));
+    tokio::time::timeout(TIMEOUT, api.send_message("c", "hi"))
+        .await
+        .expect("no answer in time")
+        .expect("the 429 must be retried");
+    assert_eq!(sends.load(Ordering::SeqCst), 2);
+
+    let (base, _) = refusing_chat(
+        1,
+        StatusCode::TOO_MANY_REQUESTS,
+        "ratelimit_exceeded",
+        Some("18446744073709551615"),
+    )
+    .await;
+    let error = tokio::time::timeout(TIMEOUT, chat_api(&base, Duration::ZERO).send_message("c", "hi"))
+        .await
+        .expect("no answer in time")
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    assert_eq!(error.retry_after(), Some(MAX_RETRY_AFTER));
 }

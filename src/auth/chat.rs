@@ -172,9 +172,10 @@ pub struct ChatSettings {
     /// (default 1: VK's chat settings are per-user minimum intervals, which a
     /// burst would break).
     pub burst: u32,
-    /// How long a send may keep retrying after `send_too_fast` (default
-    /// 10 s): the waits start at `interval` (or the server's `Retry-After`)
-    /// and double. Zero: never retry.
+    /// How long a send may keep retrying after `send_too_fast` or a 429
+    /// (default 10 s): the waits start at `interval` (or the server's
+    /// `Retry-After`, at most 5 minutes) and double. Zero: never retry;
+    /// `Duration::MAX`: no bound.
     pub retry_too_fast_for: Duration,
 }
 
@@ -359,6 +360,12 @@ struct DemandId<'a> {
     id: &'a i64,
 }
 
+/// Whether the server asked us to slow down: `send_too_fast`, or a 429
+/// (`ratelimit_exceeded`); both are retried after a pause.
+fn slowed_down(error: &Error) -> bool {
+    matches!(error.kind(), ErrorKind::SendTooFast | ErrorKind::RateLimited)
+}
+
 /// Whether a failed send may be due to a stream id that is no longer the
 /// live one. VK documents no code for that, so any rejection of the request
 /// itself other than the three chat codes counts (see `docs/bots.md`).
@@ -411,9 +418,11 @@ impl VkApi {
     /// - Sends to one channel go one at a time, paced by the rate limit of
     ///   [`ChatSettings`] (one per 1.5 s by default), so a bot answering a
     ///   flood waits instead of being refused.
-    /// - `send_too_fast` is retried after a pause, within
+    /// - `send_too_fast` and a 429 are retried after a pause (the server's
+    ///   `Retry-After`, capped at [`MAX_RETRY_AFTER`](crate::auth::MAX_RETRY_AFTER),
+    ///   or the interval, doubling), within
     ///   [`ChatSettings::retry_too_fast_for`], then returned as
-    ///   [`ErrorKind::SendTooFast`].
+    ///   [`ErrorKind::SendTooFast`] or [`ErrorKind::RateLimited`].
     /// - `message_too_long` and `same_message` come back as
     ///   [`ErrorKind::MessageTooLong`] and [`ErrorKind::SameMessage`]; a user
     ///   who may not write there gets [`ErrorKind::Forbidden`] (403).
@@ -444,7 +453,8 @@ impl VkApi {
         let settings = &self.chat.settings;
         let slot = self.chat.slot(&slug);
         let mut cached = slot.stream_id.lock().await;
-        let deadline = tokio::time::Instant::now() + settings.retry_too_fast_for;
+        // No deadline when the bound is too far to add to the clock.
+        let deadline = tokio::time::Instant::now().checked_add(settings.retry_too_fast_for);
         let mut pause = settings.interval.max(Duration::from_millis(100));
         let mut looked_up = false;
         loop {
@@ -467,12 +477,16 @@ impl VkApi {
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
-            if error.kind() == ErrorKind::SendTooFast {
-                let wait = error.retry_after().unwrap_or(pause);
-                if tokio::time::Instant::now() + wait > deadline {
+            if slowed_down(&error) {
+                let wait = error
+                    .retry_after()
+                    .unwrap_or(pause)
+                    .min(super::MAX_RETRY_AFTER);
+                let retry_at = tokio::time::Instant::now().checked_add(wait);
+                if deadline.is_some_and(|deadline| retry_at.is_none_or(|at| at > deadline)) {
                     return Err(error);
                 }
-                tracing::debug!(channel = %slug, wait_ms = wait.as_millis() as u64, "send_too_fast: retrying");
+                tracing::debug!(channel = %slug, kind = ?error.kind(), wait_ms = wait.as_millis() as u64, "sending too fast: retrying");
                 tokio::time::sleep(wait).await;
                 pause = pause.saturating_mul(2);
                 continue;

@@ -49,6 +49,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// the cap, so an endless answer cannot take the process's memory.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The longest server `Retry-After` honoured (5 minutes), as the connection
+/// caps it: a bogus value cannot park a client for days nor overflow a clock.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 /// What goes into the `Authorization` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authorization {
@@ -536,15 +540,19 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     line
 }
 
+/// The server's `Retry-After` in seconds, capped at [`MAX_RETRY_AFTER`]; a
+/// number too large for `u64` is the cap too.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
+    let text = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+        .trim();
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let seconds = text.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 /// An answer that does not have the documented shape. Only the error's class
