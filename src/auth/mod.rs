@@ -53,6 +53,56 @@ pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// caps it: a bogus value cannot park a client for days nor overflow a clock.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
+/// The longest pubsub channel name or VK slug accepted, in bytes:
+/// Centrifugo's default `channel_max_length` (255). VK's names are a few
+/// tens of bytes.
+pub const MAX_CHANNEL_NAME_BYTES: usize = 255;
+
+/// Checks that `name` can be a pubsub channel name: not empty, at most
+/// [`MAX_CHANNEL_NAME_BYTES`], and free of commas (the token batch joins
+/// names with them), whitespace and control characters. The error,
+/// [`ErrorKind::InvalidChannel`], names the channel (its first 64
+/// characters, and its length when longer).
+///
+/// ```
+/// use vklive_pubsub::{auth::check_channel_name, ErrorKind};
+/// assert!(check_channel_name("channel-chat:8845069").is_ok());
+/// let error = check_channel_name("a,b").unwrap_err();
+/// assert_eq!(error.kind(), ErrorKind::InvalidChannel);
+/// assert!(check_channel_name(&"x".repeat(100_000)).is_err());
+/// ```
+pub fn check_channel_name(name: &str) -> Result<(), Error> {
+    let problem = if name.is_empty() {
+        "is empty"
+    } else if name.len() > MAX_CHANNEL_NAME_BYTES {
+        "is too long"
+    } else if name.contains(',') {
+        "holds a comma"
+    } else if name.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        "holds whitespace or a control character"
+    } else {
+        return Ok(());
+    };
+    Err(invalid_channel("channel name", name, problem))
+}
+
+/// An [`ErrorKind::InvalidChannel`] error naming `name` (shortened when long).
+pub(crate) fn invalid_channel(what: &str, name: &str, problem: &str) -> Error {
+    const SHOWN: usize = 64;
+    let shown: String = name.chars().take(SHOWN).collect();
+    let more = if shown.len() < name.len() {
+        format!("… ({} bytes)", name.len())
+    } else {
+        String::new()
+    };
+    Error::new(
+        ErrorKind::InvalidChannel,
+        format!(
+            "{what} {shown:?}{more} {problem} (at most {MAX_CHANNEL_NAME_BYTES} bytes, no comma, whitespace or control character)"
+        ),
+    )
+}
+
 /// What goes into the `Authorization` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authorization {
@@ -286,17 +336,32 @@ impl VkApi {
     /// concurrently.
     ///
     /// A channel missing from the answer got no token for this user: that is
-    /// VK's documented way of saying "no access", not an error. Applications
+    /// VK's documented way of saying "no access", not an error. A name that
+    /// fails [`check_channel_name`] is not asked for (logged at `warn`) and
+    /// gets no token either. Applications
     /// get no subscription tokens at all, so with app credentials no request
     /// is made and the map is empty.
     pub async fn subscription_tokens(
         &self,
         channels: &[String],
     ) -> Result<HashMap<String, Secret>, Error> {
+        // A name that cannot be a channel gets no token (as a channel
+        // without access) instead of failing the batch for the others.
+        let channels: Vec<String> = channels
+            .iter()
+            .filter(|name| match check_channel_name(name) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(%error, "no subscription token asked for this channel");
+                    false
+                }
+            })
+            .cloned()
+            .collect();
         if channels.is_empty() || !self.credentials.authorization().await?.is_user() {
             return Ok(HashMap::new());
         }
-        let requests = subscription_token_batches(channels, SUBSCRIPTION_TOKEN_BATCH)
+        let requests = subscription_token_batches(&channels, SUBSCRIPTION_TOKEN_BATCH)
             .into_iter()
             .map(|batch| async move {
                 self.get::<ChannelTokensData>(
@@ -515,7 +580,11 @@ pub(crate) async fn read_body(
 }
 
 pub(crate) fn transport_error(endpoint: &str, error: reqwest::Error) -> Error {
-    let kind = if error.is_timeout() {
+    let kind = if error.is_builder() {
+        // The request cannot be built (a URL longer than HTTP allows):
+        // sending it again cannot help.
+        ErrorKind::InvalidArgument
+    } else if error.is_timeout() {
         ErrorKind::Timeout
     } else {
         ErrorKind::Transport
