@@ -49,10 +49,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    // RUST_LOG, else warnings; lines that may carry a token never printed.
+    vklive_pubsub::log::init("warn");
     let args = Args::parse();
     if let Err(error) = run(args).await {
         eprintln!("bot: {error}");

@@ -565,3 +565,67 @@ async fn the_bot_example_answers_ping_and_uptime_and_thanks_followers() {
     );
     child.kill().await.ok();
 }
+
+/// Starts the `bot` example against `api_url`/`ws_url` for `SLUG` with
+/// `RUST_LOG` set to `log`, stdout and stderr piped.
+fn spawn_bot_example(api_url: &str, ws_url: &str, log: &str) -> tokio::process::Child {
+    tokio::process::Command::new(bot_binary())
+        .args(["--api-url", api_url, "--ws-url", ws_url])
+        .args(["--channel-url", SLUG])
+        .env("VKLIVE_TOKEN", BOT_TOKEN)
+        .env("RUST_LOG", log)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("build the example first: cargo build --all-features --example bot")
+}
+
+/// Stops `child` and returns what it wrote on stderr.
+async fn stderr_of(mut child: tokio::process::Child) -> String {
+    use tokio::io::AsyncReadExt;
+    child.start_kill().ok();
+    let mut stderr = child.stderr.take().expect("stderr piped");
+    let mut text = String::new();
+    within(stderr.read_to_string(&mut text)).await.ok();
+    within(child.wait()).await.ok();
+    text
+}
+
+/// Issue 24, item 1: at `RUST_LOG=trace` (tungstenite dumps every frame it
+/// sends, the connect and subscribe tokens inside) the bot's stderr holds no
+/// token: the access token, the connection token (`emu-conn-…`) and the
+/// subscription tokens (`emu-sub-…`, the bot owning the channel here).
+#[tokio::test]
+async fn the_bot_example_at_trace_level_prints_no_token() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.add_user(BOT_TOKEN, BOT_ID, "vkbot");
+    let names = emulator.add_channel(SLUG, BOT_ID);
+    let mut chat = watch_chat(&emulator, &names).await;
+    let child = spawn_bot_example(&emulator.api_url(), &emulator.ws_url(), "trace");
+    wait_until(&emulator, "the bot subscribed", |e| {
+        e.subscriber_count(&names.chat) == 2
+    })
+    .await;
+    emulator.publish(&names.chat, say(1, &viewer(2), "!ping"));
+    let pong = next_message_from(&mut chat, BOT_ID as i64).await;
+    assert!(pong.plain_text().contains("pong"), "{pong:?}");
+    let stderr = stderr_of(child).await;
+    assert!(
+        stderr.contains("TRACE"),
+        "the bot logged nothing at trace: {stderr:.2000}"
+    );
+    for secret in [BOT_TOKEN, "emu-conn-", "emu-sub-"] {
+        let at = stderr.find(secret);
+        assert!(
+            at.is_none(),
+            "{secret} on stderr: …{}…",
+            &stderr[at.unwrap().saturating_sub(200)..]
+                .chars()
+                .take(400)
+                .collect::<String>()
+        );
+    }
+}
