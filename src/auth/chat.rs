@@ -193,11 +193,39 @@ impl Default for ChatSettings {
 /// [`ChatSettings`]).
 pub const DEFAULT_SEND_INTERVAL: Duration = Duration::from_millis(1500);
 
+/// How many channels' rate limiters and stream ids are kept at most; past
+/// it, the least recently used channel with no send in flight is forgotten
+/// (its next send looks its stream id up again).
+pub(crate) const MAX_CHAT_CHANNELS: usize = 1024;
+
 /// The shared state of chat sends: settings, and per channel a rate limiter
 /// and the cached stream id. Shared by every clone of a [`VkApi`].
 pub(crate) struct ChatState {
     settings: ChatSettings,
-    channels: Mutex<HashMap<String, Arc<ChannelSlot>>>,
+    channels: Mutex<Channels>,
+}
+
+/// The channels' slots, each with the tick of its last use.
+#[derive(Default)]
+struct Channels {
+    slots: HashMap<String, (Arc<ChannelSlot>, u64)>,
+    tick: u64,
+}
+
+impl Channels {
+    /// Forgets the least recently used slot with no send in flight (none
+    /// holds it but this map), if any.
+    fn forget_one_idle(&mut self) {
+        let idle = self
+            .slots
+            .iter()
+            .filter(|(_, (slot, _))| Arc::strong_count(slot) == 1)
+            .min_by_key(|(_, (_, used))| *used)
+            .map(|(slug, _)| slug.clone());
+        if let Some(slug) = idle {
+            self.slots.remove(&slug);
+        }
+    }
 }
 
 struct ChannelSlot {
@@ -212,22 +240,35 @@ impl ChatState {
     pub(crate) fn new(settings: ChatSettings) -> ChatState {
         ChatState {
             settings,
-            channels: Mutex::new(HashMap::new()),
+            channels: Mutex::new(Channels::default()),
         }
     }
 
+    /// The slot of `slug`, made when missing; past [`MAX_CHAT_CHANNELS`]
+    /// the least recently used idle one makes room.
     fn slot(&self, slug: &str) -> Arc<ChannelSlot> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        channels.tick += 1;
+        let tick = channels.tick;
+        if let Some((slot, used)) = channels.slots.get_mut(slug) {
+            *used = tick;
+            return Arc::clone(slot);
+        }
+        if channels.slots.len() >= MAX_CHAT_CHANNELS {
+            channels.forget_one_idle();
+        }
         let settings = &self.settings;
-        Arc::clone(channels.entry(slug.to_owned()).or_insert_with(|| {
-            let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
-            let limiter = Quota::with_period(settings.interval)
-                .map(|quota| RateLimiter::direct(quota.allow_burst(burst)));
-            Arc::new(ChannelSlot {
-                limiter,
-                stream_id: tokio::sync::Mutex::new(None),
-            })
-        }))
+        let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
+        let limiter = Quota::with_period(settings.interval)
+            .map(|quota| RateLimiter::direct(quota.allow_burst(burst)));
+        let slot = Arc::new(ChannelSlot {
+            limiter,
+            stream_id: tokio::sync::Mutex::new(None),
+        });
+        channels
+            .slots
+            .insert(slug.to_owned(), (Arc::clone(&slot), tick));
+        slot
     }
 }
 
@@ -742,5 +783,25 @@ mod tests {
             "a second message at once must wait"
         );
         assert!(Arc::ptr_eq(&slot, &state.slot("c")));
+    }
+
+    #[test]
+    fn the_map_of_channel_limiters_stays_bounded() {
+        let state = ChatState::new(ChatSettings::default());
+        let busy = state.slot("busy");
+        for n in 0..MAX_CHAT_CHANNELS * 2 {
+            state.slot(&format!("channel{n}"));
+        }
+        let channels = state.channels.lock().unwrap();
+        assert!(
+            channels.slots.len() <= MAX_CHAT_CHANNELS,
+            "{}",
+            channels.slots.len()
+        );
+        assert!(
+            channels.slots.contains_key("busy"),
+            "a channel with a send in flight keeps its limiter"
+        );
+        drop(busy);
     }
 }

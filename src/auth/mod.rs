@@ -137,9 +137,10 @@ impl Authorization {
         matches!(self, Authorization::Bearer(_))
     }
 
-    /// The header value. Never log it.
-    fn header_value(&self) -> String {
-        match self {
+    /// The header value, marked sensitive (HTTP/2's HPACK never indexes it,
+    /// and its `Debug` prints `Sensitive`). Never log it.
+    fn header_value(&self) -> Result<reqwest::header::HeaderValue, Error> {
+        let text = match self {
             Authorization::Bearer(token) => format!("Bearer {}", token.expose_secret()),
             Authorization::Basic {
                 client_id,
@@ -151,7 +152,15 @@ impl Authorization {
                     base64::engine::general_purpose::STANDARD.encode(pair)
                 )
             }
-        }
+        };
+        let mut value = reqwest::header::HeaderValue::from_str(&text).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "the credentials hold a character no HTTP header may carry (a line break?)",
+            )
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
     }
 }
 
@@ -222,8 +231,14 @@ pub struct VkApi {
 
 impl std::fmt::Debug for VkApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only scheme, host, port and path: user info or a query may hold a secret.
+        let mut shown = self.base.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        shown.set_query(None);
+        shown.set_fragment(None);
         f.debug_struct("VkApi")
-            .field("base", &self.base.as_str())
+            .field("base", &shown.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -507,7 +522,7 @@ impl VkApi {
             .http
             .request(method, url)
             .query(query)
-            .header(reqwest::header::AUTHORIZATION, authorization.header_value());
+            .header(reqwest::header::AUTHORIZATION, authorization.header_value()?);
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -736,12 +751,36 @@ mod tests {
 
     #[test]
     fn authorization_headers_follow_the_two_documented_forms() {
-        assert_eq!(Authorization::user("abc").header_value(), "Bearer abc");
+        assert_eq!(Authorization::user("abc").header_value().unwrap(), "Bearer abc");
         assert_eq!(
-            Authorization::app("id", "secret").header_value(),
+            Authorization::app("id", "secret").header_value().unwrap(),
             "Basic aWQ6c2VjcmV0"
         );
+        let error = Authorization::user("abc\n").header_value().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
         let printed = format!("{:?}", Authorization::app("id", "secret"));
         assert!(!printed.contains("secret\""), "{printed}");
+    }
+
+    #[test]
+    fn the_authorization_header_is_marked_sensitive() {
+        for authorization in [Authorization::user("abc"), Authorization::app("id", "s")] {
+            let value = authorization.header_value().unwrap();
+            assert!(value.is_sensitive());
+            assert_eq!(format!("{value:?}"), "Sensitive");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_user_info_of_the_base_url() {
+        let api = VkApi::new(
+            "http://bob:hunter2@127.0.0.1:9/api?key=k",
+            Arc::new(Authorization::user("t")),
+        )
+        .unwrap();
+        let printed = format!("{api:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("bob"), "{printed}");
+        assert!(printed.contains("127.0.0.1:9"), "{printed}");
     }
 }
