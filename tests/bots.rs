@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use vklive_pubsub::auth::{ChatSettings, Message, OAuthApp, VkApi, scope};
+use vklive_pubsub::auth::{ChatSettings, Message, OAuthApp, Pkce, VkApi, scope};
 use vklive_pubsub::emulator::{
     ChannelNames, DemandDecision, DemoUser, Emulator, EmulatorConfig, chat_message_send,
     reward_demand_create, text_part,
@@ -478,6 +478,43 @@ async fn the_authorization_code_flow_runs_end_to_end() {
         assert!(!call.body.contains("emu-code-"), "{call:?}");
         assert!(!call.body.contains("my-secret"), "{call:?}");
     }
+}
+
+/// The code flow with PKCE (opt-in): the authorize URL carries the S256
+/// challenge, the exchange the verifier, and a server that does not check
+/// PKCE (as VK's documentation suggests) still grants the token. The state
+/// is a fresh random one.
+#[tokio::test]
+async fn the_code_flow_with_pkce_sends_challenge_and_verifier_and_still_works() {
+    let (emulator, _names) = setup(EmulatorConfig::default()).await;
+    emulator.add_app("my-app", "my-secret");
+    emulator.set_authorizing_user(BOT_ID);
+    let app = OAuthApp::new("my-app", "my-secret", "http://127.0.0.1:9/callback")
+        .authorize_url(emulator.oauth_authorize_url())
+        .token_url(emulator.oauth_token_url());
+    let state = OAuthApp::random_state().unwrap();
+    let pkce = Pkce::new().unwrap();
+    let url = app.authorization_url_with_pkce(&scope::BOT, &state, &pkce);
+    assert!(url.contains(&format!("code_challenge={}", pkce.challenge())), "{url}");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = within(browser.get(url).send()).await.unwrap();
+    let redirected_to = response.headers()["location"].to_str().unwrap().to_owned();
+    let code = app.code_from_redirect(&redirected_to, &state).unwrap();
+    let grant = within(app.exchange_code_with_pkce(&code, &pkce)).await.unwrap();
+    assert_eq!(grant.scopes, scope::BOT);
+    let exchange = emulator
+        .rest_calls()
+        .into_iter()
+        .find(|call| call.path == "/oauth/server/token")
+        .expect("the exchange reached the token endpoint");
+    assert!(
+        exchange.body.contains("code_verifier="),
+        "{}",
+        exchange.body
+    );
 }
 
 /// `GET /v1/token` for a token that never expires, and a refused one.

@@ -1,6 +1,9 @@
 //! Issue 9, item 1: a REST answer is read with a cap
 //! (`auth::MAX_RESPONSE_BYTES`), so a server that answers `200` with an
 //! endless body gets an error instead of all the client's memory.
+//! Issue 24, item 7: the OAuth code exchange reads its answer with the same
+//! cap, and no token request follows a redirect (a 307 would send the code or
+//! the refresh token, and the client secret, to wherever it points).
 //! Issue 24, item 2: a server's `Retry-After` on a chat send, however large,
 //! never panics the client, and a 429 is retried as `send_too_fast` is.
 //!
@@ -18,7 +21,7 @@ use axum::routing::{get, post};
 use futures::StreamExt as _;
 use axum::http::{HeaderMap, StatusCode, header};
 use vklive_pubsub::auth::{
-    ChatSettings, MAX_RESPONSE_BYTES, MAX_RETRY_AFTER, OAuthRefresher, TokenPair, VkApi,
+    ChatSettings, MAX_RESPONSE_BYTES, MAX_RETRY_AFTER, OAuthApp, OAuthRefresher, TokenPair, VkApi,
 };
 use vklive_pubsub::{Authorization, Error, ErrorKind, Secret};
 
@@ -247,4 +250,76 @@ async fn a_429_with_retry_after_is_retried_like_send_too_fast() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RateLimited);
     assert_eq!(error.retry_after(), Some(MAX_RETRY_AFTER));
+}
+
+#[tokio::test]
+async fn an_endless_code_exchange_answer_is_cut_at_the_cap() {
+    let sent = Arc::new(AtomicU64::new(0));
+    let base = hostile_server(sent.clone()).await;
+    let app = OAuthApp::new("id", "secret", "http://127.0.0.1:9/cb")
+        .token_url(format!("{base}/oauth/server/token"));
+    let answer = tokio::time::timeout(TIMEOUT, app.exchange_code(&Secret::new("code")))
+        .await
+        .expect("no answer in time");
+    assert_too_large(&answer.unwrap_err());
+    let sent = sent.load(Ordering::Relaxed);
+    assert!(sent < SENT_AT_MOST, "the client read on: {sent} bytes sent");
+}
+
+/// A token endpoint answering `307` to another server, and that server,
+/// counting what reaches it.
+async fn redirecting_token_endpoint() -> (String, Arc<AtomicU64>) {
+    let stolen = Arc::new(AtomicU64::new(0));
+    let counter = stolen.clone();
+    let thief = serve(Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(axum::Json(serde_json::json!({"access_token": "stolen"})))
+    }))
+    .await;
+    let elsewhere = format!("{thief}/collect");
+    let redirecting = serve(Router::new().route(
+        "/oauth/server/token",
+        post(move || {
+            let location = elsewhere.clone();
+            std::future::ready((
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location)],
+            ))
+        }),
+    ))
+    .await;
+    (format!("{redirecting}/oauth/server/token"), stolen)
+}
+
+#[tokio::test]
+async fn the_code_exchange_does_not_follow_a_redirect() {
+    let (token_url, stolen) = redirecting_token_endpoint().await;
+    let app = OAuthApp::new("id", "secret", "http://127.0.0.1:9/cb").token_url(token_url);
+    let answer = tokio::time::timeout(TIMEOUT, app.exchange_code(&Secret::new("the-code")))
+        .await
+        .expect("no answer in time");
+    let error = answer.expect_err("a redirect is not a token");
+    assert_eq!(error.status(), Some(307), "{error}");
+    assert!(!error.is_retryable());
+    assert_eq!(stolen.load(Ordering::SeqCst), 0, "the code went elsewhere");
+}
+
+#[tokio::test]
+async fn the_refresh_does_not_follow_a_redirect() {
+    let (token_url, stolen) = redirecting_token_endpoint().await;
+    let expired = TokenPair {
+        access_token: Secret::new("old"),
+        refresh_token: Secret::new("refresh"),
+        expires_at: Some(SystemTime::UNIX_EPOCH),
+    };
+    let refresher = OAuthRefresher::new("id", "secret", expired).token_url(token_url);
+    let answer = tokio::time::timeout(TIMEOUT, async {
+        use vklive_pubsub::Credentials as _;
+        refresher.authorization().await
+    })
+    .await
+    .expect("no answer in time");
+    let error = answer.expect_err("a redirect is not a token");
+    assert_eq!(error.status(), Some(307), "{error}");
+    assert_eq!(stolen.load(Ordering::SeqCst), 0, "the refresh token went elsewhere");
 }

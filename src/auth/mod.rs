@@ -24,8 +24,8 @@ pub use chat::{
     TokenInfo, channel_slug, live_stream,
 };
 pub use oauth::{
-    DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, OAuthApp, OAuthRefresher, TokenGrant, TokenPair,
-    TokenStore, scope,
+    DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, OAuthApp, OAuthRefresher, Pkce, TokenGrant,
+    TokenPair, TokenStore, scope,
 };
 
 use crate::error::{Error, ErrorKind};
