@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod bot;
 mod client;
 mod connection;
 mod delivery;

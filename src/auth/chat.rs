@@ -661,7 +661,7 @@ impl VkApi {
 }
 
 /// `message` prefixed with a mention of `to`'s author and a space.
-fn reply_message(to: &ChatMessage, message: Message) -> Message {
+pub(crate) fn reply_message(to: &ChatMessage, message: Message) -> Message {
     let Some(author) = to.author_id() else {
         return message;
     };

@@ -23,6 +23,7 @@ pub use chat::{
     ChatSettings, CurrentUser, CurrentUserChannel, CurrentUserInfo, DEFAULT_SEND_INTERVAL, Message,
     TokenInfo, channel_slug, live_stream,
 };
+pub(crate) use chat::reply_message;
 pub use oauth::{
     DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, OAuthApp, OAuthRefresher, Pkce, TokenGrant,
     TokenPair, TokenStore, scope,
