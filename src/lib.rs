@@ -22,8 +22,6 @@ pub mod emulator;
 
 pub use auth::{Authorization, Credentials};
 
-#[doc(inline)]
-pub use log::may_contain_tokens;
 pub use client::{
     Client, ClientBuilder, DEFAULT_DELIVERY_BUDGET, DEFAULT_FIRST_CONNECT_ATTEMPTS,
     DEFAULT_FIRST_CONNECT_TIMEOUT, DEFAULT_WS_URL, Events,
@@ -80,4 +78,6 @@ pub use delivery::{
 };
 pub use error::{Error, ErrorKind};
 pub use event::VkEvent;
+#[doc(inline)]
+pub use log::may_contain_tokens;
 pub use secret::Secret;

@@ -34,7 +34,6 @@
 /// and the `connect` frame carries the connection token. This crate's own
 /// logs never contain a token at any level. [`safe_filter`] (feature
 /// `logging`) drops exactly these lines.
-
 pub fn may_contain_tokens(metadata: &tracing::Metadata<'_>) -> bool {
     *metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tungstenite")
 }

@@ -495,7 +495,10 @@ async fn the_code_flow_with_pkce_sends_challenge_and_verifier_and_still_works() 
     let state = OAuthApp::random_state().unwrap();
     let pkce = Pkce::new().unwrap();
     let url = app.authorization_url_with_pkce(&scope::BOT, &state, &pkce);
-    assert!(url.contains(&format!("code_challenge={}", pkce.challenge())), "{url}");
+    assert!(
+        url.contains(&format!("code_challenge={}", pkce.challenge())),
+        "{url}"
+    );
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -503,7 +506,9 @@ async fn the_code_flow_with_pkce_sends_challenge_and_verifier_and_still_works() 
     let response = within(browser.get(url).send()).await.unwrap();
     let redirected_to = response.headers()["location"].to_str().unwrap().to_owned();
     let code = app.code_from_redirect(&redirected_to, &state).unwrap();
-    let grant = within(app.exchange_code_with_pkce(&code, &pkce)).await.unwrap();
+    let grant = within(app.exchange_code_with_pkce(&code, &pkce))
+        .await
+        .unwrap();
     assert_eq!(grant.scopes, scope::BOT);
     let exchange = emulator
         .rest_calls()
@@ -703,7 +708,12 @@ async fn thirty_pings_at_once_are_answered_at_the_pace_or_dropped_oldest_with_a_
     let (emulator, names) = setup(EmulatorConfig::default()).await;
     let mut chat = watch_chat(&emulator, &names).await;
     let mut child = tokio::process::Command::new(bot_binary())
-        .args(["--api-url", &emulator.api_url(), "--ws-url", &emulator.ws_url()])
+        .args([
+            "--api-url",
+            &emulator.api_url(),
+            "--ws-url",
+            &emulator.ws_url(),
+        ])
         .args(["--channel-url", SLUG, "--queue", "3"])
         .env("VKLIVE_TOKEN", BOT_TOKEN)
         .stdin(Stdio::null())
@@ -752,7 +762,10 @@ async fn thirty_pings_at_once_are_answered_at_the_pace_or_dropped_oldest_with_a_
     );
     let sends = chat_sends(&emulator);
     assert_eq!(sends.len() as u64, sent, "{sends:?}");
-    assert!(sends.iter().all(|call| call.status == Some(200)), "{sends:?}");
+    assert!(
+        sends.iter().all(|call| call.status == Some(200)),
+        "{sends:?}"
+    );
     child.kill().await.ok();
 }
 
@@ -767,7 +780,12 @@ async fn a_user_repeating_a_command_within_the_cooldown_is_answered_once() {
     .await;
     let mut chat = watch_chat(&emulator, &names).await;
     let mut child = tokio::process::Command::new(bot_binary())
-        .args(["--api-url", &emulator.api_url(), "--ws-url", &emulator.ws_url()])
+        .args([
+            "--api-url",
+            &emulator.api_url(),
+            "--ws-url",
+            &emulator.ws_url(),
+        ])
         .args(["--channel-url", SLUG, "--cooldown", "600"])
         .env("VKLIVE_TOKEN", BOT_TOKEN)
         .stdin(Stdio::null())
@@ -791,7 +809,10 @@ async fn a_user_repeating_a_command_within_the_cooldown_is_answered_once() {
         answered.extend(answer.mentions().filter_map(|mention| mention.id));
     }
     let expected: Vec<i64> = [1, 2, 3].iter().map(|n| viewer(*n).id as i64).collect();
-    assert_eq!(answered, expected, "answers in the order asked, once per user");
+    assert_eq!(
+        answered, expected,
+        "answers in the order asked, once per user"
+    );
     assert_eq!(chat_sends(&emulator).len(), 3);
     child.kill().await.ok();
 }
@@ -857,7 +878,9 @@ async fn without_current_user(emulator: &Emulator, status: u16) -> String {
                     .body(Body::from(r#"{"error":"not_found"}"#))
                     .unwrap();
             }
-            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+            let body = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
             let target = format!(
                 "{upstream}{}",
                 parts.uri.path_and_query().map_or("/", |pq| pq.as_str())

@@ -31,14 +31,18 @@ async fn a_huge_channel_name_fails_the_builder_at_once_naming_it() {
     )
     .await
     .expect("connect must answer in time");
-    let error = answer.err().expect("a bad channel name must fail the builder");
+    let error = answer.expect_err("a bad channel name must fail the builder");
     assert_eq!(error.kind(), ErrorKind::InvalidChannel, "{error}");
     assert!(!error.is_retryable());
     let message = error.to_string();
     assert!(message.contains("channel-chat:777"), "{message}");
     assert!(message.contains("100013 bytes"), "{message}");
     assert!(message.len() < 300, "the whole name was printed");
-    assert!(emulator.rest_calls().is_empty(), "{:?}", emulator.rest_calls());
+    assert!(
+        emulator.rest_calls().is_empty(),
+        "{:?}",
+        emulator.rest_calls()
+    );
 }
 
 /// On a running client the bad name is refused by `subscribe`, and the
@@ -49,13 +53,26 @@ async fn a_bad_channel_name_on_subscribe_is_refused_and_the_others_go_on() {
     let names = emulator.add_channel("good", 5);
     let (client, mut events) = connect(builder(&emulator).channel(&names.chat)).await;
     wait_subscribed(&mut events, &[&names.chat]).await;
-    for bad in [huge_name(), String::from("a,b"), String::from("a b"), String::new()] {
+    for bad in [
+        huge_name(),
+        String::from("a,b"),
+        String::from("a b"),
+        String::new(),
+    ] {
         let error = within(client.subscribe(bad.clone())).await.unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::InvalidChannel, "{bad:.40}: {error}");
+        assert_eq!(
+            error.kind(),
+            ErrorKind::InvalidChannel,
+            "{bad:.40}: {error}"
+        );
         let error = within(client.subscribe_chat(bad.clone(), "good"))
             .await
             .unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::InvalidChannel, "{bad:.40}: {error}");
+        assert_eq!(
+            error.kind(),
+            ErrorKind::InvalidChannel,
+            "{bad:.40}: {error}"
+        );
     }
     within(client.subscribe(&names.info)).await.unwrap();
     wait_subscribed(&mut events, &[&names.info]).await;
@@ -73,8 +90,7 @@ async fn a_huge_slug_is_refused_by_channel_url() {
     let error = builder(&emulator)
         .channel_url("x".repeat(100_000))
         .spawn()
-        .err()
-        .expect("a 100 KB slug must be refused");
+        .expect_err("a 100 KB slug must be refused");
     assert_eq!(error.kind(), ErrorKind::InvalidChannel, "{error}");
 }
 
@@ -84,7 +100,11 @@ async fn a_huge_slug_is_refused_by_channel_url() {
 async fn the_token_batch_skips_a_bad_name_and_serves_the_others() {
     let emulator = start(EmulatorConfig::default()).await;
     let names = emulator.add_channel("mine", USER_ID);
-    let api = VkApi::new(&emulator.api_url(), Arc::new(Authorization::user(USER_TOKEN))).unwrap();
+    let api = VkApi::new(
+        &emulator.api_url(),
+        Arc::new(Authorization::user(USER_TOKEN)),
+    )
+    .unwrap();
     let private = names.private();
     assert!(!private.is_empty());
     let mut asked = private.clone();
@@ -99,7 +119,11 @@ async fn the_token_batch_skips_a_bad_name_and_serves_the_others() {
 #[tokio::test]
 async fn a_request_that_cannot_be_built_is_not_retryable() {
     let emulator = start(EmulatorConfig::default()).await;
-    let api = VkApi::new(&emulator.api_url(), Arc::new(Authorization::user(USER_TOKEN))).unwrap();
+    let api = VkApi::new(
+        &emulator.api_url(),
+        Arc::new(Authorization::user(USER_TOKEN)),
+    )
+    .unwrap();
     let error = within(api.channel(&"x".repeat(100_000))).await.unwrap_err();
     assert!(!error.is_retryable(), "{:?}: {error}", error.kind());
 }

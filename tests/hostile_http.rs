@@ -17,9 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use futures::StreamExt as _;
-use axum::http::{HeaderMap, StatusCode, header};
 use vklive_pubsub::auth::{
     ChatSettings, MAX_RESPONSE_BYTES, MAX_RETRY_AFTER, OAuthApp, OAuthRefresher, TokenPair, VkApi,
 };
@@ -147,8 +147,10 @@ async fn refusing_chat(
         .route(
             "/v1/channel",
             get(|| async {
-                axum::Json(serde_json::json!({"data": {"channel": {"id": 1, "url": "c"},
-                    "stream": {"id": "s1", "started_at": 1_700_000_000, "ended_at": null}}}))
+                axum::Json(
+                    serde_json::json!({"data": {"channel": {"id": 1, "url": "c"},
+                    "stream": {"id": "s1", "started_at": 1_700_000_000, "ended_at": null}}}),
+                )
             }),
         )
         .route(
@@ -163,7 +165,8 @@ async fn refusing_chat(
                     if let Some(value) = retry_after {
                         headers.insert(header::RETRY_AFTER, value.parse().unwrap());
                     }
-                    let body = serde_json::json!({"error": error, "error_description": "slow down"});
+                    let body =
+                        serde_json::json!({"error": error, "error_description": "slow down"});
                     (status, headers, body.to_string())
                 }
             }),
@@ -208,8 +211,7 @@ async fn an_absurd_retry_after_on_send_too_fast_is_capped_not_a_panic() {
 /// `send_too_fast` is retried until the send goes through.
 #[tokio::test]
 async fn an_unbounded_retry_on_send_too_fast_does_not_overflow() {
-    let (base, sends) =
-        refusing_chat(2, StatusCode::BAD_REQUEST, "send_too_fast", Some("0")).await;
+    let (base, sends) = refusing_chat(2, StatusCode::BAD_REQUEST, "send_too_fast", Some("0")).await;
     let api = chat_api(&base, Duration::MAX);
     tokio::time::timeout(TIMEOUT, api.send_message("c", "hi"))
         .await
@@ -244,10 +246,13 @@ async fn a_429_with_retry_after_is_retried_like_send_too_fast() {
         Some("18446744073709551615"),
     )
     .await;
-    let error = tokio::time::timeout(TIMEOUT, chat_api(&base, Duration::ZERO).send_message("c", "hi"))
-        .await
-        .expect("no answer in time")
-        .unwrap_err();
+    let error = tokio::time::timeout(
+        TIMEOUT,
+        chat_api(&base, Duration::ZERO).send_message("c", "hi"),
+    )
+    .await
+    .expect("no answer in time")
+    .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RateLimited);
     assert_eq!(error.retry_after(), Some(MAX_RETRY_AFTER));
 }
@@ -321,5 +326,9 @@ async fn the_refresh_does_not_follow_a_redirect() {
     .expect("no answer in time");
     let error = answer.expect_err("a redirect is not a token");
     assert_eq!(error.status(), Some(307), "{error}");
-    assert_eq!(stolen.load(Ordering::SeqCst), 0, "the refresh token went elsewhere");
+    assert_eq!(
+        stolen.load(Ordering::SeqCst),
+        0,
+        "the refresh token went elsewhere"
+    );
 }

@@ -404,7 +404,10 @@ struct DemandId<'a> {
 /// Whether the server asked us to slow down: `send_too_fast`, or a 429
 /// (`ratelimit_exceeded`); both are retried after a pause.
 fn slowed_down(error: &Error) -> bool {
-    matches!(error.kind(), ErrorKind::SendTooFast | ErrorKind::RateLimited)
+    matches!(
+        error.kind(),
+        ErrorKind::SendTooFast | ErrorKind::RateLimited
+    )
 }
 
 /// Whether a failed send may be due to a stream id that is no longer the

@@ -19,11 +19,11 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+pub(crate) use chat::reply_message;
 pub use chat::{
     ChatSettings, CurrentUser, CurrentUserChannel, CurrentUserInfo, DEFAULT_SEND_INTERVAL, Message,
     TokenInfo, channel_slug, live_stream,
 };
-pub(crate) use chat::reply_message;
 pub use oauth::{
     DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, OAuthApp, OAuthRefresher, Pkce, TokenGrant,
     TokenPair, TokenStore, scope,
@@ -519,11 +519,10 @@ impl VkApi {
         let endpoint = format!("{method} {path}");
         let mut url = self.base.clone();
         url.set_path(path);
-        let mut request = self
-            .http
-            .request(method, url)
-            .query(query)
-            .header(reqwest::header::AUTHORIZATION, authorization.header_value()?);
+        let mut request = self.http.request(method, url).query(query).header(
+            reqwest::header::AUTHORIZATION,
+            authorization.header_value()?,
+        );
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -752,7 +751,10 @@ mod tests {
 
     #[test]
     fn authorization_headers_follow_the_two_documented_forms() {
-        assert_eq!(Authorization::user("abc").header_value().unwrap(), "Bearer abc");
+        assert_eq!(
+            Authorization::user("abc").header_value().unwrap(),
+            "Bearer abc"
+        );
         assert_eq!(
             Authorization::app("id", "secret").header_value().unwrap(),
             "Basic aWQ6c2VjcmV0"

@@ -798,7 +798,10 @@ mod tests {
     #[test]
     fn the_pkce_challenge_is_rfc_7636s() {
         let pkce = Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
-        assert_eq!(pkce.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(
+            pkce.challenge(),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
         let app = OAuthApp::new("id", "secret", "http://localhost/cb");
         let url = app.authorization_url_with_pkce(&[], "s", &pkce);
         assert!(

@@ -317,9 +317,7 @@ impl ChatBot {
         let Ok(slug) = channel_slug(channel_url) else {
             return 0;
         };
-        self.lanes()
-            .get(&slug)
-            .map_or(0, |lane| lane.queue.len())
+        self.lanes().get(&slug).map_or(0, |lane| lane.queue.len())
     }
 
     /// Messages dropped by the queues since the bot was made.
