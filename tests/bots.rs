@@ -939,3 +939,26 @@ async fn the_bot_example_goes_on_without_current_user() {
         child.kill().await.ok();
     }
 }
+
+/// An answer worked out later that panics costs only itself: the channel's
+/// queue goes on with the next message.
+#[tokio::test]
+async fn a_panicking_later_answer_does_not_stall_the_channel() {
+    use vklive_pubsub::bot::{BotSettings, ChatBot, Outcome};
+    let (emulator, _names) = setup(EmulatorConfig {
+        chat_min_interval: Duration::from_millis(20),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let (bot, mut outcomes) = ChatBot::new(
+        bot_api(&emulator, Duration::from_millis(50)),
+        BotSettings::default(),
+    );
+    bot.say_later(SLUG, async { panic!("a bug in an answer") })
+        .unwrap();
+    bot.say(SLUG, "after the panic").unwrap();
+    match within(outcomes.recv()).await {
+        Some(Outcome::Sent { message, .. }) => assert_eq!(message.plain_text(), "after the panic"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -9,11 +9,13 @@ mod queue;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::num::NonZeroU32;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::mpsc;
 
@@ -275,7 +277,7 @@ impl ChatBot {
     /// Queues an answer still to be worked out: `answer` runs when its turn
     /// in the channel's queue comes, in the channel's sender task (never in
     /// the caller's loop); `None` sends nothing. Dropped unrun when the
-    /// queue drops it.
+    /// queue drops it; one that panics is skipped (logged at `warn`).
     pub fn say_later(
         &self,
         channel_url: &str,
@@ -392,9 +394,14 @@ async fn drain(shared: Arc<Shared>, slug: String) {
         }
         let message = match next {
             Outgoing::Ready(message) => message,
-            Outgoing::Later(answer) => match answer.await {
-                Some(message) if !message.is_empty() => message,
-                _ => continue,
+            // A panicking answer costs only itself, not the channel's queue.
+            Outgoing::Later(answer) => match AssertUnwindSafe(answer).catch_unwind().await {
+                Ok(Some(message)) if !message.is_empty() => message,
+                Ok(_) => continue,
+                Err(_) => {
+                    tracing::warn!(channel = %slug, "chat bot: an answer panicked; skipped");
+                    continue;
+                }
             },
         };
         if let Some(global) = &shared.global {
