@@ -54,10 +54,16 @@ pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// caps it: a bogus value cannot park a client for days nor overflow a clock.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
-/// The longest pubsub channel name or VK slug accepted, in bytes:
-/// Centrifugo's default `channel_max_length` (255). VK's names are a few
-/// tens of bytes.
-pub const MAX_CHANNEL_NAME_BYTES: usize = 255;
+/// The longest pubsub channel name or VK slug accepted, in bytes (16 KiB):
+/// far above any real one (VK's are a few tens of bytes; Centrifugo's
+/// default `channel_max_length` is 255), and small enough that a request
+/// naming it always fits in a URL, percent-encoded (HTTP's limit is 64 KiB).
+pub const MAX_CHANNEL_NAME_BYTES: usize = 16 * 1024;
+
+/// The most bytes of channel names one subscription-token request carries
+/// (with [`SUBSCRIPTION_TOKEN_BATCH`] names at most): percent-encoded, at
+/// most three times this, within HTTP's 64 KiB URL.
+const SUBSCRIPTION_TOKEN_BATCH_BYTES: usize = 16 * 1024;
 
 /// Checks that `name` can be a pubsub channel name: not empty, at most
 /// [`MAX_CHANNEL_NAME_BYTES`], and free of commas (the token batch joins
@@ -551,12 +557,29 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
         })
 }
 
-/// Splits `channels` into comma-joined lists of at most `size` names.
+/// Splits `channels` into comma-joined lists of at most `size` names and
+/// [`SUBSCRIPTION_TOKEN_BATCH_BYTES`] bytes (a longer name goes alone).
 pub(crate) fn subscription_token_batches(channels: &[String], size: usize) -> Vec<String> {
-    channels
-        .chunks(size.max(1))
-        .map(|chunk| chunk.join(","))
-        .collect()
+    let mut batches = Vec::new();
+    let mut batch = String::new();
+    let mut names = 0;
+    for channel in channels {
+        let full = names >= size.max(1)
+            || batch.len() + 1 + channel.len() > SUBSCRIPTION_TOKEN_BATCH_BYTES;
+        if names > 0 && full {
+            batches.push(std::mem::take(&mut batch));
+            names = 0;
+        }
+        if names > 0 {
+            batch.push(',');
+        }
+        batch.push_str(channel);
+        names += 1;
+    }
+    if names > 0 {
+        batches.push(batch);
+    }
+    batches
 }
 
 /// Reads an answer's body, chunk by chunk, up to `limit` bytes: a longer
@@ -692,6 +715,23 @@ mod tests {
         assert_eq!(batches.len(), 3);
         assert!(batches[0].starts_with("c:0,c:1,"));
         assert_eq!(batches[2].split(',').count(), 50);
+        assert!(subscription_token_batches(&[], 100).is_empty());
+    }
+
+    #[test]
+    fn long_names_are_split_into_batches_that_fit_in_a_url() {
+        let channels: Vec<String> = (0..10)
+            .map(|i| format!("c:{i}-{}", "x".repeat(10_000)))
+            .collect();
+        let batches = subscription_token_batches(&channels, 100);
+        assert_eq!(batches.len(), 10);
+        assert!(
+            batches
+                .iter()
+                .all(|b| b.len() <= SUBSCRIPTION_TOKEN_BATCH_BYTES)
+        );
+        let longest = vec!["y".repeat(MAX_CHANNEL_NAME_BYTES), String::from("z")];
+        assert_eq!(subscription_token_batches(&longest, 100).len(), 2);
     }
 
     #[test]
