@@ -2,28 +2,36 @@
 //!
 //! ```text
 //! VKLIVE_TOKEN=... cargo run --features emulator --example bot -- \
-//!     --api-url URL --ws-url URL --channel-url SLUG
+//!     --api-url URL --ws-url URL --channel-url SLUG [--queue N] [--cooldown SECONDS]
 //! cargo run --features emulator --example bot -- --demo   # embedded emulator, scripted viewers
 //! ```
 //!
 //! It answers `!ping` with `pong` (mentioning the asker) and `!uptime` with
 //! the time since the stream started, thanks new followers, raiders and
-//! subscribers in chat, never answers its own messages, and sends no faster
-//! than the library's per-channel rate limit (one message per 1.5 s). The
-//! token (in `VKLIVE_TOKEN`) needs the `chat:message:send` scope. Every
-//! message it sends is printed on stdout as one line.
+//! subscribers in chat, and never answers its own messages. The token (in
+//! `VKLIVE_TOKEN`) needs the `chat:message:send` scope. Every message it
+//! sends is printed on stdout as one line; what it drops or fails to send,
+//! on stderr.
+//!
+//! Viewers cannot flood it (`vklive_pubsub::bot::ChatBot`): answers wait in
+//! a bounded queue per channel (`--queue`, default 8) that drops the oldest
+//! (and says how many on stderr), go out at the library's pace (one message
+//! per 1.5 s per channel, a global limit across channels), each user may use
+//! a command once per `--cooldown` seconds (default 5), and `!uptime`'s REST
+//! call runs in the channel's sender task, never in the event loop.
 
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use futures::StreamExt;
 use vklive_pubsub::auth::{DEFAULT_API_URL, Message, VkApi};
+use vklive_pubsub::bot::{BotSettings, ChatBot, Outcome, Outcomes};
 use vklive_pubsub::emulator::{
     DemoUser, Emulator, EmulatorConfig, chat_message_send, demo_users, follow_create, raid_income,
     subscription_create, text_part,
 };
 use vklive_pubsub::event::{ChatMessage, MentionPart, Part};
-use vklive_pubsub::{Authorization, Client, DEFAULT_WS_URL, ErrorKind, Event, VkEvent};
+use vklive_pubsub::{Client, DEFAULT_WS_URL, ErrorKind, Event, VkEvent};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +50,12 @@ struct Args {
     /// Command prefix.
     #[arg(long, default_value = "!")]
     prefix: String,
+    /// Answers waiting per channel; past it the oldest is dropped.
+    #[arg(long, default_value_t = 8)]
+    queue: usize,
+    /// Seconds before one user may use the same command again.
+    #[arg(long, default_value_t = 5)]
+    cooldown: u64,
     /// Run against an embedded emulator with scripted viewers (no account needed).
     #[arg(long)]
     demo: bool,
@@ -49,10 +63,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    // RUST_LOG, else warnings; lines that may carry a token never printed.
+    vklive_pubsub::log::init("warn");
     let args = Args::parse();
     if let Err(error) = run(args).await {
         eprintln!("bot: {error}");
@@ -74,43 +86,55 @@ async fn run(mut args: Args) -> Result<(), vklive_pubsub::Error> {
     };
     let slug = args.channel_url.unwrap_or_default();
 
-    // Until the builder subscribes by slug: look the channel up, subscribe its public names.
-    let api = VkApi::new(
-        &args.api_url,
-        std::sync::Arc::new(Authorization::user(token.as_str())),
-    )?;
-    let me = api.current_user().await?.user;
-    let channel = api.channel_response(&slug).await?.channel;
+    // The builder looks the channel up by slug and subscribes its public
+    // channels (and the private ones this token may read).
     let (client, mut events) = Client::with_user_token(token)
         .api_url(&args.api_url)
         .ws_url(&args.ws_url)
-        .channels(channel.web_socket_channels.public())
+        .channel_url(&slug)
         .connect()
         .await?;
-    eprintln!("bot: {} ({}) in {}", me.nick, me.id, channel.url);
+    let me = who_am_i(client.api()).await;
+    let settings = BotSettings {
+        queue_per_channel: args.queue,
+        command_cooldown: Duration::from_secs(args.cooldown),
+        ..BotSettings::default()
+    };
+    let (bot, outcomes) = ChatBot::new(client.api().clone(), settings);
+    tokio::spawn(print_outcomes(bot.clone(), outcomes));
 
     while let Some(event) = events.next().await {
         let publication = match event {
             Event::Publication(publication) => publication,
+            Event::SubscriptionFailed {
+                channel, reason, ..
+            } => {
+                eprintln!("bot: cannot follow {channel}: {reason}");
+                continue;
+            }
             Event::Closed { reason } => {
                 eprintln!("bot: closed: {reason:?}");
                 break;
             }
             _ => continue,
         };
-        let answer = match publication.event {
-            VkEvent::ChatMessage(message) if !message.is_from(me.id) => {
-                answer(client.api(), &slug, &args.prefix, &message).await
+        let queued = match publication.event {
+            VkEvent::ChatMessage(message) if !is_mine(&bot, me, &slug, &message) => {
+                command(&bot, client.api(), &slug, &args.prefix, &message)
             }
-            VkEvent::Follow(follow) => Some(thanks(
-                "Thanks for following, ",
-                follow.follower.id,
-                &follow.follower.nick,
-            )),
+            VkEvent::Follow(follow) => bot.say(
+                &slug,
+                thanks(
+                    "Thanks for following, ",
+                    follow.follower.id,
+                    &follow.follower.nick,
+                ),
+            ),
             VkEvent::Raid(raid) => {
                 let owner = raid.source.owner.unwrap_or_default();
                 let count = raid.raiders_count.unwrap_or(0);
-                Some(
+                bot.say(
+                    &slug,
                     thanks(
                         "Welcome, raiders! Thanks for the raid, ",
                         owner.id,
@@ -121,45 +145,112 @@ async fn run(mut args: Args) -> Result<(), vklive_pubsub::Error> {
             }
             VkEvent::Subscription(subscription) => {
                 let fan = subscription.subscriber.unwrap_or_default();
-                Some(thanks("Thank you for subscribing, ", fan.id, &fan.nick))
+                bot.say(
+                    &slug,
+                    thanks("Thank you for subscribing, ", fan.id, &fan.nick),
+                )
             }
-            _ => None,
+            _ => Ok(()),
         };
-        if let Some(message) = answer {
-            // Sends wait for the rate limit in their own task, so reading goes on.
-            let (api, slug) = (client.api().clone(), slug.clone());
-            tokio::spawn(async move { send(&api, &slug, message).await });
+        if let Err(error) = queued {
+            eprintln!("bot: {error}");
         }
     }
     Ok(())
 }
 
-/// The answer to a chat message, if it is a command the bot knows.
-async fn answer(api: &VkApi, slug: &str, prefix: &str, message: &ChatMessage) -> Option<Message> {
-    let command = message.command(prefix)?;
-    let author = message.author_id()?;
-    let text = if command.is("ping") {
-        String::from(" pong")
-    } else if command.is("uptime") {
-        match api.live_stream(slug).await {
-            Ok(stream) => match stream.started_at.map(|at| at.system_time()) {
-                Some(started) => format!(" live for {}", since(started)),
-                None => String::from(" live, since an unknown time"),
-            },
-            Err(error) if error.kind() == ErrorKind::NoLiveStream => String::from(" offline"),
-            Err(error) => {
-                eprintln!("bot: uptime: {error}");
-                return None;
-            }
+/// The bot's own user id, from `GET /v1/current_user` (which VK does not
+/// document). Without it the bot goes on, and tells its own messages by
+/// their text (`ChatBot::is_own_echo`: the last texts it sent).
+async fn who_am_i(api: &VkApi) -> Option<i64> {
+    match api.current_user().await {
+        Ok(me) => {
+            eprintln!("bot: signed in as {} ({})", me.user.nick, me.user.id);
+            Some(me.user.id)
         }
-    } else {
-        return None;
+        Err(error) => {
+            eprintln!(
+                "bot: going on without my user id ({error}): my own messages are told by their text"
+            );
+            None
+        }
+    }
+}
+
+/// Whether `message` is the bot's own: by its author id when known, else by
+/// its text.
+fn is_mine(bot: &ChatBot, me: Option<i64>, slug: &str, message: &ChatMessage) -> bool {
+    match me {
+        Some(id) => message.is_from(id),
+        None => bot.is_own_echo(slug, message),
+    }
+}
+
+/// Queues the answer to a chat command the bot knows, once per user per
+/// cooldown; anything else is ignored.
+fn command(
+    bot: &ChatBot,
+    api: &VkApi,
+    slug: &str,
+    prefix: &str,
+    message: &ChatMessage,
+) -> Result<(), vklive_pubsub::Error> {
+    let (Some(command), Some(author)) = (message.command(prefix), message.author_id()) else {
+        return Ok(());
     };
-    Some(
-        Message::new()
-            .part(mention(author, message.author_nick()))
-            .text(text),
-    )
+    let known = command.is("ping") || command.is("uptime");
+    if !known || !bot.command_allowed(author, &command.name) {
+        return Ok(());
+    }
+    if command.is("ping") {
+        return bot.reply(slug, message, "pong");
+    }
+    // The REST call runs when the answer's turn comes, off this loop.
+    let (api, channel) = (api.clone(), slug.to_owned());
+    let mention = mention(author, message.author_nick());
+    bot.say_later(slug, async move {
+        let text = uptime(&api, &channel).await?;
+        Some(Message::new().part(mention).text(text))
+    })
+}
+
+/// ` live for 1h 02m 03s`, ` offline`, or nothing when the lookup failed.
+async fn uptime(api: &VkApi, slug: &str) -> Option<String> {
+    match api.live_stream(slug).await {
+        Ok(stream) => Some(match stream.started_at.map(|at| at.system_time()) {
+            Some(started) => format!(" live for {}", since(started)),
+            None => String::from(" live, since an unknown time"),
+        }),
+        Err(error) if error.kind() == ErrorKind::NoLiveStream => Some(String::from(" offline")),
+        Err(error) => {
+            eprintln!("bot: uptime: {error}");
+            None
+        }
+    }
+}
+
+/// Prints what went out on stdout, drops and failures on stderr; a repeat
+/// of the bot's previous text is marked and queued once more.
+async fn print_outcomes(bot: ChatBot, mut outcomes: Outcomes) {
+    while let Some(outcome) = outcomes.recv().await {
+        match outcome {
+            Outcome::Sent { message, .. } => println!("{}", message.plain_text()),
+            Outcome::Dropped { channel, count } => {
+                eprintln!("bot: dropped {count} waiting answers in {channel} (queue full)")
+            }
+            Outcome::Failed {
+                channel,
+                message,
+                error,
+            } if error.kind() == ErrorKind::SameMessage && !message.plain_text().ends_with('↻') => {
+                if let Err(error) = bot.say(&channel, message.text(" ↻")) {
+                    eprintln!("bot: {error}");
+                }
+            }
+            Outcome::Failed { error, .. } => eprintln!("bot: send failed: {error}"),
+            _ => {}
+        }
+    }
 }
 
 /// "Thanks …" with a mention when the user's id is known, else the nick.
@@ -186,22 +277,6 @@ fn since(started: SystemTime) -> String {
         .unwrap_or(Duration::ZERO)
         .as_secs();
     format!("{}h {:02}m {:02}s", secs / 3600, secs / 60 % 60, secs % 60)
-}
-
-/// Sends, printing what went out; a repeat of the bot's previous text is
-/// marked and sent once more.
-async fn send(api: &VkApi, slug: &str, message: Message) {
-    let mut result = api.send_message(slug, message.clone()).await;
-    if result
-        .as_ref()
-        .is_err_and(|e| e.kind() == ErrorKind::SameMessage)
-    {
-        result = api.send_message(slug, message.clone().text(" ↻")).await;
-    }
-    match result {
-        Ok(()) => println!("{}", message.plain_text()),
-        Err(error) => eprintln!("bot: send failed: {error}"),
-    }
 }
 
 const DEMO_BOT_TOKEN: &str = "demo-bot-token";

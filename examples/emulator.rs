@@ -76,6 +76,8 @@ fn seconds(value: f64) -> Duration {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // RUST_LOG, else warnings; lines that may carry a token never printed.
+    vklive_pubsub::log::init("warn");
     let args = Args::parse();
     let config = EmulatorConfig {
         ping_interval: seconds(args.ping_interval),

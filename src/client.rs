@@ -97,6 +97,10 @@ impl ClientBuilder {
     }
 
     /// Subscribes `channel` (a name from `web_socket_channels`) on connect.
+    /// A name that cannot be a channel (see
+    /// [`check_channel_name`](crate::auth::check_channel_name)) makes
+    /// [`ClientBuilder::spawn`] fail with [`ErrorKind::InvalidChannel`]
+    /// naming it, before anything is sent.
     pub fn channel(mut self, channel: impl Into<String>) -> Self {
         self.channels.push((channel.into(), None));
         self
@@ -352,6 +356,9 @@ impl ClientBuilder {
                 format!("invalid WebSocket URL {:?}: {error}", self.ws_url),
             )
         })?;
+        for (channel, _) in &self.channels {
+            crate::auth::check_channel_name(channel)?;
+        }
         let mut wanted: Vec<Command> = self
             .channels
             .into_iter()
@@ -493,9 +500,13 @@ impl Client {
 
     /// Subscribes `channel` on the running connection (and after every
     /// reconnect). Subscribes sent in a burst share their token requests.
+    /// A name that cannot be a channel is refused at once with
+    /// [`ErrorKind::InvalidChannel`]; the other channels go on.
     pub async fn subscribe(&self, channel: impl Into<String>) -> Result<(), Error> {
+        let channel = channel.into();
+        crate::auth::check_channel_name(&channel)?;
         self.send(Order::Command(Command::Subscribe {
-            channel: channel.into(),
+            channel,
             chat_slug: None,
         }))
         .await
@@ -509,8 +520,10 @@ impl Client {
         channel: impl Into<String>,
         slug: impl Into<String>,
     ) -> Result<(), Error> {
+        let channel = channel.into();
+        crate::auth::check_channel_name(&channel)?;
         self.send(Order::Command(Command::Subscribe {
-            channel: channel.into(),
+            channel,
             chat_slug: Some(slug.into()),
         }))
         .await
@@ -563,14 +576,21 @@ impl Client {
 
 /// The slug in a channel URL or slug, or an error naming the input.
 fn slug_of(input: &str) -> Result<String, Error> {
-    crate::event::channel_slug(input)
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                format!("not a VK channel slug or URL: {input:?}"),
-            )
-        })
+    let Some(slug) = crate::event::channel_slug(input) else {
+        let shown: String = input.chars().take(64).collect();
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("not a VK channel slug or URL: {shown:?}"),
+        ));
+    };
+    if slug.len() > crate::auth::MAX_CHANNEL_NAME_BYTES {
+        return Err(crate::auth::invalid_channel(
+            "channel slug",
+            slug,
+            "is too long",
+        ));
+    }
+    Ok(slug.to_owned())
 }
 
 fn closed_error() -> Error {

@@ -44,6 +44,11 @@ pub enum ErrorKind {
     /// Retryable after a pause; [`VkApi::send_message`](crate::auth::VkApi::send_message)
     /// retries it within its bound before returning it.
     SendTooFast,
+    /// A channel name or slug that cannot be one (empty, longer than
+    /// [`MAX_CHANNEL_NAME_BYTES`](crate::auth::MAX_CHANNEL_NAME_BYTES), or
+    /// holding a comma, a space or a control character). The message names
+    /// it. Permanent: fix the name.
+    InvalidChannel,
     /// The channel has no live stream, so there is no `stream_id` to send
     /// chat to. Permanent until a stream starts.
     NoLiveStream,

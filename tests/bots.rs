@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use vklive_pubsub::auth::{ChatSettings, Message, OAuthApp, VkApi, scope};
+use vklive_pubsub::auth::{ChatSettings, Message, OAuthApp, Pkce, VkApi, scope};
 use vklive_pubsub::emulator::{
     ChannelNames, DemandDecision, DemoUser, Emulator, EmulatorConfig, chat_message_send,
     reward_demand_create, text_part,
@@ -480,6 +480,48 @@ async fn the_authorization_code_flow_runs_end_to_end() {
     }
 }
 
+/// The code flow with PKCE (opt-in): the authorize URL carries the S256
+/// challenge, the exchange the verifier, and a server that does not check
+/// PKCE (as VK's documentation suggests) still grants the token. The state
+/// is a fresh random one.
+#[tokio::test]
+async fn the_code_flow_with_pkce_sends_challenge_and_verifier_and_still_works() {
+    let (emulator, _names) = setup(EmulatorConfig::default()).await;
+    emulator.add_app("my-app", "my-secret");
+    emulator.set_authorizing_user(BOT_ID);
+    let app = OAuthApp::new("my-app", "my-secret", "http://127.0.0.1:9/callback")
+        .authorize_url(emulator.oauth_authorize_url())
+        .token_url(emulator.oauth_token_url());
+    let state = OAuthApp::random_state().unwrap();
+    let pkce = Pkce::new().unwrap();
+    let url = app.authorization_url_with_pkce(&scope::BOT, &state, &pkce);
+    assert!(
+        url.contains(&format!("code_challenge={}", pkce.challenge())),
+        "{url}"
+    );
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = within(browser.get(url).send()).await.unwrap();
+    let redirected_to = response.headers()["location"].to_str().unwrap().to_owned();
+    let code = app.code_from_redirect(&redirected_to, &state).unwrap();
+    let grant = within(app.exchange_code_with_pkce(&code, &pkce))
+        .await
+        .unwrap();
+    assert_eq!(grant.scopes, scope::BOT);
+    let exchange = emulator
+        .rest_calls()
+        .into_iter()
+        .find(|call| call.path == "/oauth/server/token")
+        .expect("the exchange reached the token endpoint");
+    assert!(
+        exchange.body.contains("code_verifier="),
+        "{}",
+        exchange.body
+    );
+}
+
 /// `GET /v1/token` for a token that never expires, and a refused one.
 #[tokio::test]
 async fn the_token_check_tells_type_and_expiry_and_refuses_unknown_tokens() {
@@ -564,4 +606,359 @@ async fn the_bot_example_answers_ping_and_uptime_and_thanks_followers() {
             .all(|call| call.status == Some(200))
     );
     child.kill().await.ok();
+}
+
+/// Starts the `bot` example against `api_url`/`ws_url` for `SLUG` with
+/// `RUST_LOG` set to `log`, stdout and stderr piped.
+fn spawn_bot_example(api_url: &str, ws_url: &str, log: &str) -> tokio::process::Child {
+    tokio::process::Command::new(bot_binary())
+        .args(["--api-url", api_url, "--ws-url", ws_url])
+        .args(["--channel-url", SLUG])
+        .env("VKLIVE_TOKEN", BOT_TOKEN)
+        .env("RUST_LOG", log)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("build the example first: cargo build --all-features --example bot")
+}
+
+/// Stops `child` and returns what it wrote on stderr.
+async fn stderr_of(mut child: tokio::process::Child) -> String {
+    use tokio::io::AsyncReadExt;
+    child.start_kill().ok();
+    let mut stderr = child.stderr.take().expect("stderr piped");
+    let mut text = String::new();
+    within(stderr.read_to_string(&mut text)).await.ok();
+    within(child.wait()).await.ok();
+    text
+}
+
+/// Issue 24, item 1: at `RUST_LOG=trace` (tungstenite dumps every frame it
+/// sends, the connect and subscribe tokens inside) the bot's stderr holds no
+/// token: the access token, the connection token (`emu-conn-…`) and the
+/// subscription tokens (`emu-sub-…`, the bot owning the channel here).
+#[tokio::test]
+async fn the_bot_example_at_trace_level_prints_no_token() {
+    let emulator = start(EmulatorConfig::default()).await;
+    emulator.add_user(BOT_TOKEN, BOT_ID, "vkbot");
+    let names = emulator.add_channel(SLUG, BOT_ID);
+    let mut chat = watch_chat(&emulator, &names).await;
+    let child = spawn_bot_example(&emulator.api_url(), &emulator.ws_url(), "trace");
+    wait_until(&emulator, "the bot subscribed", |e| {
+        e.subscriber_count(&names.chat) == 2
+    })
+    .await;
+    emulator.publish(&names.chat, say(1, &viewer(2), "!ping"));
+    let pong = next_message_from(&mut chat, BOT_ID as i64).await;
+    assert!(pong.plain_text().contains("pong"), "{pong:?}");
+    let stderr = stderr_of(child).await;
+    assert!(
+        stderr.contains("TRACE"),
+        "the bot logged nothing at trace: {stderr:.2000}"
+    );
+    for secret in [BOT_TOKEN, "emu-conn-", "emu-sub-"] {
+        let at = stderr.find(secret);
+        assert!(
+            at.is_none(),
+            "{secret} on stderr: …{}…",
+            &stderr[at.unwrap().saturating_sub(200)..]
+                .chars()
+                .take(400)
+                .collect::<String>()
+        );
+    }
+}
+
+/// Lines of a child's pipe, as they come.
+fn lines_of(
+    pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> mpsc::UnboundedReceiver<String> {
+    use tokio::io::AsyncBufReadExt;
+    let (lines_tx, lines_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines_rx
+}
+
+/// The count in a `bot: dropped N …` line.
+fn dropped_count(line: &str) -> Option<u64> {
+    line.strip_prefix("bot: dropped ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Issue 24, item 3: 30 `!ping`s at once. The bot answers at its pace from a
+/// bounded queue (`--queue 3`) that drops the oldest waiting answers and says
+/// how many on stderr: every ping is answered or counted as dropped, the
+/// newest asker is answered, nothing is refused as too fast, and no more than
+/// the queue's worth (plus the one in flight) is ever answered.
+#[tokio::test]
+async fn thirty_pings_at_once_are_answered_at_the_pace_or_dropped_oldest_with_a_count() {
+    let (emulator, names) = setup(EmulatorConfig::default()).await;
+    let mut chat = watch_chat(&emulator, &names).await;
+    let mut child = tokio::process::Command::new(bot_binary())
+        .args([
+            "--api-url",
+            &emulator.api_url(),
+            "--ws-url",
+            &emulator.ws_url(),
+        ])
+        .args(["--channel-url", SLUG, "--queue", "3"])
+        .env("VKLIVE_TOKEN", BOT_TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("build the example first: cargo build --all-features --example bot");
+    let mut stdout = lines_of(child.stdout.take().unwrap());
+    let mut stderr = lines_of(child.stderr.take().unwrap());
+    wait_until(&emulator, "the bot subscribed", |e| {
+        e.subscriber_count(&names.chat) == 2
+    })
+    .await;
+    for n in 0..30 {
+        emulator.publish(&names.chat, say(n as i64 + 1, &viewer(n), "!ping"));
+    }
+    let (mut sent, mut dropped) = (0u64, 0u64);
+    let mut said = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while sent + dropped < 30 {
+            tokio::select! {
+                Some(line) = stdout.recv() => {
+                    assert!(line.contains("pong"), "{line}");
+                    sent += 1;
+                }
+                Some(line) = stderr.recv() => {
+                    said.push(line.clone());
+                    dropped += dropped_count(&line).unwrap_or(0);
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{sent} sent, {dropped} dropped; stderr: {said:?}"));
+    assert_eq!(sent + dropped, 30, "{said:?}");
+    assert!(dropped >= 30 - 3 - 2, "{sent} sent, {dropped} dropped");
+    let mut answered = Vec::new();
+    for _ in 0..sent {
+        let answer = next_message_from(&mut chat, BOT_ID as i64).await;
+        answered.extend(answer.mentions().filter_map(|mention| mention.id));
+    }
+    assert!(
+        answered.contains(&(viewer(29).id as i64)),
+        "the newest asker was dropped: {answered:?}"
+    );
+    let sends = chat_sends(&emulator);
+    assert_eq!(sends.len() as u64, sent, "{sends:?}");
+    assert!(
+        sends.iter().all(|call| call.status == Some(200)),
+        "{sends:?}"
+    );
+    child.kill().await.ok();
+}
+
+/// A user repeating a command within the cooldown is answered once; other
+/// users are answered meanwhile.
+#[tokio::test]
+async fn a_user_repeating_a_command_within_the_cooldown_is_answered_once() {
+    let (emulator, names) = setup(EmulatorConfig {
+        chat_min_interval: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let mut chat = watch_chat(&emulator, &names).await;
+    let mut child = tokio::process::Command::new(bot_binary())
+        .args([
+            "--api-url",
+            &emulator.api_url(),
+            "--ws-url",
+            &emulator.ws_url(),
+        ])
+        .args(["--channel-url", SLUG, "--cooldown", "600"])
+        .env("VKLIVE_TOKEN", BOT_TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("build the example first: cargo build --all-features --example bot");
+    wait_until(&emulator, "the bot subscribed", |e| {
+        e.subscriber_count(&names.chat) == 2
+    })
+    .await;
+    for id in 1..=3 {
+        emulator.publish(&names.chat, say(id, &viewer(1), "!ping"));
+    }
+    emulator.publish(&names.chat, say(4, &viewer(2), "!PING"));
+    emulator.publish(&names.chat, say(5, &viewer(3), "!ping"));
+    let mut answered = Vec::new();
+    for _ in 0..3 {
+        let answer = next_message_from(&mut chat, BOT_ID as i64).await;
+        answered.extend(answer.mentions().filter_map(|mention| mention.id));
+    }
+    let expected: Vec<i64> = [1, 2, 3].iter().map(|n| viewer(*n).id as i64).collect();
+    assert_eq!(
+        answered, expected,
+        "answers in the order asked, once per user"
+    );
+    assert_eq!(chat_sends(&emulator).len(), 3);
+    child.kill().await.ok();
+}
+
+/// The library's queue: a hundred messages queued at once never hold more
+/// than the queue's capacity; each is sent or reported dropped (with the
+/// count), the newest are the ones sent.
+#[tokio::test]
+async fn the_chat_bot_queue_stays_bounded_and_reports_every_drop() {
+    use vklive_pubsub::bot::{BotSettings, ChatBot, Outcome};
+    let (emulator, _names) = setup(EmulatorConfig {
+        chat_min_interval: Duration::from_millis(20),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let api = bot_api(&emulator, Duration::from_millis(50));
+    let (bot, mut outcomes) = ChatBot::new(
+        api,
+        BotSettings {
+            queue_per_channel: 4,
+            ..BotSettings::default()
+        },
+    );
+    for n in 0..100 {
+        bot.say(SLUG, format!("message {n}")).unwrap();
+        assert!(bot.queued(SLUG) <= 4, "{}", bot.queued(SLUG));
+    }
+    let (mut sent, mut dropped) = (Vec::new(), 0);
+    while sent.len() as u64 + dropped < 100 {
+        match within(outcomes.recv()).await.expect("outcomes ended") {
+            Outcome::Sent { message, channel } => {
+                assert_eq!(channel, SLUG);
+                sent.push(message.plain_text());
+            }
+            Outcome::Dropped { count, .. } => dropped += count,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(sent.len() <= 5, "{sent:?}");
+    assert_eq!(bot.dropped_total(), dropped);
+    assert_eq!(sent.last().map(String::as_str), Some("message 99"));
+    assert_eq!(bot.queued(SLUG), 0);
+}
+
+/// Serves the emulator's REST API through a proxy on 127.0.0.1 that answers
+/// `status` to `GET /v1/current_user` (as a server without that route
+/// would); its base URL.
+async fn without_current_user(emulator: &Emulator, status: u16) -> String {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::response::Response;
+    let upstream = emulator.api_url();
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let (upstream, http) = (upstream.clone(), http.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            if parts.uri.path() == "/v1/current_user" {
+                let status = StatusCode::from_u16(status).unwrap();
+                return Response::builder()
+                    .status(status)
+                    .body(Body::from(r#"{"error":"not_found"}"#))
+                    .unwrap();
+            }
+            let body = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
+            let target = format!(
+                "{upstream}{}",
+                parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+            );
+            let answer = http
+                .request(parts.method, target)
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(bytes))
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
+/// Issue 25, point 5: a server without `GET /v1/current_user` (404 or 405)
+/// does not stop the bot. It says why in one line on stderr and goes on,
+/// answering `!ping`, telling its own messages by their text.
+#[tokio::test]
+async fn the_bot_example_goes_on_without_current_user() {
+    for status in [404, 405] {
+        let (emulator, names) = setup(EmulatorConfig::default()).await;
+        let mut chat = watch_chat(&emulator, &names).await;
+        let api_url = without_current_user(&emulator, status).await;
+        let mut child = spawn_bot_example(&api_url, &emulator.ws_url(), "warn");
+        let mut stderr = lines_of(child.stderr.take().unwrap());
+        wait_until(&emulator, "the bot subscribed", |e| {
+            e.subscriber_count(&names.chat) == 2
+        })
+        .await;
+        let why = within(stderr.recv()).await.expect("a line on stderr");
+        assert!(
+            why.starts_with("bot: going on without my user id")
+                && why.contains("current_user")
+                && why.contains(&status.to_string()),
+            "{why}"
+        );
+        emulator.publish(&names.chat, say(1, &viewer(1), "!ping"));
+        let pong = next_message_from(&mut chat, BOT_ID as i64).await;
+        assert!(pong.mentions_user(viewer(1).id as i64), "{pong:?}");
+        emulator.publish(&names.chat, say(2, &viewer(2), "!ping"));
+        let pong = next_message_from(&mut chat, BOT_ID as i64).await;
+        assert!(pong.mentions_user(viewer(2).id as i64), "{pong:?}");
+        assert_eq!(chat_sends(&emulator).len(), 2, "{status}");
+        child.kill().await.ok();
+    }
+}
+
+/// An answer worked out later that panics costs only itself: the channel's
+/// queue goes on with the next message.
+#[tokio::test]
+async fn a_panicking_later_answer_does_not_stall_the_channel() {
+    use vklive_pubsub::bot::{BotSettings, ChatBot, Outcome};
+    let (emulator, _names) = setup(EmulatorConfig {
+        chat_min_interval: Duration::from_millis(20),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let (bot, mut outcomes) = ChatBot::new(
+        bot_api(&emulator, Duration::from_millis(50)),
+        BotSettings::default(),
+    );
+    bot.say_later(SLUG, async { panic!("a bug in an answer") })
+        .unwrap();
+    bot.say(SLUG, "after the panic").unwrap();
+    match within(outcomes.recv()).await {
+        Some(Outcome::Sent { message, .. }) => assert_eq!(message.plain_text(), "after the panic"),
+        other => panic!("{other:?}"),
+    }
 }

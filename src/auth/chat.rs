@@ -172,9 +172,10 @@ pub struct ChatSettings {
     /// (default 1: VK's chat settings are per-user minimum intervals, which a
     /// burst would break).
     pub burst: u32,
-    /// How long a send may keep retrying after `send_too_fast` (default
-    /// 10 s): the waits start at `interval` (or the server's `Retry-After`)
-    /// and double. Zero: never retry.
+    /// How long a send may keep retrying after `send_too_fast` or a 429
+    /// (default 10 s): the waits start at `interval` (or the server's
+    /// `Retry-After`, at most 5 minutes) and double. Zero: never retry;
+    /// `Duration::MAX`: no bound.
     pub retry_too_fast_for: Duration,
 }
 
@@ -192,11 +193,39 @@ impl Default for ChatSettings {
 /// [`ChatSettings`]).
 pub const DEFAULT_SEND_INTERVAL: Duration = Duration::from_millis(1500);
 
+/// How many channels' rate limiters and stream ids are kept at most; past
+/// it, the least recently used channel with no send in flight is forgotten
+/// (its next send looks its stream id up again).
+pub(crate) const MAX_CHAT_CHANNELS: usize = 1024;
+
 /// The shared state of chat sends: settings, and per channel a rate limiter
 /// and the cached stream id. Shared by every clone of a [`VkApi`].
 pub(crate) struct ChatState {
     settings: ChatSettings,
-    channels: Mutex<HashMap<String, Arc<ChannelSlot>>>,
+    channels: Mutex<Channels>,
+}
+
+/// The channels' slots, each with the tick of its last use.
+#[derive(Default)]
+struct Channels {
+    slots: HashMap<String, (Arc<ChannelSlot>, u64)>,
+    tick: u64,
+}
+
+impl Channels {
+    /// Forgets the least recently used slot with no send in flight (none
+    /// holds it but this map), if any.
+    fn forget_one_idle(&mut self) {
+        let idle = self
+            .slots
+            .iter()
+            .filter(|(_, (slot, _))| Arc::strong_count(slot) == 1)
+            .min_by_key(|(_, (_, used))| *used)
+            .map(|(slug, _)| slug.clone());
+        if let Some(slug) = idle {
+            self.slots.remove(&slug);
+        }
+    }
 }
 
 struct ChannelSlot {
@@ -211,22 +240,35 @@ impl ChatState {
     pub(crate) fn new(settings: ChatSettings) -> ChatState {
         ChatState {
             settings,
-            channels: Mutex::new(HashMap::new()),
+            channels: Mutex::new(Channels::default()),
         }
     }
 
+    /// The slot of `slug`, made when missing; past [`MAX_CHAT_CHANNELS`]
+    /// the least recently used idle one makes room.
     fn slot(&self, slug: &str) -> Arc<ChannelSlot> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        channels.tick += 1;
+        let tick = channels.tick;
+        if let Some((slot, used)) = channels.slots.get_mut(slug) {
+            *used = tick;
+            return Arc::clone(slot);
+        }
+        if channels.slots.len() >= MAX_CHAT_CHANNELS {
+            channels.forget_one_idle();
+        }
         let settings = &self.settings;
-        Arc::clone(channels.entry(slug.to_owned()).or_insert_with(|| {
-            let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
-            let limiter = Quota::with_period(settings.interval)
-                .map(|quota| RateLimiter::direct(quota.allow_burst(burst)));
-            Arc::new(ChannelSlot {
-                limiter,
-                stream_id: tokio::sync::Mutex::new(None),
-            })
-        }))
+        let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
+        let limiter = Quota::with_period(settings.interval)
+            .map(|quota| RateLimiter::direct(quota.allow_burst(burst)));
+        let slot = Arc::new(ChannelSlot {
+            limiter,
+            stream_id: tokio::sync::Mutex::new(None),
+        });
+        channels
+            .slots
+            .insert(slug.to_owned(), (Arc::clone(&slot), tick));
+        slot
     }
 }
 
@@ -359,6 +401,15 @@ struct DemandId<'a> {
     id: &'a i64,
 }
 
+/// Whether the server asked us to slow down: `send_too_fast`, or a 429
+/// (`ratelimit_exceeded`); both are retried after a pause.
+fn slowed_down(error: &Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::SendTooFast | ErrorKind::RateLimited
+    )
+}
+
 /// Whether a failed send may be due to a stream id that is no longer the
 /// live one. VK documents no code for that, so any rejection of the request
 /// itself other than the three chat codes counts (see `docs/bots.md`).
@@ -411,9 +462,11 @@ impl VkApi {
     /// - Sends to one channel go one at a time, paced by the rate limit of
     ///   [`ChatSettings`] (one per 1.5 s by default), so a bot answering a
     ///   flood waits instead of being refused.
-    /// - `send_too_fast` is retried after a pause, within
+    /// - `send_too_fast` and a 429 are retried after a pause (the server's
+    ///   `Retry-After`, capped at [`MAX_RETRY_AFTER`](crate::auth::MAX_RETRY_AFTER),
+    ///   or the interval, doubling), within
     ///   [`ChatSettings::retry_too_fast_for`], then returned as
-    ///   [`ErrorKind::SendTooFast`].
+    ///   [`ErrorKind::SendTooFast`] or [`ErrorKind::RateLimited`].
     /// - `message_too_long` and `same_message` come back as
     ///   [`ErrorKind::MessageTooLong`] and [`ErrorKind::SameMessage`]; a user
     ///   who may not write there gets [`ErrorKind::Forbidden`] (403).
@@ -444,7 +497,8 @@ impl VkApi {
         let settings = &self.chat.settings;
         let slot = self.chat.slot(&slug);
         let mut cached = slot.stream_id.lock().await;
-        let deadline = tokio::time::Instant::now() + settings.retry_too_fast_for;
+        // No deadline when the bound is too far to add to the clock.
+        let deadline = tokio::time::Instant::now().checked_add(settings.retry_too_fast_for);
         let mut pause = settings.interval.max(Duration::from_millis(100));
         let mut looked_up = false;
         loop {
@@ -467,12 +521,16 @@ impl VkApi {
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
-            if error.kind() == ErrorKind::SendTooFast {
-                let wait = error.retry_after().unwrap_or(pause);
-                if tokio::time::Instant::now() + wait > deadline {
+            if slowed_down(&error) {
+                let wait = error
+                    .retry_after()
+                    .unwrap_or(pause)
+                    .min(super::MAX_RETRY_AFTER);
+                let retry_at = tokio::time::Instant::now().checked_add(wait);
+                if deadline.is_some_and(|deadline| retry_at.is_none_or(|at| at > deadline)) {
                     return Err(error);
                 }
-                tracing::debug!(channel = %slug, wait_ms = wait.as_millis() as u64, "send_too_fast: retrying");
+                tracing::debug!(channel = %slug, kind = ?error.kind(), wait_ms = wait.as_millis() as u64, "sending too fast: retrying");
                 tokio::time::sleep(wait).await;
                 pause = pause.saturating_mul(2);
                 continue;
@@ -606,7 +664,7 @@ impl VkApi {
 }
 
 /// `message` prefixed with a mention of `to`'s author and a space.
-fn reply_message(to: &ChatMessage, message: Message) -> Message {
+pub(crate) fn reply_message(to: &ChatMessage, message: Message) -> Message {
     let Some(author) = to.author_id() else {
         return message;
     };
@@ -728,5 +786,25 @@ mod tests {
             "a second message at once must wait"
         );
         assert!(Arc::ptr_eq(&slot, &state.slot("c")));
+    }
+
+    #[test]
+    fn the_map_of_channel_limiters_stays_bounded() {
+        let state = ChatState::new(ChatSettings::default());
+        let busy = state.slot("busy");
+        for n in 0..MAX_CHAT_CHANNELS * 2 {
+            state.slot(&format!("channel{n}"));
+        }
+        let channels = state.channels.lock().unwrap();
+        assert!(
+            channels.slots.len() <= MAX_CHAT_CHANNELS,
+            "{}",
+            channels.slots.len()
+        );
+        assert!(
+            channels.slots.contains_key("busy"),
+            "a channel with a send in flight keeps its limiter"
+        );
+        drop(busy);
     }
 }

@@ -19,13 +19,14 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+pub(crate) use chat::reply_message;
 pub use chat::{
     ChatSettings, CurrentUser, CurrentUserChannel, CurrentUserInfo, DEFAULT_SEND_INTERVAL, Message,
     TokenInfo, channel_slug, live_stream,
 };
 pub use oauth::{
-    DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, OAuthApp, OAuthRefresher, TokenGrant, TokenPair,
-    TokenStore, scope,
+    DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, OAuthApp, OAuthRefresher, Pkce, TokenGrant,
+    TokenPair, TokenStore, scope,
 };
 
 use crate::error::{Error, ErrorKind};
@@ -48,6 +49,66 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// one fails with [`ErrorKind::Protocol`] (retryable) as soon as it passes
 /// the cap, so an endless answer cannot take the process's memory.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The longest server `Retry-After` honoured (5 minutes), as the connection
+/// caps it: a bogus value cannot park a client for days nor overflow a clock.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// The longest pubsub channel name or VK slug accepted, in bytes (16 KiB):
+/// far above any real one (VK's are a few tens of bytes; Centrifugo's
+/// default `channel_max_length` is 255), and small enough that a request
+/// naming it always fits in a URL, percent-encoded (HTTP's limit is 64 KiB).
+pub const MAX_CHANNEL_NAME_BYTES: usize = 16 * 1024;
+
+/// The most bytes of channel names one subscription-token request carries
+/// (with [`SUBSCRIPTION_TOKEN_BATCH`] names at most): percent-encoded, at
+/// most three times this, within HTTP's 64 KiB URL.
+const SUBSCRIPTION_TOKEN_BATCH_BYTES: usize = 16 * 1024;
+
+/// Checks that `name` can be a pubsub channel name: not empty, at most
+/// [`MAX_CHANNEL_NAME_BYTES`], and free of commas (the token batch joins
+/// names with them), whitespace and control characters. The error,
+/// [`ErrorKind::InvalidChannel`], names the channel (its first 64
+/// characters, and its length when longer).
+///
+/// ```
+/// use vklive_pubsub::{auth::check_channel_name, ErrorKind};
+/// assert!(check_channel_name("channel-chat:8845069").is_ok());
+/// let error = check_channel_name("a,b").unwrap_err();
+/// assert_eq!(error.kind(), ErrorKind::InvalidChannel);
+/// assert!(check_channel_name(&"x".repeat(100_000)).is_err());
+/// ```
+pub fn check_channel_name(name: &str) -> Result<(), Error> {
+    let problem = if name.is_empty() {
+        "is empty"
+    } else if name.len() > MAX_CHANNEL_NAME_BYTES {
+        "is too long"
+    } else if name.contains(',') {
+        "holds a comma"
+    } else if name.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        "holds whitespace or a control character"
+    } else {
+        return Ok(());
+    };
+    Err(invalid_channel("channel name", name, problem))
+}
+
+/// An [`ErrorKind::InvalidChannel`] error naming `name` (shortened when long).
+pub(crate) fn invalid_channel(what: &str, name: &str, problem: &str) -> Error {
+    const SHOWN: usize = 64;
+    let shown: String = name.chars().take(SHOWN).collect();
+    let more = if shown.len() < name.len() {
+        format!("… ({} bytes)", name.len())
+    } else {
+        String::new()
+    };
+    Error::new(
+        ErrorKind::InvalidChannel,
+        format!(
+            "{what} {shown:?}{more} {problem} (at most {MAX_CHANNEL_NAME_BYTES} bytes, no comma, whitespace or control character)"
+        ),
+    )
+}
 
 /// What goes into the `Authorization` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,9 +144,10 @@ impl Authorization {
         matches!(self, Authorization::Bearer(_))
     }
 
-    /// The header value. Never log it.
-    fn header_value(&self) -> String {
-        match self {
+    /// The header value, marked sensitive (HTTP/2's HPACK never indexes it,
+    /// and its `Debug` prints `Sensitive`). Never log it.
+    fn header_value(&self) -> Result<reqwest::header::HeaderValue, Error> {
+        let text = match self {
             Authorization::Bearer(token) => format!("Bearer {}", token.expose_secret()),
             Authorization::Basic {
                 client_id,
@@ -97,7 +159,15 @@ impl Authorization {
                     base64::engine::general_purpose::STANDARD.encode(pair)
                 )
             }
-        }
+        };
+        let mut value = reqwest::header::HeaderValue::from_str(&text).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "the credentials hold a character no HTTP header may carry (a line break?)",
+            )
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
     }
 }
 
@@ -168,8 +238,14 @@ pub struct VkApi {
 
 impl std::fmt::Debug for VkApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only scheme, host, port and path: user info or a query may hold a secret.
+        let mut shown = self.base.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        shown.set_query(None);
+        shown.set_fragment(None);
         f.debug_struct("VkApi")
-            .field("base", &self.base.as_str())
+            .field("base", &shown.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -282,17 +358,32 @@ impl VkApi {
     /// concurrently.
     ///
     /// A channel missing from the answer got no token for this user: that is
-    /// VK's documented way of saying "no access", not an error. Applications
+    /// VK's documented way of saying "no access", not an error. A name that
+    /// fails [`check_channel_name`] is not asked for (logged at `warn`) and
+    /// gets no token either. Applications
     /// get no subscription tokens at all, so with app credentials no request
     /// is made and the map is empty.
     pub async fn subscription_tokens(
         &self,
         channels: &[String],
     ) -> Result<HashMap<String, Secret>, Error> {
+        // A name that cannot be a channel gets no token (as a channel
+        // without access) instead of failing the batch for the others.
+        let channels: Vec<String> = channels
+            .iter()
+            .filter(|name| match check_channel_name(name) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(%error, "no subscription token asked for this channel");
+                    false
+                }
+            })
+            .cloned()
+            .collect();
         if channels.is_empty() || !self.credentials.authorization().await?.is_user() {
             return Ok(HashMap::new());
         }
-        let requests = subscription_token_batches(channels, SUBSCRIPTION_TOKEN_BATCH)
+        let requests = subscription_token_batches(&channels, SUBSCRIPTION_TOKEN_BATCH)
             .into_iter()
             .map(|batch| async move {
                 self.get::<ChannelTokensData>(
@@ -434,11 +525,10 @@ impl VkApi {
         let endpoint = format!("{method} {path}");
         let mut url = self.base.clone();
         url.set_path(path);
-        let mut request = self
-            .http
-            .request(method, url)
-            .query(query)
-            .header(reqwest::header::AUTHORIZATION, authorization.header_value());
+        let mut request = self.http.request(method, url).query(query).header(
+            reqwest::header::AUTHORIZATION,
+            authorization.header_value()?,
+        );
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -467,12 +557,29 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
         })
 }
 
-/// Splits `channels` into comma-joined lists of at most `size` names.
+/// Splits `channels` into comma-joined lists of at most `size` names and
+/// [`SUBSCRIPTION_TOKEN_BATCH_BYTES`] bytes (a longer name goes alone).
 pub(crate) fn subscription_token_batches(channels: &[String], size: usize) -> Vec<String> {
-    channels
-        .chunks(size.max(1))
-        .map(|chunk| chunk.join(","))
-        .collect()
+    let mut batches = Vec::new();
+    let mut batch = String::new();
+    let mut names = 0;
+    for channel in channels {
+        let full = names >= size.max(1)
+            || batch.len() + 1 + channel.len() > SUBSCRIPTION_TOKEN_BATCH_BYTES;
+        if names > 0 && full {
+            batches.push(std::mem::take(&mut batch));
+            names = 0;
+        }
+        if names > 0 {
+            batch.push(',');
+        }
+        batch.push_str(channel);
+        names += 1;
+    }
+    if names > 0 {
+        batches.push(batch);
+    }
+    batches
 }
 
 /// Reads an answer's body, chunk by chunk, up to `limit` bytes: a longer
@@ -511,7 +618,11 @@ pub(crate) async fn read_body(
 }
 
 pub(crate) fn transport_error(endpoint: &str, error: reqwest::Error) -> Error {
-    let kind = if error.is_timeout() {
+    let kind = if error.is_builder() {
+        // The request cannot be built (a URL longer than HTTP allows):
+        // sending it again cannot help.
+        ErrorKind::InvalidArgument
+    } else if error.is_timeout() {
         ErrorKind::Timeout
     } else {
         ErrorKind::Transport
@@ -536,15 +647,19 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     line
 }
 
+/// The server's `Retry-After` in seconds, capped at [`MAX_RETRY_AFTER`]; a
+/// number too large for `u64` is the cap too.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
+    let text = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+        .trim();
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let seconds = text.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 /// An answer that does not have the documented shape. Only the error's class
@@ -600,6 +715,23 @@ mod tests {
         assert_eq!(batches.len(), 3);
         assert!(batches[0].starts_with("c:0,c:1,"));
         assert_eq!(batches[2].split(',').count(), 50);
+        assert!(subscription_token_batches(&[], 100).is_empty());
+    }
+
+    #[test]
+    fn long_names_are_split_into_batches_that_fit_in_a_url() {
+        let channels: Vec<String> = (0..10)
+            .map(|i| format!("c:{i}-{}", "x".repeat(10_000)))
+            .collect();
+        let batches = subscription_token_batches(&channels, 100);
+        assert_eq!(batches.len(), 10);
+        assert!(
+            batches
+                .iter()
+                .all(|b| b.len() <= SUBSCRIPTION_TOKEN_BATCH_BYTES)
+        );
+        let longest = vec!["y".repeat(MAX_CHANNEL_NAME_BYTES), String::from("z")];
+        assert_eq!(subscription_token_batches(&longest, 100).len(), 2);
     }
 
     #[test]
@@ -659,12 +791,39 @@ mod tests {
 
     #[test]
     fn authorization_headers_follow_the_two_documented_forms() {
-        assert_eq!(Authorization::user("abc").header_value(), "Bearer abc");
         assert_eq!(
-            Authorization::app("id", "secret").header_value(),
+            Authorization::user("abc").header_value().unwrap(),
+            "Bearer abc"
+        );
+        assert_eq!(
+            Authorization::app("id", "secret").header_value().unwrap(),
             "Basic aWQ6c2VjcmV0"
         );
+        let error = Authorization::user("abc\n").header_value().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
         let printed = format!("{:?}", Authorization::app("id", "secret"));
         assert!(!printed.contains("secret\""), "{printed}");
+    }
+
+    #[test]
+    fn the_authorization_header_is_marked_sensitive() {
+        for authorization in [Authorization::user("abc"), Authorization::app("id", "s")] {
+            let value = authorization.header_value().unwrap();
+            assert!(value.is_sensitive());
+            assert_eq!(format!("{value:?}"), "Sensitive");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_user_info_of_the_base_url() {
+        let api = VkApi::new(
+            "http://bob:hunter2@127.0.0.1:9/api?key=k",
+            Arc::new(Authorization::user("t")),
+        )
+        .unwrap();
+        let printed = format!("{api:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("bob"), "{printed}");
+        assert!(printed.contains("127.0.0.1:9"), "{printed}");
     }
 }

@@ -123,6 +123,17 @@ fn expiry(
     }
 }
 
+/// The HTTP client of the token endpoint: a 10 s timeout, and no redirect
+/// followed (a `307` would send the code or the refresh token, and the
+/// client secret, wherever it points; the answer is an error instead).
+fn token_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
 impl OAuthRefresher {
     /// A refresher for the app `client_id`/`client_secret`, starting from `pair`.
     pub fn new(
@@ -131,10 +142,7 @@ impl OAuthRefresher {
         pair: TokenPair,
     ) -> Self {
         OAuthRefresher {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            http: token_client(),
             token_url: DEFAULT_TOKEN_URL.to_owned(),
             client_id: client_id.into(),
             client_secret: client_secret.into(),
@@ -173,6 +181,7 @@ impl OAuthRefresher {
     /// Refreshes now, under the lock the caller holds.
     async fn refresh_locked(&self, current: &mut TokenPair) -> Result<(), Error> {
         let endpoint = "POST /oauth/server/token";
+        crate::plaintext::warn_if_plaintext(&self.token_url, "the OAuth refresher");
         let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", current.refresh_token.expose_secret()),
@@ -266,7 +275,11 @@ fn token_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
     } else {
         error.kind()
     };
-    Error::new(kind, error.to_string()).with_status(status)
+    let mut message = error.to_string();
+    if (300..400).contains(&status) {
+        message.push_str(" (a redirect: not followed, the token endpoint must answer itself)");
+    }
+    Error::new(kind, message).with_status(status)
 }
 
 /// Whether a token expiring at `expires_at` should be refreshed at `now`.
@@ -293,6 +306,71 @@ impl Credentials for OAuthRefresher {
         self.refresh_locked(&mut current).await?;
         Ok(true)
     }
+}
+
+/// A PKCE verifier and its S256 challenge (RFC 7636), for one
+/// authorization-code flow: see [`OAuthApp::authorization_url_with_pkce`].
+/// `Debug` never shows the verifier.
+///
+/// ```
+/// use vklive_pubsub::auth::Pkce;
+/// // RFC 7636, appendix B.
+/// let pkce = Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+/// assert_eq!(pkce.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+/// assert_eq!(Pkce::new()?.verifier().expose_secret().len(), 43);
+/// # Ok::<(), vklive_pubsub::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkce {
+    verifier: Secret,
+}
+
+impl Pkce {
+    /// A fresh verifier: 32 random bytes, base64url (43 characters).
+    pub fn new() -> Result<Pkce, Error> {
+        Ok(Pkce {
+            verifier: Secret::new(random_base64url()?),
+        })
+    }
+
+    /// A verifier kept from earlier (43 to 128 characters of
+    /// `[A-Za-z0-9-._~]`, RFC 7636 §4.1).
+    pub fn from_verifier(verifier: impl Into<Secret>) -> Pkce {
+        Pkce {
+            verifier: verifier.into(),
+        }
+    }
+
+    /// The verifier, sent with the code exchange.
+    pub fn verifier(&self) -> &Secret {
+        &self.verifier
+    }
+
+    /// `BASE64URL(SHA-256(verifier))`, sent on the authorization page.
+    pub fn challenge(&self) -> String {
+        use base64::Engine as _;
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
+            self.verifier.expose_secret().as_bytes(),
+        );
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+    }
+}
+
+/// 32 bytes from the system's random source, base64url without padding.
+fn random_base64url() -> Result<String, Error> {
+    use base64::Engine as _;
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "the system's random source failed",
+            )
+        })?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// VK's OAuth authorization page (see [`OAuthApp::authorize_url`] to use another).
@@ -358,7 +436,8 @@ pub struct TokenGrant {
 /// A registered VK application running the OAuth authorization-code flow:
 ///
 /// 1. send the user to [`OAuthApp::authorization_url`] with the scopes you
-///    need and a random `state`;
+///    need and a random `state` ([`OAuthApp::random_state`]; PKCE, opt-in:
+///    [`OAuthApp::authorization_url_with_pkce`]);
 /// 2. VK redirects to your `redirect_uri` with `code` and `state`:
 ///    [`OAuthApp::code_from_redirect`] checks the state and takes the code;
 /// 3. [`OAuthApp::exchange_code`] trades it for a token pair;
@@ -369,10 +448,10 @@ pub struct TokenGrant {
 /// # async fn run() -> Result<(), vklive_pubsub::Error> {
 /// use vklive_pubsub::auth::{scope, OAuthApp};
 /// let app = OAuthApp::new("my-client-id", "my-client-secret", "http://localhost:8765/callback");
-/// let state = "a-random-string-kept-for-the-callback";
-/// println!("open {}", app.authorization_url(&scope::BOT, state));
-/// let redirected_to = "http://localhost:8765/callback?code=abc&state=a-random-string-kept-for-the-callback";
-/// let code = app.code_from_redirect(redirected_to, state)?;
+/// let state = OAuthApp::random_state()?; // a fresh one per flow, kept for the callback
+/// println!("open {}", app.authorization_url(&scope::BOT, &state));
+/// let redirected_to = format!("http://localhost:8765/callback?code=abc&state={state}");
+/// let code = app.code_from_redirect(&redirected_to, &state)?;
 /// let grant = app.exchange_code(&code).await?;
 /// let credentials = app.refresher(grant.pair);
 /// let (_client, _events) = vklive_pubsub::Client::builder(credentials).connect().await?;
@@ -417,10 +496,7 @@ impl OAuthApp {
         redirect_uri: impl Into<String>,
     ) -> Self {
         OAuthApp {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            http: token_client(),
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             redirect_uri: redirect_uri.into(),
@@ -435,10 +511,29 @@ impl OAuthApp {
         self
     }
 
-    /// Uses another token endpoint (the emulator's, in tests).
+    /// Uses another token endpoint (the emulator's, in tests). An `http://`
+    /// URL to a host other than loopback is logged at `warn` here, before
+    /// anything is sent: the code, the refresh token and the client secret
+    /// would travel in plaintext.
     pub fn token_url(mut self, url: impl Into<String>) -> Self {
         self.token_url = url.into();
+        crate::plaintext::warn_if_plaintext(&self.token_url, "the OAuth app");
         self
+    }
+
+    /// A random `state` for [`OAuthApp::authorization_url`]: 32 bytes from
+    /// the system's random source, base64url (43 characters). Keep it for
+    /// [`OAuthApp::code_from_redirect`]; a fresh one for every flow.
+    ///
+    /// ```
+    /// use vklive_pubsub::auth::OAuthApp;
+    /// let state = OAuthApp::random_state()?;
+    /// assert_eq!(state.len(), 43);
+    /// assert_ne!(state, OAuthApp::random_state()?);
+    /// # Ok::<(), vklive_pubsub::Error>(())
+    /// ```
+    pub fn random_state() -> Result<String, Error> {
+        random_base64url()
     }
 
     /// Where to send the user: the authorization page with `client_id`,
@@ -453,13 +548,43 @@ impl OAuthApp {
     /// assert!(url.contains("&scope=chat%3Amessage%3Asend&state=xyz"));
     /// ```
     pub fn authorization_url(&self, scopes: &[&str], state: &str) -> String {
-        let query = url::form_urlencoded::Serializer::new(String::new())
+        self.authorization_url_for(scopes, state, None)
+    }
+
+    /// [`OAuthApp::authorization_url`] with PKCE (RFC 7636):
+    /// `code_challenge` and `code_challenge_method=S256` added. Exchange the
+    /// code with [`OAuthApp::exchange_code_with_pkce`] and the same `pkce`.
+    ///
+    /// VK does not document PKCE (one public client sends it): it is opt-in,
+    /// on the assumption that VK ignores or honours it. A server that
+    /// honours it refuses a stolen code without the verifier.
+    ///
+    /// ```
+    /// use vklive_pubsub::auth::{scope, OAuthApp, Pkce};
+    /// let app = OAuthApp::new("id", "secret", "http://localhost/cb");
+    /// let pkce = Pkce::new()?;
+    /// let url = app.authorization_url_with_pkce(&scope::BOT, &OAuthApp::random_state()?, &pkce);
+    /// assert!(url.contains(&format!("&code_challenge={}&code_challenge_method=S256", pkce.challenge())));
+    /// # Ok::<(), vklive_pubsub::Error>(())
+    /// ```
+    pub fn authorization_url_with_pkce(&self, scopes: &[&str], state: &str, pkce: &Pkce) -> String {
+        self.authorization_url_for(scopes, state, Some(pkce))
+    }
+
+    fn authorization_url_for(&self, scopes: &[&str], state: &str, pkce: Option<&Pkce>) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query
             .append_pair("client_id", &self.client_id)
             .append_pair("redirect_uri", &self.redirect_uri)
             .append_pair("response_type", "code")
             .append_pair("scope", &scopes.join(","))
-            .append_pair("state", state)
-            .finish();
+            .append_pair("state", state);
+        if let Some(pkce) = pkce {
+            query
+                .append_pair("code_challenge", &pkce.challenge())
+                .append_pair("code_challenge_method", "S256");
+        }
+        let query = query.finish();
         let separator = if self.authorize_url.contains('?') {
             '&'
         } else {
@@ -532,12 +657,37 @@ impl OAuthApp {
     /// # Ok(()) }
     /// ```
     pub async fn exchange_code(&self, code: &Secret) -> Result<TokenGrant, Error> {
+        self.exchange(code, None).await
+    }
+
+    /// [`OAuthApp::exchange_code`] for a code got through
+    /// [`OAuthApp::authorization_url_with_pkce`]: the form also carries
+    /// `code_verifier`.
+    ///
+    /// ```no_run
+    /// # async fn run(app: vklive_pubsub::auth::OAuthApp, pkce: vklive_pubsub::auth::Pkce) -> Result<(), vklive_pubsub::Error> {
+    /// let grant = app.exchange_code_with_pkce(&"code-from-the-redirect".into(), &pkce).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn exchange_code_with_pkce(
+        &self,
+        code: &Secret,
+        pkce: &Pkce,
+    ) -> Result<TokenGrant, Error> {
+        self.exchange(code, Some(pkce)).await
+    }
+
+    async fn exchange(&self, code: &Secret, pkce: Option<&Pkce>) -> Result<TokenGrant, Error> {
         let endpoint = "POST /oauth/server/token";
-        let form = [
+        crate::plaintext::warn_if_plaintext(&self.token_url, "the OAuth app");
+        let mut form = vec![
             ("grant_type", "authorization_code"),
             ("code", code.expose_secret()),
             ("redirect_uri", self.redirect_uri.as_str()),
         ];
+        if let Some(pkce) = pkce {
+            form.push(("code_verifier", pkce.verifier.expose_secret()));
+        }
         let response = self
             .http
             .post(&self.token_url)
@@ -547,10 +697,7 @@ impl OAuthApp {
             .await
             .map_err(|error| super::transport_error(endpoint, error))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| super::transport_error(endpoint, error))?;
+        let body = super::read_body(endpoint, response, super::MAX_RESPONSE_BYTES).await?;
         if !(200..300).contains(&status) {
             return Err(token_error(endpoint, status, &body));
         }
@@ -589,6 +736,81 @@ mod tests {
             refresh_token: Secret::new(refresh),
             expires_at: None,
         }
+    }
+
+    /// Runs `body` with `warn` lines captured; what was logged.
+    fn warnings_of(body: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::prelude::*;
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(move || writer.clone())
+                .with_ansi(false),
+        );
+        tracing::subscriber::with_default(subscriber, body);
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_plaintext_token_url_is_warned_about_before_anything_is_sent() {
+        let logged = warnings_of(|| {
+            let _app = OAuthApp::new("id", "secret", "http://localhost/cb")
+                .token_url("http://192.0.2.24/oauth/server/token");
+        });
+        assert!(logged.contains("WARN"), "{logged}");
+        assert!(logged.contains("192.0.2.24"), "{logged}");
+    }
+
+    #[test]
+    fn random_states_and_verifiers_are_long_url_safe_and_fresh() {
+        let states: Vec<String> = (0..8).map(|_| OAuthApp::random_state().unwrap()).collect();
+        for state in &states {
+            assert_eq!(state.len(), 43);
+            assert!(
+                state
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{state}"
+            );
+        }
+        let mut unique = states.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), states.len());
+        let pkce = Pkce::new().unwrap();
+        assert_ne!(pkce, Pkce::new().unwrap());
+        assert!(!format!("{pkce:?}").contains(pkce.verifier().expose_secret()));
+    }
+
+    #[test]
+    fn the_pkce_challenge_is_rfc_7636s() {
+        let pkce = Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        assert_eq!(
+            pkce.challenge(),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let app = OAuthApp::new("id", "secret", "http://localhost/cb");
+        let url = app.authorization_url_with_pkce(&[], "s", &pkce);
+        assert!(
+            url.ends_with(
+                "&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+            ),
+            "{url}"
+        );
+        assert!(!app.authorization_url(&[], "s").contains("code_challenge"));
     }
 
     #[test]
