@@ -473,7 +473,7 @@ async fn setup() -> Setup {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow (about 20 s) and needs chromium and chromedriver: .ci/run installs them and runs it with --ignored"]
+#[ignore = "slow: headless Chromium, about 20 s; .ci/run installs chromium and chromedriver and runs it with --ignored"]
 async fn overlay_in_headless_chromium() {
     let started = Instant::now();
     let Setup {
