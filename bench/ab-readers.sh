@@ -50,7 +50,7 @@ case "$VARIANT" in
   chat-summary) default_workloads=e2e-summary ;;
   chat-reader) default_workloads=e2e,e2e-current ;;
   bracket-walk) default_workloads=e2e,e2e-floor ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2; exit 2 ;;
 esac
 IFS=, read -r -a WORKLOADS <<<"${WORKLOADS:-$default_workloads}"
 
