@@ -49,8 +49,7 @@ pub use connection::Backoff;
 ///     match event {
 ///         Event::Publication(publication) => match &publication.event {
 ///             VkEvent::ChatMessage(message) => {
-///                 let nick = message.author.as_ref().map_or("?", |a| a.nick.as_str());
-///                 println!("{nick}: {}", message.plain_text());
+///                 println!("{}: {}", message.author_nick(), message.plain_text());
 ///                 client.close().await?;
 ///             }
 ///             other => println!("{} in {}", other.kind(), publication.channel),

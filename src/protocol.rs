@@ -27,6 +27,8 @@ use serde_json::value::RawValue;
 use crate::secret::Secret;
 
 mod cut;
+// Internal (benches, tests, the fuzzer): not part of the public API.
+#[doc(hidden)]
 pub use cut::{PublicationCut, cut_publication};
 
 fn is_zero_u32(value: &u32) -> bool {
@@ -545,6 +547,7 @@ pub fn decode_frame<T: DeserializeOwned>(
 
 /// The non-empty lines of a frame with their 1-based numbers: the split
 /// [`decode_frame`] makes, for callers that decode line by line.
+#[doc(hidden)]
 pub fn frame_lines(frame: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
     // `memchr` finds the line breaks sixteen or more bytes at a time; a
     // frame of a hundred publications is tens of kilobytes.
@@ -576,6 +579,7 @@ pub fn decode_line<T: DeserializeOwned>(number: usize, line: &str) -> Result<T, 
 // ---------------------------------------------------------------------------
 
 /// A publication push decoded by [`decode_publication`].
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct PublicationLine<'a, T> {
     /// The channel, borrowed from the line unless it has escapes.
@@ -606,6 +610,7 @@ pub struct PublicationLine<'a, T> {
 /// assert_eq!((publication.channel, publication.offset), (Cow::Borrowed("chat"), 7));
 /// assert!(decode_publication("{}", std::marker::PhantomData::<IgnoredAny>).is_none());
 /// ```
+#[doc(hidden)]
 pub fn decode_publication<'a, S>(line: &'a str, seed: S) -> Option<PublicationLine<'a, S::Value>>
 where
     S: DeserializeSeed<'a>,
@@ -857,7 +862,7 @@ pub fn append_line<T: Serialize>(frame: &mut String, message: &T) {
 // Code classes
 // ---------------------------------------------------------------------------
 
-/// Error, close and unsubscribe codes, and the pure decisions taken on them.
+/// Centrifugo's error, close and unsubscribe codes.
 pub mod codes {
     /// Reply error: internal server error (temporary).
     pub const INTERNAL: u32 = 100;
@@ -911,6 +916,7 @@ pub mod codes {
     pub const UNSUBSCRIBE_EXPIRED: u32 = 2501;
 
     /// What to do after the server closed the WebSocket with a code.
+    #[doc(hidden)]
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum CloseAction {
         /// Reconnect with backoff.
@@ -922,6 +928,7 @@ pub mod codes {
     /// Close-code policy: 3500–3999 and 4500–4999 are terminal, everything
     /// else (transport codes below 3000, 3000–3499, 4000–4499, 5000 and up)
     /// reconnects.
+    #[doc(hidden)]
     pub fn close_action(code: u16) -> CloseAction {
         match code {
             3500..=3999 | 4500..=4999 => CloseAction::Terminal,
@@ -931,17 +938,20 @@ pub mod codes {
 
     /// Whether a terminal close code is about the token, so that one retry with
     /// a freshly fetched token is worth it before giving up.
+    #[doc(hidden)]
     pub fn close_is_token_problem(code: u16) -> bool {
         code == CLOSE_INVALID_TOKEN
     }
 
     /// Unsubscribe-push policy: below 2500 the subscription ends; 2500 and up
     /// the client resubscribes.
+    #[doc(hidden)]
     pub fn unsubscribe_resubscribes(code: u32) -> bool {
         code >= 2500
     }
 
     /// What to do after a `connect`, `subscribe` or refresh command failed.
+    #[doc(hidden)]
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum ErrorAction {
         /// Fetch a fresh token and try again (error 109).
@@ -955,6 +965,7 @@ pub mod codes {
     /// Reply-error policy shared by connect and subscribe: 109 asks for a new
     /// token, `temporary` errors and client-side codes (below 100) are retried,
     /// everything else fails. The `temporary` flag is trusted over code lists.
+    #[doc(hidden)]
     pub fn error_action(code: u32, temporary: bool) -> ErrorAction {
         if code == TOKEN_EXPIRED {
             ErrorAction::RefreshToken

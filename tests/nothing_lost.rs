@@ -20,6 +20,7 @@ async fn next_slow(events: &mut vklive_pubsub::Events) -> Event {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: 200,000 publications through a debug build, about 15 s; .ci/run runs it with --ignored"]
 async fn two_hundred_thousand_publications_reach_a_slow_caller_once_and_in_order() {
     let emulator = start(EmulatorConfig {
         // The server never gives up on us (no queue limit, no ping due
@@ -82,6 +83,9 @@ async fn chat_publications(events: &mut vklive_pubsub::Events, count: usize) -> 
     chat
 }
 
+/// Runs under paused time (the tests below): the 5 s outage and backoff pass
+/// on tokio's clock, which the emulator and the client share.
+///
 /// A server without history, a chat channel followed by slug, `before`
 /// messages, an outage of 5 s with `during` messages, then `after` more.
 async fn outage_without_history(
@@ -155,7 +159,7 @@ fn ids(publications: &[Publication]) -> Vec<i64> {
     publications.iter().filter_map(chat_id).collect()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn chat_sent_during_an_outage_is_filled_in_from_rest_once_and_in_order() {
     let (received, others, emulator) = outage_without_history(50).await;
     assert_eq!(ids(&received), (1..=70).collect::<Vec<_>>());
@@ -177,7 +181,7 @@ async fn chat_sent_during_an_outage_is_filled_in_from_rest_once_and_in_order() {
     assert_eq!(rest_count(&emulator, "/v1/chat/messages"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn with_300_missed_the_newest_200_are_filled_in_and_one_gap_is_reported() {
     let (received, others, _emulator) = outage_without_history(300).await;
     let expected: Vec<i64> = (1..=10).chain(111..=320).collect();

@@ -136,7 +136,9 @@ async fn leaves_a_silent_server_and_is_back_within_ping_interval_plus_margin() {
     assert_eq!(ids(&publications(&mut events, 1).await), [1]);
 }
 
-#[tokio::test]
+// Paused time: the emulator's and the client's clocks are tokio's, so the ten
+// seconds pass as fast as the timers in them fire, in the same order.
+#[tokio::test(start_paused = true)]
 async fn refreshes_tokens_living_three_seconds_in_place_for_ten_seconds() {
     let emulator = start(EmulatorConfig {
         token_ttl: Some(Duration::from_secs(3)),
@@ -529,7 +531,10 @@ fn resident_bytes() -> u64 {
     pages * 4096
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time: the 30 s of pings while nobody reads pass on tokio's clock,
+// which the emulator's pings and the client's deadlines share; what is left
+// of the wall time is publishing the 100,000 (about 15 s in a debug build).
+#[tokio::test(start_paused = true)]
 async fn with_drop_overflow_a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_answered()
  {
     let emulator = start(EmulatorConfig {
@@ -550,7 +555,7 @@ async fn with_drop_overflow_a_consumer_that_stops_reading_for_30_s_keeps_memory_
     wait_subscribed(&mut events, &[channel]).await;
 
     let baseline = resident_bytes();
-    let stalled_at = Instant::now();
+    let stalled_at = tokio::time::Instant::now();
     let pings_before = emulator.pings_sent();
     let total = 100_000i64;
     for id in 1..=total {

@@ -38,6 +38,7 @@ pub const DEFAULT_API_URL: &str = "https://apidev.live.vkvideo.ru";
 
 /// How many channels one `subscription_token` request carries; longer lists
 /// are split into several requests.
+#[doc(hidden)] // internal: not part of the public API
 pub const SUBSCRIPTION_TOKEN_BATCH: usize = 100;
 
 /// How long one REST call may take.
@@ -48,6 +49,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// subscription-token answer for 100 channels, a few tens of KiB); a longer
 /// one fails with [`ErrorKind::Protocol`] (retryable) as soon as it passes
 /// the cap, so an endless answer cannot take the process's memory.
+#[doc(hidden)] // internal, public for the tests
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The longest server `Retry-After` honoured (5 minutes), as the connection
@@ -354,7 +356,7 @@ impl VkApi {
     }
 
     /// `GET /v1/websocket/subscription_token`: tokens for `channels`, split
-    /// into requests of [`SUBSCRIPTION_TOKEN_BATCH`] channels sent
+    /// into requests of 100 channels (the most one carries) sent
     /// concurrently.
     ///
     /// A channel missing from the answer got no token for this user: that is

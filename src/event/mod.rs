@@ -58,6 +58,7 @@ pub use chat::{
     Author, Badge, ChatCommand, ChatKey, ChatMessage, ChatMessageDelete, LinkPart, MentionPart,
     Part, Role, SmilePart, TextPart, plain_text,
 };
+#[doc(hidden)] // the actor's de-duplication read, public for the benches
 pub use chat_key::chat_key;
 pub(crate) use chat_key::skim_chat_key;
 pub use info::{ChannelRef, Follow, Raid, RaidSource, Subscription, SubscriptionLevel};
@@ -300,6 +301,7 @@ impl VkEvent {
 /// let publication = decode_publication(line, TypedPayload).unwrap();
 /// assert!(matches!(publication.data, VkEvent::ChatMessageDelete(deleted) if deleted.id == 7));
 /// ```
+#[doc(hidden)] // the one-pass seed, public for the benches, tests and fuzzer
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TypedPayload;
 
