@@ -27,7 +27,9 @@ use serde_json::value::RawValue;
 use crate::secret::Secret;
 
 mod cut;
+mod frame;
 pub use cut::{PublicationCut, cut_publication};
+pub(crate) use frame::Frame;
 
 fn is_zero_u32(value: &u32) -> bool {
     *value == 0

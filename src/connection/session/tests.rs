@@ -1,9 +1,20 @@
 //! The session driven directly: frames and answers in, lines, actions and
 //! events out, time passed in. No socket, no sleep.
 
-use super::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
-use std::collections::HashSet;
+
+use super::link::CLOSE_LINGER;
+use super::*;
+use crate::connection::command::Command;
+use crate::delivery::{Delivery, Queued, Recovery};
+use crate::error::{Error, ErrorKind};
+use crate::event::{ChatMessage, VkEvent, WebSocketChannels};
+use crate::protocol::Frame;
+use crate::secret::Secret;
 
 const CHAT: &str = "api-channel-chat:1";
 const INFO: &str = "api-channel-info:1";
@@ -67,7 +78,7 @@ impl Harness {
 
     fn frame(&mut self, text: &str) {
         self.session
-            .handle_frame(self.now, &Utf8Bytes::from(text.to_owned()));
+            .handle_frame(self.now, &Frame::from(text.to_owned()));
     }
 
     fn reply(&mut self, value: Value) {
@@ -639,10 +650,9 @@ fn a_frame_goes_out_as_one_batch_per_run_of_a_channel_with_events_in_their_place
             "batch of 1",
             "batch of 1",
             "event",
-            "publication",
-            "batch of 1"
+            "batch of 2"
         ],
-        "CHAT 11 12 | INFO 15 | CHAT 13 | gap, CHAT 3 | CHAT 4"
+        "CHAT 11 12 | INFO 15 | CHAT 13 | gap | CHAT 3 4 (3 delivered alone, 4 joins it)"
     );
     let events: Vec<Event> = deliveries
         .into_iter()
