@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-/// Reconnect delays: exponential growth from `min` to `max`, with full jitter.
+/// Delays between retries: exponential growth from `min` to `max`, with
+/// full jitter. Set it with
+/// [`ClientBuilder::backoff_policy`](crate::ClientBuilder::backoff_policy).
 ///
 /// The delay before retry `attempt` (0-based) is drawn uniformly from
 /// `[min, min + min(max, min·2^attempt)]` and clamped to `max`, which is the
@@ -27,6 +29,21 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// Delays from `min` to `max`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vklive_pubsub::Backoff;
+    ///
+    /// let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    /// assert_eq!(backoff.delay(0, 0.0), Duration::from_secs(1));
+    /// assert_eq!(backoff.delay(0, 0.5), Duration::from_millis(1500));
+    /// assert_eq!(backoff.delay(10, 0.99), Duration::from_secs(30), "never past max");
+    /// ```
+    pub const fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff { min, max }
+    }
+
     /// The delay before retry number `attempt`, given `random` in `[0, 1)`.
     pub fn delay(&self, attempt: u32, random: f64) -> Duration {
         let min = self.min.as_secs_f64();

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::link::CLOSE_LINGER;
 use super::*;
+use crate::connection::Backoff;
 use crate::connection::command::Command;
 use crate::delivery::{Delivery, Queued, Recovery};
 use crate::error::{Error, ErrorKind};
@@ -39,13 +40,17 @@ fn api_error(status: u16) -> Error {
 
 impl Harness {
     fn new(channels: &[(&str, Option<&str>)]) -> Harness {
+        Harness::with_config(Config::default(), channels)
+    }
+
+    fn with_config(config: Config, channels: &[(&str, Option<&str>)]) -> Harness {
         let now = Instant::now();
         let channels = channels
             .iter()
             .map(|(name, slug)| (name.to_string(), slug.map(str::to_owned)))
             .collect();
         Harness {
-            session: Session::new(Config::default(), channels, now, START_MILLIS, 7),
+            session: Session::new(config.clamped(), channels, now, START_MILLIS, 7),
             now,
         }
     }
@@ -420,6 +425,60 @@ fn backoff_keeps_growing_when_the_server_closes_right_after_every_connect() {
     h.session
         .handle_closed(h.now, Some(3001), "shutdown".into());
     assert_eq!(h.session.failures, 1);
+}
+
+#[test]
+fn healthy_after_is_how_long_a_link_must_live_to_reset_the_backoff() {
+    for (healthy_after, failures) in [(Duration::from_secs(60), 2), (Duration::from_secs(20), 1)] {
+        let config = Config {
+            healthy_after,
+            ..Config::default()
+        };
+        let mut h = Harness::with_config(config, &[]);
+        let lines = h.open_link();
+        h.reply(json!({"id": lines[0]["id"], "connect": {"client": "c", "ping": 25}}));
+        h.session
+            .handle_closed(h.now, Some(3001), "shutdown".into());
+        h.now = h.session.poll_timeout().unwrap();
+        let lines = h.open_link();
+        h.reply(json!({"id": lines[0]["id"], "connect": {"client": "c", "ping": 25}}));
+        h.frame("{}");
+        h.now += Duration::from_secs(21);
+        h.frame("{}");
+        h.now += Duration::from_secs(21);
+        h.session
+            .handle_closed(h.now, Some(3001), "shutdown".into());
+        assert_eq!(
+            h.session.failures, failures,
+            "a link of 42 s with healthy_after {healthy_after:?}"
+        );
+    }
+}
+
+#[test]
+fn the_configured_backoff_is_the_wait_before_the_next_attempt_or_what_the_server_asks() {
+    let config = Config {
+        backoff: Backoff::new(Duration::from_secs(7), Duration::from_secs(7)),
+        ..Config::default()
+    };
+    let mut h = Harness::with_config(config, &[(CHAT, None)]);
+    h.session.handle_timeout(h.now);
+    h.actions();
+    h.session
+        .handle_connection_token(h.now, 1, Err(api_error(503)));
+    assert_eq!(
+        h.session.poll_timeout(),
+        Some(h.now + Duration::from_secs(7))
+    );
+    h.advance(Duration::from_secs(7));
+    h.actions();
+    let asked = api_error(429).with_retry_after(Some(Duration::from_secs(30)));
+    h.session.handle_connection_token(h.now, 2, Err(asked));
+    assert_eq!(
+        h.session.poll_timeout(),
+        Some(h.now + Duration::from_secs(30)),
+        "the server's Retry-After when it is longer"
+    );
 }
 
 // --- closing -----------------------------------------------------------------
@@ -1114,6 +1173,29 @@ fn a_failing_fill_in_is_retried_and_never_holds_live_chat_past_its_deadline() {
     // order any more, so it is a gap; 10 is new and comes, marked.
     assert_eq!(gaps(&events), [(CHAT.to_owned(), None)]);
     assert_eq!(publications(&events), [(0, 10, true)]);
+}
+
+#[test]
+fn live_chat_waits_for_the_fill_in_at_most_the_configured_hold() {
+    let config = Config {
+        backfill_hold: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut h = Harness::with_config(config, &[(CHAT, Some("slug"))]);
+    h.connect();
+    h.frame(&publication(CHAT, 0, chat(1, START_MILLIS / 1000 + 1)));
+    h.events();
+    h.lose_link();
+    h.connect();
+    chat_request(&h.actions());
+    h.frame(&publication(CHAT, 0, chat(9, START_MILLIS / 1000 + 20)));
+    assert!(publications(&h.events()).is_empty(), "held");
+    assert_eq!(
+        h.session.poll_timeout(),
+        Some(h.now + Duration::from_secs(2))
+    );
+    h.advance(Duration::from_secs(2));
+    assert_eq!(publications(&h.events()), [(0, 9, false)], "released");
 }
 
 #[test]
