@@ -7,8 +7,9 @@
 //! the socket, finish), frames to send ([`Session::take_outgoing`]),
 //! deliveries for the caller ([`Session::take_deliveries`]) and the next
 //! deadline ([`Session::poll_timeout`]). Time always comes in as an
-//! argument (a `std::time::Instant`), and frames as [`Frame`](crate::protocol::Frame)s, so the unit
-//! tests drive every path without a socket, a runtime or a sleep.
+//! argument (a `std::time::Instant`), and frames as
+//! [`Frame`](crate::protocol::Frame)s: no tokio or tungstenite type, so the
+//! unit tests drive every path without a socket, a runtime or a sleep.
 //!
 //! One `impl Session` block per job, each in its file:
 //!
@@ -23,6 +24,7 @@
 //! | `catch_up.rs` | what the server's history still has after a failed recovery |
 //! | `fill_in.rs` | chat filled in from REST after a loss |
 //! | `slugs.rs` | VK channels followed by slug: lookups and their retries |
+//! | `tests/` | the session driven directly, one file per job beside the harness |
 
 mod catch_up;
 mod fill_in;

@@ -40,7 +40,7 @@ impl Session {
 
     /// Appends a line to the last frame, or starts a new frame when the line
     /// would take the last one past `MAX_OUTGOING_FRAME`.
-    pub(super) fn queue_line(&mut self, command: &protocol::Command) {
+    fn queue_line(&mut self, command: &protocol::Command) {
         let mut line = String::new();
         protocol::append_line(&mut line, command);
         match self.outgoing.last_mut() {
