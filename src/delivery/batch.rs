@@ -9,7 +9,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::copy_out;
+use super::copy_out::{self, Compactor};
 use super::payload::{DELIVERY_OVERHEAD, Delivery, Payload, RawPublication};
 use super::vocabulary::{Event, Publication};
 use crate::event::VkEvent;
@@ -249,6 +249,25 @@ impl Batch {
         self.items
             .get(index)
             .map_or(0, |(_, range)| DELIVERY_OVERHEAD + range.len())
+    }
+}
+
+// What a queue backing up does to what it takes (see `copy_out`).
+
+impl Queued {
+    /// Points its publications at a copy of their frame.
+    pub(super) fn compact(&mut self, compactor: &mut Compactor) {
+        match self {
+            Queued::One(delivery) => delivery.compact(compactor),
+            Queued::Batch(batch) => batch.compact(compactor),
+        }
+    }
+}
+
+impl Batch {
+    /// Points the batch at a copy of its frame.
+    pub(super) fn compact(&mut self, compactor: &mut Compactor) {
+        self.frame = compactor.copy_of(&self.frame);
     }
 }
 

@@ -16,7 +16,6 @@
 //!   [`backing_up`]): its frame copied once, exactly sized, and shared by its
 //!   publications ([`Compactor`]).
 
-use super::batch::{Batch, Queued};
 use super::payload::{Delivery, Payload};
 use crate::protocol::Frame;
 
@@ -43,29 +42,12 @@ impl Delivery {
     }
 
     /// Points a publication's payload at a copy of its frame.
-    fn compact(&mut self, compactor: &mut Compactor) {
+    pub(super) fn compact(&mut self, compactor: &mut Compactor) {
         if let Delivery::Publication(raw) = self
             && let Payload::Shared { frame, .. } = &mut raw.data
         {
             *frame = compactor.copy_of(frame);
         }
-    }
-}
-
-impl Queued {
-    /// Points its publications at a copy of their frame.
-    pub(super) fn compact(&mut self, compactor: &mut Compactor) {
-        match self {
-            Queued::One(delivery) => delivery.compact(compactor),
-            Queued::Batch(batch) => batch.compact(compactor),
-        }
-    }
-}
-
-impl Batch {
-    /// Points the batch at a copy of its frame.
-    fn compact(&mut self, compactor: &mut Compactor) {
-        self.frame = compactor.copy_of(&self.frame);
     }
 }
 
@@ -78,7 +60,7 @@ pub(super) struct Compactor {
 }
 
 impl Compactor {
-    fn copy_of(&mut self, frame: &Frame) -> Frame {
+    pub(super) fn copy_of(&mut self, frame: &Frame) -> Frame {
         let identity = (frame.as_str().as_ptr() as usize, frame.len());
         match &self.last {
             Some((seen, copy)) if *seen == identity => copy.clone(),

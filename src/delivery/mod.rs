@@ -2,6 +2,7 @@
 //!
 //! - [`vocabulary`]: the caller's words ([`Event`], [`Publication`],
 //!   [`Recovery`], [`CloseReason`], [`State`], [`Overflow`], ...);
+//! - [`lazy`]: publications handed over undecoded ([`LazyPublication`]);
 //! - [`payload`]: one [`Delivery`] (an event, or a publication whose payload
 //!   is decoded in the caller's task) and what it counts against the budget;
 //! - [`batch`]: the [`Outbox`] where the session's deliveries wait for the
@@ -18,14 +19,15 @@
 
 mod batch;
 mod copy_out;
+mod lazy;
 mod payload;
 mod queue;
 mod vocabulary;
 
 pub(crate) use batch::{Outbox, Queued};
+pub use lazy::{LazyEvent, LazyPublication};
 pub(crate) use payload::{Delivery, Payload, RawPublication};
 pub(crate) use queue::{Receiver, Sender, queue};
 pub use vocabulary::{
-    CloseReason, ConnectionState, Event, LazyEvent, LazyPublication, Overflow, PoolState,
-    Publication, Recovery, State,
+    CloseReason, ConnectionState, Event, Overflow, PoolState, Publication, Recovery, State,
 };

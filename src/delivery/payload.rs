@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::vocabulary::{Event, LazyEvent, LazyPublication, Publication};
+use super::vocabulary::{Event, Publication};
 use crate::event::VkEvent;
 use crate::protocol::Frame;
 
@@ -40,13 +40,6 @@ impl Delivery {
         match self {
             Delivery::Event(event) => *event,
             Delivery::Publication(raw) => Event::Publication(raw.decode()),
-        }
-    }
-
-    pub(crate) fn into_lazy(self) -> LazyEvent {
-        match self {
-            Delivery::Event(event) => LazyEvent::Other(*event),
-            Delivery::Publication(raw) => LazyEvent::Publication(LazyPublication(raw)),
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Session;
-use super::link::Pending;
+use super::state::Pending;
 use crate::connection::channel::{CatchUp, Position};
 use crate::delivery::{Delivery, Event, Payload, RawPublication};
 use crate::event::skim_chat_key;

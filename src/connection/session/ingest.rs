@@ -4,44 +4,16 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::value::RawValue;
 
 use super::Session;
-use super::link::LinkEnd;
+use super::state::LinkEnd;
 use crate::connection::channel::{Position, Status};
 use crate::delivery::{Delivery, Event, Payload, RawPublication};
 use crate::event::{ChatKey, skim_chat_key};
 use crate::protocol::{self, Frame, Reply};
-
-/// Malformed lines are logged at most this often (with their count).
-const MALFORMED_LOG_EVERY: Duration = Duration::from_secs(1);
-
-/// Malformed lines, counted and logged at most once a second.
-#[derive(Debug, Default)]
-pub(super) struct Malformed {
-    since_log: u64,
-    logged_at: Option<Instant>,
-}
-
-impl Malformed {
-    pub(super) fn note(&mut self, now: Instant, what: &dyn std::fmt::Display) {
-        self.since_log += 1;
-        if self
-            .logged_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= MALFORMED_LOG_EVERY)
-        {
-            tracing::warn!(
-                skipped = self.since_log,
-                last = %what,
-                "skipping lines the connector cannot read"
-            );
-            self.since_log = 0;
-            self.logged_at = Some(now);
-        }
-    }
-}
 
 impl Session {
     /// A text frame: one or more lines.

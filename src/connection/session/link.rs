@@ -3,11 +3,11 @@
 //! deadlines, close, and what follows the end of a link (reconnect after
 //! backoff, or stop).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::tokens::refresh_deadline;
+use super::state::{Link, LinkEnd, Pending, Phase};
 use super::{Action, Purpose, Session};
 use crate::connection::channel::Status;
 use crate::connection::policy::{self, AfterClose};
@@ -16,143 +16,8 @@ use crate::error::{Error, ErrorKind};
 use crate::protocol::{self, Reply, codes};
 use crate::secret::Secret;
 
-/// Retry delay for a failed token refresh that may still succeed.
-pub(super) const REFRESH_RETRY: Duration = Duration::from_secs(5);
 /// How long `close()` waits for the server's answering close frame.
 pub(super) const CLOSE_LINGER: Duration = Duration::from_secs(1);
-
-/// Where the session stands between links.
-#[derive(Debug)]
-pub(super) enum Phase {
-    /// The next attempt starts at `until`.
-    Waiting {
-        until: Instant,
-    },
-    /// Token requests for attempt `attempt` are out.
-    Fetching {
-        connection: Option<Secret>,
-        channels: Option<HashMap<String, Secret>>,
-        asked: Vec<Arc<str>>,
-    },
-    /// The WebSocket is being opened.
-    Dialing {
-        connection: Secret,
-        channels: HashMap<String, Secret>,
-        asked: Vec<Arc<str>>,
-    },
-    /// A socket is open: see `Session::link`.
-    Open,
-    /// `close()` was asked; waiting for the server's close frame.
-    Closing {
-        until: Instant,
-    },
-    Finished,
-}
-
-/// What a sent command waits for.
-#[derive(Debug)]
-pub(super) enum Pending {
-    Connect,
-    Subscribe(Arc<str>),
-    Unsubscribe,
-    Refresh,
-    SubRefresh(Arc<str>),
-    History(Arc<str>),
-}
-
-/// Everything that belongs to one open WebSocket.
-#[derive(Debug)]
-pub(super) struct Link {
-    pub(super) next_id: u32,
-    pub(super) pending: HashMap<u32, Pending>,
-    /// Command ids in sending order with their reply deadlines.
-    pub(super) deadlines: VecDeque<(u32, Instant)>,
-    /// Set by the connect reply.
-    pub(super) ping: Option<Duration>,
-    pub(super) pong: bool,
-    pub(super) last_received: Instant,
-    pub(super) connected_at: Option<Instant>,
-    pub(super) refresh_at: Option<Instant>,
-    /// Reading stopped at this moment (the caller is behind): silence is
-    /// ours, not the server's, so the watchdog and reply deadlines wait.
-    pub(super) paused_since: Option<Instant>,
-}
-
-impl Link {
-    fn new(now: Instant) -> Link {
-        Link {
-            next_id: 0,
-            pending: HashMap::new(),
-            deadlines: VecDeque::new(),
-            ping: None,
-            pong: false,
-            last_received: now,
-            connected_at: None,
-            refresh_at: None,
-            paused_since: None,
-        }
-    }
-
-    pub(super) fn watchdog(&self, margin: Duration) -> Option<Instant> {
-        if self.paused_since.is_some() {
-            return None;
-        }
-        self.ping
-            .map(|ping| self.last_received + ping.saturating_add(margin))
-    }
-
-    /// The earliest reply deadline of a command still waiting.
-    pub(super) fn command_deadline(&mut self) -> Option<Instant> {
-        if self.paused_since.is_some() {
-            return None;
-        }
-        while let Some((id, deadline)) = self.deadlines.front() {
-            if self.pending.contains_key(id) {
-                return Some(*deadline);
-            }
-            self.deadlines.pop_front();
-        }
-        None
-    }
-}
-
-/// How a link (or an attempt at one) ended.
-#[derive(Debug)]
-pub(super) enum LinkEnd {
-    /// Something failed that may work next time.
-    Retry {
-        code: Option<u16>,
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    /// The server closed the connection with a code.
-    ServerClosed { code: u16, reason: String },
-    /// Stop for good.
-    Stop(CloseReason),
-}
-
-impl LinkEnd {
-    pub(super) fn retry(reason: impl Into<String>) -> LinkEnd {
-        LinkEnd::Retry {
-            code: None,
-            reason: reason.into(),
-            retry_after: None,
-        }
-    }
-
-    /// A failed API call: retry if it may help, stop if not.
-    pub(super) fn from_api_error(error: Error) -> LinkEnd {
-        if error.is_retryable() {
-            LinkEnd::Retry {
-                code: None,
-                reason: error.to_string(),
-                retry_after: error.retry_after(),
-            }
-        } else {
-            LinkEnd::Stop(CloseReason::Failed(error))
-        }
-    }
-}
 
 impl Session {
     /// Reading the socket stops (the caller is behind) or starts again.
@@ -232,7 +97,7 @@ impl Session {
             (Phase::Open, Err(error)) if error.is_retryable() => {
                 tracing::warn!(%error, "connection token refresh failed; retrying");
                 if let Some(link) = &mut self.link {
-                    link.refresh_at = Some(now + REFRESH_RETRY);
+                    link.refresh_at = Some(now + policy::REFRESH_RETRY);
                 }
             }
             (Phase::Open, Err(error)) => self.finish(CloseReason::Failed(error)),
@@ -542,7 +407,7 @@ impl Session {
         link.ping = Some(policy::ping_interval(result.ping));
         link.pong = result.pong;
         link.connected_at = Some(now);
-        link.refresh_at = refresh_deadline(now, result.expires, result.ttl);
+        link.refresh_at = policy::refresh_deadline(now, result.expires, result.ttl);
         self.state = State::Connected;
         tracing::info!(client = %result.client, ping = result.ping, "connected");
         self.push_event(Event::Connected {
@@ -556,14 +421,14 @@ impl Session {
         };
         if let Some(error) = reply.error {
             if error.temporary {
-                link.refresh_at = Some(now + REFRESH_RETRY);
+                link.refresh_at = Some(now + policy::REFRESH_RETRY);
                 return;
             }
             let reason = format!("token refresh refused: {} {}", error.code, error.message);
             return self.end_link(now, LinkEnd::retry(reason));
         }
         let result = reply.refresh.unwrap_or_default();
-        link.refresh_at = refresh_deadline(now, result.expires, result.ttl);
+        link.refresh_at = policy::refresh_deadline(now, result.expires, result.ttl);
         tracing::debug!(ttl = result.ttl, "connection token refreshed");
     }
 }

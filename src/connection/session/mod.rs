@@ -11,7 +11,8 @@
 //! [`Frame`](crate::protocol::Frame)s: no tokio or tungstenite type, so the
 //! unit tests drive every path without a socket, a runtime or a sleep.
 //!
-//! One `impl Session` block per job, each in its file:
+//! One `impl Session` block per job, each in its file; the files of the
+//! jobs import this one and `state.rs`, never each other:
 //!
 //! | file | job |
 //! |---|---|
@@ -24,6 +25,7 @@
 //! | `catch_up.rs` | what the server's history still has after a failed recovery |
 //! | `fill_in.rs` | chat filled in from REST after a loss |
 //! | `slugs.rs` | VK channels followed by slug: lookups and their retries |
+//! | `state.rs` | the parts of the state several jobs read (the link, how it ends, lookups, malformed lines, the wall clock) |
 //! | `tests/` | the session driven directly, one file per job beside the harness |
 
 mod catch_up;
@@ -32,11 +34,12 @@ mod ingest;
 mod link;
 mod outgoing;
 mod slugs;
+mod state;
 mod subscriptions;
 mod tokens;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,12 +47,9 @@ use super::backoff::Jitter;
 use super::channel::{Channel, Status};
 use super::config::Config;
 use crate::delivery::{CloseReason, Event, Outbox, Queued, State};
+use crate::event::WebSocketChannels;
 
-use ingest::Malformed;
-use link::{Link, Phase};
-use slugs::Resolution;
-pub(crate) use slugs::Resolved;
-pub(crate) use subscriptions::valid_channel_name;
+use state::{Link, Malformed, Phase, Resolution, WallClock};
 
 /// Why channel tokens are requested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,19 +101,12 @@ pub(crate) enum Action {
     Finish(CloseReason),
 }
 
-/// Unix time of an [`Instant`]: the session is given both once.
-#[derive(Debug, Clone, Copy)]
-struct WallClock {
-    at: Instant,
-    unix_millis: i64,
-}
-
-impl WallClock {
-    fn millis(&self, now: Instant) -> i64 {
-        let since = now.saturating_duration_since(self.at).as_millis();
-        self.unix_millis
-            .saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
-    }
+/// What a VK channel's lookup found: its pubsub channels, and the private
+/// ones this user is granted a subscription token for.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) channels: WebSocketChannels,
+    pub(crate) granted: HashSet<String>,
 }
 
 /// The connection's state machine. See the module docs.
@@ -277,6 +270,12 @@ impl Session {
             .backoff
             .delay_at_least(attempt, random, server_asked)
     }
+}
+
+/// Whether a channel name can be asked for: not empty, and no `,` (it
+/// would split the name in the token request's list).
+pub(crate) fn valid_channel_name(channel: &str) -> bool {
+    !channel.is_empty() && !channel.contains(',')
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::Session;
-use super::link::Pending;
+use super::state::Pending;
 use crate::protocol;
 
 /// Largest outgoing frame: Centrifugo's default inbound limit is 64 KiB.

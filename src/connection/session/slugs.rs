@@ -1,29 +1,13 @@
 //! VK channels followed by slug: look each up (`GET /v1/channel`), hand
 //! its channels over to be subscribed, retry a lookup that may work later.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Action, Session};
+use super::state::Resolution;
+use super::{Action, Resolved, Session};
 use crate::delivery::Event;
 use crate::error::Error;
-use crate::event::WebSocketChannels;
-
-/// A VK channel being looked up: `retry_at` is set while waiting to ask again.
-#[derive(Debug, Default)]
-pub(super) struct Resolution {
-    pub(super) failures: u32,
-    pub(super) retry_at: Option<Instant>,
-}
-
-/// What a VK channel's lookup found: its pubsub channels, and the private
-/// ones this user is granted a subscription token for.
-#[derive(Debug)]
-pub(crate) struct Resolved {
-    pub(crate) channels: WebSocketChannels,
-    pub(crate) granted: HashSet<String>,
-}
 
 impl Session {
     /// The answer to [`Action::ResolveChannel`]: subscribe the VK channel's

@@ -6,9 +6,8 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::link::Pending;
-use super::tokens::refresh_deadline;
-use super::{Action, Purpose, Session};
+use super::state::Pending;
+use super::{Action, Purpose, Session, valid_channel_name};
 use crate::connection::channel::{Channel, Position, Status};
 use crate::connection::command::Command;
 use crate::connection::policy;
@@ -249,7 +248,7 @@ impl Session {
         channel.status = Status::Subscribed;
         channel.was_subscribed = true;
         channel.failures = 0;
-        channel.refresh_at = refresh_deadline(now, result.expires, result.ttl);
+        channel.refresh_at = policy::refresh_deadline(now, result.expires, result.ttl);
         let recovery = match (result.was_recovering, result.recovered) {
             (true, true) => Recovery::Recovered,
             (true, false) => Recovery::Failed,
@@ -351,10 +350,4 @@ impl Session {
             });
         }
     }
-}
-
-/// Whether a channel name can be asked for: not empty, and no `,` (it
-/// would split the name in the token request's list).
-pub(crate) fn valid_channel_name(channel: &str) -> bool {
-    !channel.is_empty() && !channel.contains(',')
 }

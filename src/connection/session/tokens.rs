@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::link::{LinkEnd, Pending, Phase, REFRESH_RETRY};
+use super::state::{LinkEnd, Pending, Phase};
 use super::{Action, Purpose, Session};
 use crate::connection::channel::Status;
 use crate::connection::policy;
@@ -75,7 +75,7 @@ impl Session {
                         }
                         Purpose::Refresh => {
                             if let Some(channel) = self.channels.get_mut(&name) {
-                                channel.refresh_at = Some(now + REFRESH_RETRY);
+                                channel.refresh_at = Some(now + policy::REFRESH_RETRY);
                                 self.arm(&name);
                             }
                         }
@@ -154,7 +154,7 @@ impl Session {
         };
         match (reply.error, reply.sub_refresh) {
             (Some(error), _) if error.temporary => {
-                channel.refresh_at = Some(now + REFRESH_RETRY);
+                channel.refresh_at = Some(now + policy::REFRESH_RETRY);
                 self.arm(name);
             }
             (Some(error), _) => {
@@ -164,14 +164,9 @@ impl Session {
             }
             (None, result) => {
                 let result = result.unwrap_or_default();
-                channel.refresh_at = refresh_deadline(now, result.expires, result.ttl);
+                channel.refresh_at = policy::refresh_deadline(now, result.expires, result.ttl);
                 self.arm(name);
             }
         }
     }
-}
-
-/// When to refresh a token the server said expires in `ttl` seconds.
-pub(super) fn refresh_deadline(now: Instant, expires: bool, ttl: u32) -> Option<Instant> {
-    (expires && ttl > 0).then(|| now + policy::refresh_delay(ttl))
 }
