@@ -171,9 +171,37 @@ impl ClientBuilder {
         self
     }
 
-    /// Reconnect backoff bounds (default 0.5 s to 20 s, full jitter).
-    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.config.backoff = Backoff { min, max };
+    /// Reconnect backoff bounds (default 0.5 s to 20 s, full jitter): short
+    /// for [`ClientBuilder::backoff_policy`] with [`Backoff::new`]`(min, max)`.
+    pub fn backoff(self, min: Duration, max: Duration) -> Self {
+        self.backoff_policy(Backoff::new(min, max))
+    }
+
+    /// How long to wait before each retry (default [`Backoff::default`], 0.5 s
+    /// to 20 s): after a lost or refused connection, and for a channel's
+    /// resubscribe, a channel lookup and a chat fill-in that may work later.
+    /// Retry `n` waits [`Backoff::delay`]`(n, random)`, never less than what
+    /// the server asked for (`Retry-After`, up to 5 minutes). The bounds are
+    /// clamped to sane values (`max` within 10 ms to 1 h, `min` at most
+    /// `max`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vklive_pubsub::Error> {
+    /// use std::time::Duration;
+    /// use vklive_pubsub::{Backoff, Client};
+    ///
+    /// // Patient with a server that is down: 2 s to a minute between attempts.
+    /// let backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
+    /// assert!(backoff.delay(0, 0.99) < Duration::from_secs(4), "the first retry: 2 to 4 s");
+    /// let (_client, _events) = Client::with_user_token("token")
+    ///     .channel("channel-chat:8845069")
+    ///     .backoff_policy(backoff)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn backoff_policy(mut self, backoff: Backoff) -> Self {
+        self.config.backoff = backoff;
         self
     }
 
@@ -187,6 +215,90 @@ impl ClientBuilder {
     /// How long a command (connect, subscribe, ...) may wait for its reply (default 10 s).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.config.command_timeout = timeout;
+        self
+    }
+
+    /// How long opening the WebSocket may take, name lookup, TCP, TLS and
+    /// the upgrade together (default 10 s; within 10 ms to 1 h): a slower
+    /// dial is given up, reported as [`Event::Disconnected`], and retried
+    /// with backoff.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vklive_pubsub::Error> {
+    /// use std::time::Duration;
+    /// let (_client, _events) = vklive_pubsub::Client::with_user_token("token")
+    ///     .channel("channel-chat:8845069")
+    ///     .connect_timeout(Duration::from_secs(3)) // a link that answers fast or not at all
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one write to the socket may take (default 10 s; within 10 ms
+    /// to 1 h): a server that stops reading makes writes wait, and past
+    /// this the link is declared dead and reconnected. It also bounds how
+    /// long the connection waits for its close frames to go out once the
+    /// client ends.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vklive_pubsub::Error> {
+    /// use std::time::Duration;
+    /// let (_client, _events) = vklive_pubsub::Client::with_user_token("token")
+    ///     .channel("channel-chat:8845069")
+    ///     .write_timeout(Duration::from_secs(30)) // a slow uplink
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.write_timeout = timeout;
+        self
+    }
+
+    /// How long a link must stay up for the reconnect backoff to start over
+    /// from its shortest delay (default 30 s; at most 1 h). Until then a
+    /// server that closes the connection right after each connect meets a
+    /// growing delay, as after any failed attempt.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vklive_pubsub::Error> {
+    /// use std::time::Duration;
+    /// let (_client, _events) = vklive_pubsub::Client::with_user_token("token")
+    ///     .channel("channel-chat:8845069")
+    ///     .healthy_after(Duration::from_secs(120))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn healthy_after(mut self, lived: Duration) -> Self {
+        self.config.healthy_after = lived;
+        self
+    }
+
+    /// How long live chat waits, after a loss, for the chat fill-in from
+    /// REST it must follow (default 5 s; at most 1 h; see
+    /// [`ClientBuilder::chat_channel`]). Chat received meanwhile is held so
+    /// that it comes after what the fill-in brings; past this it is
+    /// delivered anyway, and a fill-in that arrives later delivers only what
+    /// is newer than the chat already delivered (the rest is reported as
+    /// [`Event::Gap`]).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vklive_pubsub::Error> {
+    /// use std::time::Duration;
+    /// let (_client, _events) = vklive_pubsub::Client::with_user_token("token")
+    ///     .chat_channel("channel-chat:8845069", "somechannel")
+    ///     .backfill_hold(Duration::from_secs(1)) // fresh chat first
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn backfill_hold(mut self, hold: Duration) -> Self {
+        self.config.backfill_hold = hold;
         self
     }
 
@@ -642,6 +754,61 @@ pub struct Events {
 }
 
 impl Events {
+    /// A stream that hands out `events`, in order, and then ends: to test
+    /// your own code (a bot, a dashboard) against the events you choose,
+    /// without a server. Build publications with
+    /// [`Publication::new`](crate::Publication::new) and
+    /// [`VkEvent::decode_str`](crate::VkEvent::decode_str) (the JSON of a
+    /// publication's `data`, as VK sends it).
+    /// [`Events::next_lazy`] hands their publications out decoded, as
+    /// `LazyEvent::Other(Event::Publication(_))`.
+    ///
+    /// ```
+    /// use futures::{Stream, StreamExt};
+    /// use vklive_pubsub::{CloseReason, Event, Events, Publication, Recovery, VkEvent};
+    ///
+    /// /// The code under test: answers `!ping` in chat.
+    /// async fn pongs(mut events: impl Stream<Item = Event> + Unpin) -> usize {
+    ///     let mut pongs = 0;
+    ///     while let Some(event) = events.next().await {
+    ///         if let Event::Publication(publication) = event
+    ///             && let VkEvent::ChatMessage(message) = &publication.event
+    ///             && message.plain_text() == "!ping"
+    ///         {
+    ///             pongs += 1;
+    ///         }
+    ///     }
+    ///     pongs
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let chat = |id: i64, text: &str| {
+    ///     let data = serde_json::json!({"type": "channel_chat_message_send", "data": {
+    ///         "chat_message": {"id": id, "created_at": 1_700_000_000,
+    ///                          "parts": [{"text": {"content": text}}]}}});
+    ///     let event = VkEvent::decode_str(&data.to_string());
+    ///     Event::Publication(Publication::new("channel-chat:1".into(), id as u64, event))
+    /// };
+    /// let events = Events::from_events([
+    ///     Event::Subscribed { channel: "channel-chat:1".into(), recovery: Recovery::NotRequested },
+    ///     chat(1, "!ping"),
+    ///     chat(2, "hello"),
+    ///     chat(3, "!ping"),
+    ///     Event::Closed { reason: CloseReason::Requested },
+    /// ]);
+    /// assert_eq!(pongs(events).await, 2);
+    /// # }
+    /// ```
+    pub fn from_events(events: impl IntoIterator<Item = Event>) -> Events {
+        // A queue whose sender is gone: it ends once `pending` is handed out.
+        let (_, receiver) = delivery::queue(usize::MAX, Overflow::Wait);
+        Events {
+            receiver,
+            pending: events.into_iter().collect(),
+        }
+    }
+
     /// The next event with publications left undecoded: the cheaper path
     /// for callers that read a few fields
     /// ([`LazyPublication::chat_summary`](crate::LazyPublication::chat_summary)),
@@ -673,5 +840,143 @@ impl Stream for Events {
             return Poll::Ready(Some(event));
         }
         self.receiver.poll_event(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::VkEvent;
+    use crate::{Backoff, Publication, Recovery};
+    use futures::StreamExt;
+
+    #[test]
+    fn every_timing_knob_reaches_the_connection_config() {
+        let backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(40));
+        let builder = Client::with_user_token("token")
+            .backoff_policy(backoff)
+            .connect_timeout(Duration::from_secs(3))
+            .write_timeout(Duration::from_secs(4))
+            .healthy_after(Duration::from_secs(5))
+            .backfill_hold(Duration::from_secs(6));
+        let config = builder.config.clone().clamped();
+        assert_eq!(config.backoff, backoff);
+        assert_eq!(config.connect_timeout, Duration::from_secs(3));
+        assert_eq!(config.write_timeout, Duration::from_secs(4));
+        assert_eq!(config.healthy_after, Duration::from_secs(5));
+        assert_eq!(config.backfill_hold, Duration::from_secs(6));
+        let shorthand = Client::with_user_token("token")
+            .backoff(Duration::from_secs(2), Duration::from_secs(40));
+        assert_eq!(shorthand.config.backoff, backoff);
+    }
+
+    fn chat(id: i64) -> Event {
+        let data = serde_json::json!({"type": "channel_chat_message_send", "data": {
+            "chat_message": {"id": id, "created_at": 1_700_000_000, "parts": []}}});
+        let event = VkEvent::decode_str(&data.to_string());
+        Event::Publication(Publication::new("chat".into(), id as u64, event))
+    }
+
+    #[tokio::test]
+    async fn events_made_from_a_list_come_out_in_order_then_the_stream_ends() {
+        let subscribed = Event::Subscribed {
+            channel: "chat".into(),
+            recovery: Recovery::NotRequested,
+        };
+        let events =
+            Events::from_events([subscribed, chat(1), chat(2), Event::Lagged { dropped: 3 }]);
+        let got: Vec<String> =
+            tokio::time::timeout(Duration::from_secs(5), events.collect::<Vec<_>>())
+                .await
+                .expect("the stream ends")
+                .into_iter()
+                .map(|event| match event {
+                    Event::Publication(p) => match p.event {
+                        VkEvent::ChatMessage(message) => format!("chat {}", message.id),
+                        other => format!("{other:?}"),
+                    },
+                    Event::Subscribed { channel, .. } => format!("subscribed {channel}"),
+                    Event::Lagged { dropped } => format!("lagged {dropped}"),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+        assert_eq!(got, ["subscribed chat", "chat 1", "chat 2", "lagged 3"]);
+
+        let mut lazy = Events::from_events([chat(7)]);
+        let next = tokio::time::timeout(Duration::from_secs(5), lazy.next_lazy()).await;
+        assert!(matches!(
+            next,
+            Ok(Some(LazyEvent::Other(Event::Publication(p)))) if p.offset == 7
+        ));
+        let end = tokio::time::timeout(Duration::from_secs(5), lazy.next_lazy()).await;
+        assert!(matches!(end, Ok(None)));
+    }
+
+    /// Dials that never finish: the emulator answers the REST calls, and the
+    /// WebSocket URL leads to a listener that takes the TCP connection and
+    /// never answers the upgrade. Time is paused (it moves only when every
+    /// task waits), so the test sees the timers' own durations.
+    #[cfg(feature = "emulator")]
+    mod dialing_into_silence {
+        use super::*;
+        use crate::emulator::{Emulator, EmulatorConfig};
+        use tokio::time::Instant;
+
+        /// The moments of the first `count` failed dials, from the start.
+        async fn failed_dials(
+            configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
+            count: usize,
+        ) -> Vec<Duration> {
+            let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+            emulator.add_user("access-token", 1, "viewer");
+            let silence = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let builder = Client::with_user_token("access-token")
+                .api_url(emulator.api_url())
+                .ws_url(format!(
+                    "ws://{}/connection/websocket",
+                    silence.local_addr().unwrap()
+                ))
+                .actor_thread(false);
+            let started = Instant::now();
+            let (_client, mut events) = configure(builder).spawn().unwrap();
+            let mut failed = Vec::new();
+            while failed.len() < count {
+                let event = tokio::time::timeout(Duration::from_secs(3600), events.next())
+                    .await
+                    .expect("an event within the hour")
+                    .expect("the stream goes on");
+                if let Event::Disconnected { reason, .. } = event {
+                    assert_eq!(reason, "WebSocket connection timed out");
+                    failed.push(started.elapsed());
+                }
+            }
+            failed
+        }
+
+        #[tokio::test(flavor = "current_thread", start_paused = true)]
+        async fn connect_timeout_is_how_long_a_dial_may_take() {
+            let failed = failed_dials(|b| b.connect_timeout(Duration::from_secs(60)), 1).await;
+            // The default (10 s) would have given up six times sooner.
+            assert!(failed[0] >= Duration::from_secs(60), "{failed:?}");
+        }
+
+        #[tokio::test(flavor = "current_thread", start_paused = true)]
+        async fn the_backoff_policy_is_the_wait_between_attempts() {
+            let backoff = Backoff::new(Duration::from_secs(90), Duration::from_secs(90));
+            let failed = failed_dials(
+                |b| {
+                    b.connect_timeout(Duration::from_secs(1))
+                        .backoff_policy(backoff)
+                },
+                2,
+            )
+            .await;
+            // The default (0.5 s to 1 s before a second attempt) would not
+            // have waited this long.
+            assert!(
+                failed[1] - failed[0] >= Duration::from_secs(91),
+                "{failed:?}"
+            );
+        }
     }
 }

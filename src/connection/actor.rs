@@ -16,14 +16,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, SplitSink};
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
 use tokio_stream::StreamMap;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -31,6 +30,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::backfill;
+use super::backoff::Jitter;
 use super::command::{Command, Order};
 use super::config::Config;
 use super::pool::{MemberId, Placement, Pool};
@@ -40,6 +40,7 @@ use crate::auth::VkApi;
 use crate::delivery::{self, CloseReason, ConnectionState, Event, PoolState, State};
 use crate::error::Error;
 use crate::event::ChatMessage;
+use crate::protocol::Frame;
 use crate::secret::Secret;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -148,7 +149,7 @@ impl Actor {
         events: delivery::Sender,
         state: watch::Sender<State>,
     ) -> Self {
-        let now = Instant::now();
+        let now = now();
         let unix_millis = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |since| {
@@ -175,7 +176,7 @@ impl Actor {
             ending: None,
             paused: false,
             unix_at_start: (now, unix_millis),
-            seed: random_seed(),
+            seed: Jitter::random_seed(),
         };
         let first = actor.pool.first(now);
         actor.add_member(first, now);
@@ -226,7 +227,7 @@ impl Actor {
     /// A new connection of the pool, connecting no earlier than `at`.
     fn add_member(&mut self, id: MemberId, at: Instant) {
         let (start, unix_millis) = self.unix_at_start;
-        let now = Instant::now();
+        let now = now();
         let unix_now = unix_millis.saturating_add(
             i64::try_from(now.saturating_duration_since(start).as_millis()).unwrap_or(0),
         );
@@ -369,7 +370,7 @@ impl Actor {
 
     /// Does what the sessions asked; returns the final reason once the client ends.
     fn carry_out(&mut self) -> Option<CloseReason> {
-        let now = Instant::now();
+        let now = now();
         // Carrying out one connection's action may give others work (a
         // channel moved, tokens shared): go round until nobody has any.
         loop {
@@ -586,7 +587,7 @@ impl Actor {
             .values_mut()
             .filter_map(|member| member.session.poll_timeout())
             .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            .unwrap_or_else(|| now() + Duration::from_secs(3600));
         let over_budget = self.events.over_budget();
         self.set_paused(over_budget);
         let wants_room = over_budget || self.events.has_unreported_drops();
@@ -612,13 +613,13 @@ impl Actor {
             }
             () = watcher.room(), if wants_room => Wake::Room,
             () = watcher.closed() => Wake::CallerGone,
-            () = tokio::time::sleep_until(deadline) => Wake::Timer,
+            () = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
         }
     }
 
     /// Hands what happened to the session it concerns.
     fn feed(&mut self, wake: Wake) {
-        let now = Instant::now();
+        let now = now();
         match wake {
             Wake::Message(id, message) => self.on_message(now, id, message),
             Wake::WriteFailed(id, socket, reason) => {
@@ -671,7 +672,7 @@ impl Actor {
         let _span = member.span.enter();
         let session = &mut member.session;
         match message {
-            Some(Ok(Message::Text(text))) => session.handle_frame(now, &text),
+            Some(Ok(Message::Text(text))) => session.handle_frame(now, &Frame::from(text)),
             Some(Ok(Message::Close(frame))) => {
                 let (code, reason) = match frame {
                     Some(frame) => (Some(frame.code.into()), frame.reason.to_string()),
@@ -796,7 +797,7 @@ impl Actor {
                     "resumed"
                 }
             );
-            let now = Instant::now();
+            let now = now();
             for member in self.members.values_mut() {
                 member.session.set_paused(now, paused);
             }
@@ -914,12 +915,8 @@ async fn write_loop(
     }
 }
 
-/// A seed for the backoff's jitter: the standard library's randomly seeded
-/// hasher is enough.
-fn random_seed() -> u64 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(0x9E37_79B9_7F4A_7C15);
-    hasher.finish()
+/// The time now, as the sessions take it: from the runtime's clock, which
+/// a test may pause.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }

@@ -5,8 +5,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-
-use tokio::time::Instant;
+use std::time::Instant;
 
 use crate::delivery::Delivery;
 use crate::event::ChatKey;

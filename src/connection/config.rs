@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(config.connect_timeout, MIN_TIMEOUT);
         assert_eq!(config.write_timeout, MAX_TIMEOUT);
         // Far deadlines stay representable.
-        let now = tokio::time::Instant::now();
+        let now = std::time::Instant::now();
         let _ = now + config.ping_margin + config.command_timeout + config.healthy_after;
     }
 

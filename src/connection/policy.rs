@@ -1,15 +1,24 @@
 //! Pure decisions of the connection actor: when to refresh, and what to do
 //! after the server closed the connection.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::protocol::codes::{self, CloseAction};
+
+/// Retry delay for a failed token refresh that may still succeed.
+pub(crate) const REFRESH_RETRY: Duration = Duration::from_secs(5);
 
 /// When to refresh a token the server says lives `ttl` seconds: at 80 % of
 /// its life, so that a slow token request still lands well before the
 /// server's deadline (which also has a grace period of its own).
 pub(crate) fn refresh_delay(ttl_secs: u32) -> Duration {
     Duration::from_millis(u64::from(ttl_secs) * 800)
+}
+
+/// When to refresh a token the server said expires (`expires`) in `ttl`
+/// seconds, if it does.
+pub(crate) fn refresh_deadline(now: Instant, expires: bool, ttl: u32) -> Option<Instant> {
+    (expires && ttl > 0).then(|| now + refresh_delay(ttl))
 }
 
 /// What the actor does after the server closed the WebSocket.

@@ -8,9 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A connection of the pool, by number.
 pub(crate) type MemberId = u64;
