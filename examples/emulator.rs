@@ -75,7 +75,7 @@ fn seconds(value: f64) -> Duration {
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), vklive_pubsub::Error> {
     let args = Args::parse();
     let config = EmulatorConfig {
         ping_interval: seconds(args.ping_interval),
