@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use super::clock::unix_nanos;
 use super::pool::{chat_payload, stamped_payload};
 use super::records::BlastReport;
-use super::state::{Shared, build_blast};
+use super::state::Shared;
+use super::state::blast::build as build_blast;
 
 /// Tries to build a blast outside the lock before building it under it.
 const UNLOCKED_TRIES: usize = 3;

@@ -169,5 +169,6 @@ pub use payloads::{
 };
 pub use pool::{STAMP_PREFIX, stamp_of};
 pub use records::{BlastReport, ConnectionInfo, ReceivedCommand, RestCall};
-pub use state::{DemandDecision, MAX_BLAST_COUNT};
+pub use state::DemandDecision;
+pub use state::blast::MAX_BLAST_COUNT;
 pub use trigger::{MAX_TRIGGER_COUNT, Trigger, TriggerEvent, Triggered};

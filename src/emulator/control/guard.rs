@@ -180,7 +180,11 @@ mod tests {
             "[::1]:8099",
             "LOCALHOST",
         ] {
-            assert_eq!(check(Method::POST, host, &[json.clone()]), None, "{host}");
+            assert_eq!(
+                check(Method::POST, host, std::slice::from_ref(&json)),
+                None,
+                "{host}"
+            );
         }
         let with_charset = (header::CONTENT_TYPE, "Application/JSON; charset=utf-8");
         assert_eq!(check(Method::POST, BOUND, &[with_charset]), None);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use super::channels::{ChatEntry, chat_entry};
+use super::chat_log::{ChatEntry, chat_entry};
 use super::{CHAT_LOG_LIMIT, Out, State};
 use crate::emulator::names::CHAT_PREFIX;
 use crate::emulator::records::BlastReport;
@@ -34,6 +34,10 @@ pub(crate) struct BlastPlan {
     /// The stream's top offset when planned.
     top: u64,
 }
+
+/// A blast's stream moved between its plan and its commit: plan again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamMoved;
 
 /// The frames of a blast, built outside the lock.
 pub(crate) struct BuiltBlast {
@@ -82,9 +86,9 @@ impl State {
     }
 
     /// Queues built frames to every subscriber and advances the stream, or
-    /// gives the frames back when the stream moved since the plan (a
-    /// publication, a restart, history switched): their offsets are stale.
-    pub(crate) fn commit_blast(&mut self, built: BuiltBlast) -> Result<BlastReport, BuiltBlast> {
+    /// drops them when the stream moved since the plan (a publication, a
+    /// restart, history switched): their offsets are stale.
+    pub(crate) fn commit_blast(&mut self, built: BuiltBlast) -> Result<BlastReport, StreamMoved> {
         let history = self.config.history;
         let history_size = if history { self.config.history_size } else { 0 };
         let plan = &built.plan;
@@ -94,7 +98,7 @@ impl State {
             || plan.epoch != stream.epoch
             || (history && plan.top != stream.top);
         if moved {
-            return Err(built);
+            return Err(StreamMoved);
         }
         let BuiltBlast {
             plan,

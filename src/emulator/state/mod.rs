@@ -16,9 +16,10 @@
 //! and `log` (what a test observes). `bots` keeps what the bot-facing
 //! REST methods need.
 
-mod blast;
+pub(crate) mod blast;
 mod bots;
 mod channels;
+mod chat_log;
 mod connections;
 mod faults;
 mod identity;
@@ -37,12 +38,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant};
 
-pub use blast::MAX_BLAST_COUNT;
-pub(crate) use blast::build as build_blast;
 use bots::BotState;
 pub use bots::DemandDecision;
 pub(crate) use bots::{AuthCode, LastSent};
-use channels::LoggedMessage;
+use chat_log::LoggedMessage;
 
 use super::config::EmulatorConfig;
 use super::random::random_string;

@@ -3,6 +3,7 @@
 use serde_json::json;
 use tokio::time::{Duration, Instant};
 
+use super::blast::MAX_BLAST_COUNT;
 use super::blast::build;
 use super::wire::ttl_secs;
 use super::*;
@@ -155,7 +156,7 @@ fn a_blast_built_outside_the_lock_is_refused_when_the_stream_moved() {
     let plan = state.plan_blast("api-channel-chat:1", 10, 4).unwrap();
     let report = state
         .commit_blast(build(plan, chat_payload))
-        .unwrap_or_else(|_| panic!("the stream did not move"));
+        .expect("the stream did not move");
     assert_eq!((report.first_offset, report.last_offset), (3, 12));
     assert_eq!(report.frames, 3);
     let kept: Vec<u64> = state.streams["api-channel-chat:1"]
