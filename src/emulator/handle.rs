@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use super::config::EmulatorConfig;
 use super::names::ChannelNames;
-use super::records::{BlastReport, ConnectionInfo, ReceivedCommand, RestCall};
+use super::reports::{BlastReport, ConnectionInfo, ReceivedCommand, RestCall};
 use super::state::{DemandDecision, Out, Shared};
 use super::trigger::{Trigger, Triggered};
 use super::{demo, load, router, trigger};

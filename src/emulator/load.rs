@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::clock::unix_nanos;
 use super::pool::{chat_payload, stamped_payload};
-use super::records::BlastReport;
+use super::reports::BlastReport;
 use super::state::Shared;
 use super::state::blast::build as build_blast;
 

@@ -134,12 +134,14 @@
 
 // Layout: `handle` (the `Emulator` methods) over `state` (one lock, one
 // file per job); `router` assembles `rest`, `bots`, `pubsub` and `control`,
-// which share `http`; `record` logs REST calls. Payloads: `payloads` (the
-// builders), `pool` (benchmark payloads), `demo` (traffic), `trigger`
-// (named events), `load` (blast and paced publishing). No file here imports
-// this one: it only declares and re-exports.
+// which share `http`; `call_log` records REST calls. `config`, `names` and
+// `reports` are the public types. Payloads: `payloads` (the builders),
+// `pool` (benchmark payloads), `demo` (traffic), `trigger` (named events),
+// `load` (blast and paced publishing). No file here imports this one: it
+// only declares and re-exports (tests/import_cycles.rs checks for circles).
 
 mod bots;
+mod call_log;
 mod clock;
 mod config;
 mod control;
@@ -152,8 +154,7 @@ mod payloads;
 mod pool;
 mod pubsub;
 mod random;
-mod record;
-mod records;
+mod reports;
 mod rest;
 mod router;
 mod state;
@@ -168,7 +169,7 @@ pub use payloads::{
     reward_demand_create, smile_part, subscription_create, text_part,
 };
 pub use pool::{STAMP_PREFIX, stamp_of};
-pub use records::{BlastReport, ConnectionInfo, ReceivedCommand, RestCall};
+pub use reports::{BlastReport, ConnectionInfo, ReceivedCommand, RestCall};
 pub use state::DemandDecision;
 pub use state::blast::MAX_BLAST_COUNT;
 pub use trigger::{MAX_TRIGGER_COUNT, Trigger, TriggerEvent, Triggered};

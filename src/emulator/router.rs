@@ -11,7 +11,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use super::state::Shared;
-use super::{bots, control, pubsub, record, rest};
+use super::{bots, call_log, control, pubsub, rest};
 
 /// The router of an emulator listening on `addr`.
 pub(crate) fn router(shared: Arc<Shared>, addr: SocketAddr) -> Router {
@@ -41,7 +41,7 @@ pub(crate) fn router(shared: Arc<Shared>, addr: SocketAddr) -> Router {
         .fallback(rest::unknown_method)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
-            record::record,
+            call_log::record,
         ))
         .with_state(shared)
 }

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use super::chat_log::{ChatEntry, chat_entry};
 use super::{CHAT_LOG_LIMIT, Out, State};
 use crate::emulator::names::CHAT_PREFIX;
-use crate::emulator::records::BlastReport;
+use crate::emulator::reports::BlastReport;
 use crate::protocol::Publication;
 
 /// Most publications one blast may queue (about a gigabyte of frames).

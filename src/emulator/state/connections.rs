@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::{ConnEntry, ConnFaults, Kill, Out, State, Subject, push_bounded};
-use crate::emulator::records::ConnectionInfo;
+use crate::emulator::reports::ConnectionInfo;
 
 impl State {
     pub(crate) fn register_connection(

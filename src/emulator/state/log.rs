@@ -2,7 +2,7 @@
 //! the REST calls answered.
 
 use super::{State, push_bounded};
-use crate::emulator::records::{ReceivedCommand, RestCall};
+use crate::emulator::reports::{ReceivedCommand, RestCall};
 use crate::protocol::Command;
 
 impl State {

@@ -45,7 +45,7 @@ use chat_log::LoggedMessage;
 
 use super::config::EmulatorConfig;
 use super::random::random_string;
-use super::records::{ReceivedCommand, RestCall};
+use super::reports::{ReceivedCommand, RestCall};
 use crate::protocol::{ErrorReply, Publication};
 
 /// How many entries each observation log keeps.
