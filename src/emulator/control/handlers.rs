@@ -1,6 +1,8 @@
-//! The handlers of the control routes (see the table in `control/mod.rs`):
-//! each parses its JSON body and calls the state, as the `Emulator` method
-//! it mirrors does.
+//! The handlers of the control routes (see the table in `control/mod.rs`).
+//! Most are plain functions of the state and their parsed JSON body (the
+//! table's `Knob::json` parses it); the others are axum handlers: a
+//! connection id in the path, no body, or work kept off the runtime. Each
+//! calls the state as the `Emulator` method it mirrors does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ fn ok() -> Response {
     Json(json!({})).into_response()
 }
 
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Box<Response>> {
+pub(super) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Box<Response>> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -41,19 +43,14 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Box<Response>> {
 }
 
 #[derive(Deserialize)]
-struct PublishBody {
+pub(super) struct PublishBody {
     channel: String,
     data: serde_json::Value,
 }
 
-pub(super) async fn publish(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    match parse::<PublishBody>(&body) {
-        Ok(body) => {
-            let offset = shared.lock().publish(&body.channel, &body.data);
-            Json(json!({ "offset": offset })).into_response()
-        }
-        Err(response) => *response,
-    }
+pub(super) fn publish(shared: &Shared, body: PublishBody) -> Response {
+    let offset = shared.lock().publish(&body.channel, &body.data);
+    Json(json!({ "offset": offset })).into_response()
 }
 
 pub(super) async fn abort(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
@@ -62,92 +59,64 @@ pub(super) async fn abort(AxumState(shared): AxumState<Arc<Shared>>) -> Response
 }
 
 #[derive(Deserialize)]
-struct CloseBody {
+pub(super) struct CloseBody {
     code: u16,
     #[serde(default)]
     reason: String,
 }
 
-pub(super) async fn close(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    match parse::<CloseBody>(&body) {
-        Ok(body) => {
-            shared.lock().close_all(body.code, &body.reason);
-            ok()
-        }
-        Err(response) => *response,
-    }
+pub(super) fn close(shared: &Shared, body: CloseBody) -> Response {
+    shared.lock().close_all(body.code, &body.reason);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct SilentBody {
+pub(super) struct SilentBody {
     silent: bool,
 }
 
-pub(super) async fn silent(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    match parse::<SilentBody>(&body) {
-        Ok(body) => {
-            shared.silent.store(body.silent, Ordering::SeqCst);
-            ok()
-        }
-        Err(response) => *response,
-    }
+pub(super) fn silent(shared: &Shared, body: SilentBody) -> Response {
+    shared.silent.store(body.silent, Ordering::SeqCst);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct ChannelBody {
+pub(super) struct ChannelBody {
     channel: String,
 }
 
-pub(super) async fn restart_channel(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    match parse::<ChannelBody>(&body) {
-        Ok(body) => {
-            shared.lock().restart_channel(&body.channel);
-            ok()
-        }
-        Err(response) => *response,
-    }
+pub(super) fn restart_channel(shared: &Shared, body: ChannelBody) -> Response {
+    shared.lock().restart_channel(&body.channel);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct RawBody {
+pub(super) struct RawBody {
     frame: String,
 }
 
-pub(super) async fn send_raw(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    match parse::<RawBody>(&body) {
-        Ok(body) => {
-            shared.lock().send_raw(&body.frame);
-            ok()
-        }
-        Err(response) => *response,
-    }
+pub(super) fn send_raw(shared: &Shared, body: RawBody) -> Response {
+    shared.lock().send_raw(&body.frame);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct FailBody {
+pub(super) struct FailBody {
     count: usize,
     status: u16,
     #[serde(default)]
     retry_after: Option<u64>,
 }
 
-pub(super) async fn fail_rest(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    match parse::<FailBody>(&body) {
-        Ok(body) => {
-            shared
-                .lock()
-                .fail_next_rest(body.count, body.status, body.retry_after);
-            ok()
-        }
-        Err(response) => *response,
-    }
+pub(super) fn fail_rest(shared: &Shared, body: FailBody) -> Response {
+    shared
+        .lock()
+        .fail_next_rest(body.count, body.status, body.retry_after);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct FailUpgradeBody {
+pub(super) struct FailUpgradeBody {
     count: usize,
     #[serde(default = "service_unavailable")]
     status: u16,
@@ -157,21 +126,13 @@ fn service_unavailable() -> u16 {
     503
 }
 
-pub(super) async fn fail_ws_upgrade(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    match parse::<FailUpgradeBody>(&body) {
-        Ok(body) => {
-            shared.lock().fail_next_ws_upgrade(body.count, body.status);
-            ok()
-        }
-        Err(response) => *response,
-    }
+pub(super) fn fail_ws_upgrade(shared: &Shared, body: FailUpgradeBody) -> Response {
+    shared.lock().fail_next_ws_upgrade(body.count, body.status);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct BlastBody {
+pub(super) struct BlastBody {
     channel: String,
     count: usize,
     #[serde(default = "hundred")]
@@ -205,7 +166,7 @@ pub(super) async fn blast(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes
 }
 
 #[derive(Deserialize)]
-struct PacedBody {
+pub(super) struct PacedBody {
     channel: String,
     count: usize,
     rate: f64,
@@ -232,18 +193,13 @@ pub(super) async fn paced(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes
 }
 
 #[derive(Deserialize)]
-struct HistoryBody {
+pub(super) struct HistoryBody {
     enabled: bool,
 }
 
-pub(super) async fn history(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    match parse::<HistoryBody>(&body) {
-        Ok(body) => {
-            shared.lock().set_history(body.enabled);
-            ok()
-        }
-        Err(response) => *response,
-    }
+pub(super) fn history(shared: &Shared, body: HistoryBody) -> Response {
+    shared.lock().set_history(body.enabled);
+    ok()
 }
 
 pub(super) async fn stats(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
@@ -288,80 +244,64 @@ fn seconds(value: f64) -> Duration {
 }
 
 #[derive(Deserialize)]
-struct UserBody {
+pub(super) struct UserBody {
     token: String,
     id: u64,
     nick: String,
 }
 
-pub(super) async fn users(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    with_body(&body, |body: UserBody| {
-        shared.lock().add_user(&body.token, body.id, &body.nick);
-        ok()
-    })
+pub(super) fn users(shared: &Shared, body: UserBody) -> Response {
+    shared.lock().add_user(&body.token, body.id, &body.nick);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct AppBody {
+pub(super) struct AppBody {
     client_id: String,
     client_secret: String,
 }
 
-pub(super) async fn apps(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    with_body(&body, |body: AppBody| {
-        shared.lock().add_app(&body.client_id, &body.client_secret);
-        ok()
-    })
+pub(super) fn apps(shared: &Shared, body: AppBody) -> Response {
+    shared.lock().add_app(&body.client_id, &body.client_secret);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct RefreshTokenBody {
+pub(super) struct RefreshTokenBody {
     refresh_token: String,
     user_id: u64,
     client_id: String,
 }
 
-pub(super) async fn refresh_tokens(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    with_body(&body, |body: RefreshTokenBody| {
-        shared
-            .lock()
-            .add_refresh_token(&body.refresh_token, body.user_id, &body.client_id);
-        ok()
-    })
+pub(super) fn refresh_tokens(shared: &Shared, body: RefreshTokenBody) -> Response {
+    shared
+        .lock()
+        .add_refresh_token(&body.refresh_token, body.user_id, &body.client_id);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct RevokeBody {
+pub(super) struct RevokeBody {
     access_token: String,
 }
 
-pub(super) async fn revoke(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    with_body(&body, |body: RevokeBody| {
-        shared.lock().revoke_access_token(&body.access_token);
-        ok()
-    })
+pub(super) fn revoke(shared: &Shared, body: RevokeBody) -> Response {
+    shared.lock().revoke_access_token(&body.access_token);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct CountBody {
+pub(super) struct CountBody {
     count: usize,
 }
 
-pub(super) async fn expire_next(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    with_body(&body, |body: CountBody| {
-        shared.lock().expire_next_tokens(body.count);
-        ok()
-    })
+pub(super) fn expire_next(shared: &Shared, body: CountBody) -> Response {
+    shared.lock().expire_next_tokens(body.count);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct IssueBody {
+pub(super) struct IssueBody {
     user_id: u64,
     #[serde(default)]
     channel: Option<String>,
@@ -370,41 +310,30 @@ struct IssueBody {
     ttl: Option<f64>,
 }
 
-pub(super) async fn connection_token(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    with_body(&body, |body: IssueBody| {
-        let token = shared
-            .lock()
-            .issue_connection_token_for(body.user_id, body.ttl.map(seconds));
-        Json(json!({ "token": token })).into_response()
-    })
+pub(super) fn connection_token(shared: &Shared, body: IssueBody) -> Response {
+    let token = shared
+        .lock()
+        .issue_connection_token_for(body.user_id, body.ttl.map(seconds));
+    Json(json!({ "token": token })).into_response()
 }
 
-pub(super) async fn subscription_token(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    with_body(&body, |body: IssueBody| {
-        let Some(channel) = body.channel else {
-            return vk_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_param",
-                "a subscription token needs a channel",
-            );
-        };
-        let token = shared.lock().issue_subscription_token_for(
-            body.user_id,
-            &channel,
-            body.ttl.map(seconds),
+pub(super) fn subscription_token(shared: &Shared, body: IssueBody) -> Response {
+    let Some(channel) = body.channel else {
+        return vk_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_param",
+            "a subscription token needs a channel",
         );
-        Json(json!({ "token": token })).into_response()
-    })
+    };
+    let token =
+        shared
+            .lock()
+            .issue_subscription_token_for(body.user_id, &channel, body.ttl.map(seconds));
+    Json(json!({ "token": token })).into_response()
 }
 
 #[derive(Deserialize)]
-struct TokenTtlBody {
+pub(super) struct TokenTtlBody {
     /// Seconds; null: tokens never expire.
     ttl: Option<f64>,
     /// Seconds (default 25, Centrifugo's).
@@ -416,136 +345,103 @@ fn default_grace() -> f64 {
     25.0
 }
 
-pub(super) async fn token_ttl(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    with_body(&body, |body: TokenTtlBody| {
-        let mut state = shared.lock();
-        state.config.token_ttl = body.ttl.map(seconds);
-        state.config.expiry_grace = seconds(body.grace);
-        ok()
-    })
+pub(super) fn token_ttl(shared: &Shared, body: TokenTtlBody) -> Response {
+    let mut state = shared.lock();
+    state.config.token_ttl = body.ttl.map(seconds);
+    state.config.expiry_grace = seconds(body.grace);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct AddChannelBody {
+pub(super) struct AddChannelBody {
     slug: String,
     id: u64,
 }
 
-pub(super) async fn channels(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    with_body(&body, |body: AddChannelBody| {
-        let names = shared.lock().add_channel(&body.slug, body.id);
-        Json(names).into_response()
-    })
+pub(super) fn channels(shared: &Shared, body: AddChannelBody) -> Response {
+    let names = shared.lock().add_channel(&body.slug, body.id);
+    Json(names).into_response()
 }
 
 #[derive(Deserialize)]
-struct DenyBody {
+pub(super) struct DenyBody {
     user_id: u64,
     channel: String,
 }
 
-pub(super) async fn deny(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    with_body(&body, |body: DenyBody| {
-        shared.lock().deny(body.user_id, &body.channel);
-        ok()
-    })
+pub(super) fn deny(shared: &Shared, body: DenyBody) -> Response {
+    shared.lock().deny(body.user_id, &body.channel);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct LimitBody {
+pub(super) struct LimitBody {
     limit: Option<usize>,
 }
 
-pub(super) async fn channel_limit(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    with_body(&body, |body: LimitBody| {
-        shared.lock().config.channel_limit = body.limit;
-        ok()
-    })
+pub(super) fn channel_limit(shared: &Shared, body: LimitBody) -> Response {
+    shared.lock().config.channel_limit = body.limit;
+    ok()
 }
 
 #[derive(Deserialize)]
-struct PingBody {
+pub(super) struct PingBody {
     seconds: f64,
 }
 
-pub(super) async fn ping_interval(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    with_body(&body, |body: PingBody| {
-        shared.lock().config.ping_interval = seconds(body.seconds);
-        ok()
-    })
+pub(super) fn ping_interval(shared: &Shared, body: PingBody) -> Response {
+    shared.lock().config.ping_interval = seconds(body.seconds);
+    ok()
 }
 
-pub(super) async fn trigger_route(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    with_body(&body, |body: Trigger| {
-        match trigger::fire(&mut shared.lock(), &body) {
-            Ok(published) => Json(json!({ "published": published })).into_response(),
-            Err(message) => vk_error(StatusCode::BAD_REQUEST, "invalid_param", &message),
-        }
-    })
+pub(super) fn trigger_route(shared: &Shared, body: Trigger) -> Response {
+    match trigger::fire(&mut shared.lock(), &body) {
+        Ok(published) => Json(json!({ "published": published })).into_response(),
+        Err(message) => vk_error(StatusCode::BAD_REQUEST, "invalid_param", &message),
+    }
 }
 
 #[derive(Deserialize)]
-struct UnsubscribeBody {
+pub(super) struct UnsubscribeBody {
     channel: String,
     code: u32,
     #[serde(default)]
     reason: String,
 }
 
-pub(super) async fn unsubscribe(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    with_body(&body, |body: UnsubscribeBody| {
-        shared
-            .lock()
-            .unsubscribe_all(&body.channel, body.code, &body.reason);
-        ok()
-    })
+pub(super) fn unsubscribe(shared: &Shared, body: UnsubscribeBody) -> Response {
+    shared
+        .lock()
+        .unsubscribe_all(&body.channel, body.code, &body.reason);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct FailSubscribesBody {
+pub(super) struct FailSubscribesBody {
     count: usize,
     code: u32,
     #[serde(default)]
     temporary: bool,
 }
 
-pub(super) async fn fail_subscribes(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
-    with_body(&body, |body: FailSubscribesBody| {
-        shared
-            .lock()
-            .fail_next_subscribes(body.count, body.code, body.temporary);
-        ok()
-    })
+pub(super) fn fail_subscribes(shared: &Shared, body: FailSubscribesBody) -> Response {
+    shared
+        .lock()
+        .fail_next_subscribes(body.count, body.code, body.temporary);
+    ok()
 }
 
 #[derive(Deserialize)]
-struct DelayBody {
+pub(super) struct DelayBody {
     count: usize,
     ms: u64,
 }
 
-pub(super) async fn delay_rest(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    with_body(&body, |body: DelayBody| {
-        shared
-            .lock()
-            .delay_next_rest(body.count, Duration::from_millis(body.ms));
-        ok()
-    })
+pub(super) fn delay_rest(shared: &Shared, body: DelayBody) -> Response {
+    shared
+        .lock()
+        .delay_next_rest(body.count, Duration::from_millis(body.ms));
+    ok()
 }
 
 pub(super) async fn connections(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
@@ -601,7 +497,7 @@ pub(super) async fn connection_silent(
 }
 
 #[derive(Deserialize)]
-struct DropBody {
+pub(super) struct DropBody {
     frames: usize,
 }
 

@@ -5,7 +5,8 @@
 //!
 //! One table, [`knobs`], drives the routes, their handlers and the listing
 //! `GET /_emulator/` answers: a new knob is a `State` method, an `Emulator`
-//! method, one line here with its handler in `handlers.rs`, and its section
+//! method, one line here (`Knob::json` with a function of the state and the
+//! parsed body, in `handlers.rs`), and its section
 //! in the docs (`tests/control.rs` checks that each listed route is tested
 //! and documented).
 //!
@@ -28,10 +29,13 @@ mod handlers;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::{Json, Router, routing};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::state::Shared;
@@ -63,6 +67,32 @@ impl Knob {
         }
     }
 
+    /// A POST whose JSON body (empty: `{}`) is parsed into `B` and handed,
+    /// with the state, to `apply`; a body that does not parse answers 400.
+    fn json<B>(
+        path: &'static str,
+        body: &'static str,
+        does: &'static str,
+        apply: fn(&Shared, B) -> Response,
+    ) -> Knob
+    where
+        B: DeserializeOwned + Send + 'static,
+    {
+        let handler = move |State(shared): State<Arc<Shared>>, bytes: Bytes| async move {
+            match h::parse::<B>(&bytes) {
+                Ok(parsed) => apply(&shared, parsed),
+                Err(response) => *response,
+            }
+        };
+        Knob {
+            method: "POST",
+            path,
+            body,
+            does,
+            handler: routing::post(handler),
+        }
+    }
+
     fn post<H, T>(path: &'static str, body: &'static str, does: &'static str, handler: H) -> Knob
     where
         H: Handler<T, Arc<Shared>>,
@@ -83,105 +113,105 @@ fn knobs() -> Vec<Knob> {
     vec![
         Knob::get("/_emulator/", "", "this list", index),
         // identities and tokens
-        Knob::post(
+        Knob::json(
             "/_emulator/users",
             r#"{"token":"t","id":42,"nick":"tester"}"#,
             "add_user: a user and its Bearer access token",
             h::users,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/apps",
             r#"{"client_id":"app","client_secret":"s"}"#,
             "add_app: an app with Basic credentials",
             h::apps,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/refresh_tokens",
             r#"{"refresh_token":"r","user_id":42,"client_id":"app"}"#,
             "add_refresh_token: an OAuth refresh token",
             h::refresh_tokens,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/tokens/revoke",
             r#"{"access_token":"t"}"#,
             "revoke_access_token: 401 from now on, the user's connections closed with 3500",
             h::revoke,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/tokens/expire_next",
             r#"{"count":1}"#,
             "expire_next_tokens: the next pubsub tokens are issued expired (error 109)",
             h::expire_next,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/tokens/connection",
             r#"{"user_id":42,"ttl":null}"#,
             "issue_connection_token: answers {\"token\"}",
             h::connection_token,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/tokens/subscription",
             r#"{"user_id":42,"channel":"api-channel-private-chat:1","ttl":null}"#,
             "issue_subscription_token: answers {\"token\"}",
             h::subscription_token,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/token_ttl",
             r#"{"ttl":60,"grace":5}"#,
             "set_token_ttl: lifetime (null: never) and grace of pubsub tokens, seconds",
             h::token_ttl,
         ),
         // channels
-        Knob::post(
+        Knob::json(
             "/_emulator/channels",
             r#"{"slug":"streamer","id":2}"#,
             "add_channel: answers its eight channel names",
             h::channels,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/deny",
             r#"{"user_id":42,"channel":"api-channel-private-info:1"}"#,
             "deny: no subscription token for this user and channel",
             h::deny,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/channel_limit",
             r#"{"limit":128}"#,
             "set_channel_limit: subscriptions per connection (null: no limit)",
             h::channel_limit,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/ping_interval",
             r#"{"seconds":25}"#,
             "set_ping_interval: for connections opened from now on",
             h::ping_interval,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/history",
             r#"{"enabled":false}"#,
             "set_history: history and recovery on or off",
             h::history,
         ),
         // publications
-        Knob::post(
+        Knob::json(
             "/_emulator/publish",
             r#"{"channel":"api-channel-chat:1","data":{"type":"…","data":{}}}"#,
             "publish: answers {\"offset\"}",
             h::publish,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/trigger",
             r#"{"event":"follow","channel":"demo","nick":"X","text":null,"id":null,"count":1,"overrides":null}"#,
             "trigger: a named event (chat, delete, follow, raid, subscription, reward, stream-start, stream-stop, unknown); answers {\"published\":[{\"channel\",\"offset\",\"type\"}]}",
             h::trigger_route,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/restart_channel",
             r#"{"channel":"api-channel-chat:1"}"#,
             "restart_channel: new epoch, unsubscribe push 2500",
             h::restart_channel,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/unsubscribe",
             r#"{"channel":"api-channel-chat:1","code":2000,"reason":"bye"}"#,
             "unsubscribe_all: an unsubscribe push to every subscriber",
@@ -200,7 +230,7 @@ fn knobs() -> Vec<Knob> {
             h::paced,
         ),
         // faults of every connection
-        Knob::post(
+        Knob::json(
             "/_emulator/close",
             r#"{"code":3000,"reason":"go away"}"#,
             "close_all: close frames",
@@ -212,37 +242,37 @@ fn knobs() -> Vec<Knob> {
             "abort_all: drop every TCP connection",
             h::abort,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/silent",
             r#"{"silent":true}"#,
             "set_silent: send nothing at all",
             h::silent,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/send_raw",
             r#"{"frame":"not json"}"#,
             "send_raw: a frame verbatim to every connection",
             h::send_raw,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/fail_subscribes",
             r#"{"count":1,"code":103,"temporary":false}"#,
             "fail_next_subscribes: refuse the next subscribes with an error",
             h::fail_subscribes,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/fail_rest",
             r#"{"count":2,"status":503,"retry_after":null}"#,
             "fail_next_rest: the next REST calls answer this status",
             h::fail_rest,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/delay_rest",
             r#"{"count":1,"ms":2000}"#,
             "delay_next_rest: the next REST calls answer late",
             h::delay_rest,
         ),
-        Knob::post(
+        Knob::json(
             "/_emulator/fail_ws_upgrade",
             r#"{"count":1,"status":503}"#,
             "fail_next_ws_upgrade: refuse the next WebSocket upgrades",
