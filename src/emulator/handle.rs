@@ -75,7 +75,8 @@ impl std::fmt::Debug for Emulator {
 impl Emulator {
     /// Starts the emulator on `127.0.0.1` with a free port.
     ///
-    /// Fails (with [`ErrorKind::Transport`]) only when no socket can be bound.
+    /// Fails only when no socket can be bound (the kinds as for
+    /// [`Emulator::start_on`]).
     pub async fn start(config: EmulatorConfig) -> Result<Emulator, Error> {
         Emulator::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).await
     }
