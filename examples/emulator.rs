@@ -75,7 +75,7 @@ fn seconds(value: f64) -> Duration {
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), vklive_pubsub::Error> {
     // RUST_LOG, else warnings; lines that may carry a token never printed.
     vklive_pubsub::log::init("warn");
     let args = Args::parse();

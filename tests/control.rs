@@ -745,6 +745,167 @@ async fn stats_counts_connections_and_subscribers() {
     assert_eq!(stats["subscribers"]["api-channel-chat:1"], 1);
 }
 
+/// A raw control POST: `headers` as given, `body` verbatim; answers the
+/// status and the JSON answer.
+async fn raw_post(
+    emulator: &Emulator,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value) {
+    within(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}{path}", emulator.api_url()))
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    })
+    .await
+}
+
+const PUBLISH: &str =
+    r#"{"channel":"api-channel-chat:1","data":{"type":"channel_follow_create","data":{}}}"#;
+
+#[tokio::test]
+async fn a_text_plain_post_that_any_page_could_send_is_refused_with_415() {
+    let emulator = start(EmulatorConfig::default()).await;
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let (status, answer) = raw_post(
+            &emulator,
+            "/_emulator/publish",
+            &[("content-type", content_type)],
+            PUBLISH,
+        )
+        .await;
+        assert_eq!(status, 415, "{content_type}: {answer}");
+        assert_eq!(answer["error"], "unsupported_media_type");
+    }
+    // No body and no content type, as `fetch(url, {method: "POST"})` sends.
+    let (status, _) = raw_post(&emulator, "/_emulator/abort", &[], "").await;
+    assert_eq!(status, 415);
+    assert_eq!(emulator.stream_position("api-channel-chat:1").1, 0);
+    let (status, answer) = raw_post(
+        &emulator,
+        "/_emulator/publish",
+        &[("content-type", "application/json; charset=utf-8")],
+        PUBLISH,
+    )
+    .await;
+    assert_eq!((status, answer), (200, json!({"offset": 1})));
+}
+
+#[tokio::test]
+async fn a_post_from_a_foreign_origin_is_refused_with_403() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let own = format!("http://{}", emulator.addr());
+    for origin in ["https://attacker.example", "null", "http://127.0.0.1:1"] {
+        let (status, answer) = raw_post(
+            &emulator,
+            "/_emulator/publish",
+            &[("content-type", "application/json"), ("origin", origin)],
+            PUBLISH,
+        )
+        .await;
+        assert_eq!(status, 403, "{origin}: {answer}");
+        assert_eq!(answer["error"], "forbidden");
+    }
+    assert_eq!(emulator.stream_position("api-channel-chat:1").1, 0);
+    let (status, _) = raw_post(
+        &emulator,
+        "/_emulator/publish",
+        &[("content-type", "application/json"), ("origin", &own)],
+        PUBLISH,
+    )
+    .await;
+    assert_eq!(status, 200, "its own origin {own}");
+}
+
+#[tokio::test]
+async fn a_request_for_a_foreign_host_is_refused_as_dns_rebinding() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let port = emulator.addr().port();
+    let rebound = format!("attacker.example:{port}");
+    let (status, _) = raw_post(
+        &emulator,
+        "/_emulator/publish",
+        &[("content-type", "application/json"), ("host", &rebound)],
+        PUBLISH,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let stats = within(async {
+        reqwest::Client::new()
+            .get(format!("{}/_emulator/stats", emulator.api_url()))
+            .header("host", &rebound)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+    .await;
+    assert_eq!(stats, 403, "nothing to read through a rebound name either");
+    let localhost = format!("localhost:{port}");
+    let (status, _) = raw_post(
+        &emulator,
+        "/_emulator/publish",
+        &[("content-type", "application/json"), ("host", &localhost)],
+        PUBLISH,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn an_oversized_blast_is_refused_with_400_before_building_anything() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let count = vklive_pubsub::emulator::MAX_BLAST_COUNT + 1;
+    let (status, answer) = post(
+        &emulator,
+        "/_emulator/blast",
+        json!({"channel": "api-channel-chat:1", "count": count, "per_frame": 1_000_000}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("more than a blast may queue"),
+        "{answer}"
+    );
+    assert_eq!(emulator.stream_position("api-channel-chat:1").1, 0);
+    assert!(
+        emulator
+            .blast("api-channel-chat:1", count, 1_000_000)
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_publication_racing_a_blast_keeps_offsets_contiguous() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (_client, mut events) = subscribed(&emulator, "api-channel-chat:1").await;
+    let blasting = emulator.clone();
+    let blast =
+        tokio::task::spawn_blocking(move || blasting.blast("api-channel-chat:1", 50_000, 500));
+    // The frames are built outside the lock, so this publication may land
+    // before or after them; either way offsets stay contiguous.
+    let offset = emulator.publish("api-channel-chat:1", json!({"type": "x", "data": {}}));
+    let report = within(blast).await.unwrap().unwrap();
+    assert!(
+        offset == report.first_offset - 1 || offset == report.last_offset + 1,
+        "{offset} is beside {report:?}"
+    );
+    let received = publications(&mut events, 50_001).await;
+    let offsets: Vec<u64> = received.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, (1..=50_001).collect::<Vec<u64>>());
+}
+
 #[tokio::test]
 async fn the_index_lists_every_route_each_tested_and_documented() {
     let emulator = start(EmulatorConfig::default()).await;

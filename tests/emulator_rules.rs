@@ -926,6 +926,42 @@ async fn oauth_access_tokens_expire_after_their_lifetime() {
     assert_eq!(status, 401);
 }
 
+/// A triggered reward demand carries its reward's title and price (not
+/// `"name": null`), so a client such as `vklive tail` can say what was
+/// redeemed; the demo builders do the same.
+#[tokio::test]
+async fn triggered_reward_demands_carry_the_reward_s_title() {
+    use vklive_pubsub::VkEvent;
+    use vklive_pubsub::emulator::{DemoUser, Trigger, TriggerEvent, reward_demand_create};
+    let emulator = start(quiet()).await;
+    emulator.add_channel("demo", 1);
+    let mut raw = Raw::connected(&emulator).await;
+    raw.send(r#"{"id":2,"subscribe":{"channel":"api-channel-points:1"}}"#)
+        .await;
+    raw.next().await;
+    emulator
+        .trigger(&Trigger {
+            event: TriggerEvent::Reward,
+            channel: Some(String::from("api-channel-points:1")),
+            ..Trigger::default()
+        })
+        .unwrap();
+    let push = raw.next().await;
+    let data = serde_json::value::to_raw_value(&push["push"]["pub"]["data"]).unwrap();
+    let VkEvent::RewardDemand(demand) = VkEvent::decode(&data) else {
+        panic!("not a reward demand: {push}");
+    };
+    assert_eq!(demand.reward.name.as_deref(), Some("Заказать трек"));
+    assert_eq!(demand.reward.price, Some(500));
+
+    let built = reward_demand_create(1, &DemoUser::new(5, "fan"), "any-reward", "hi");
+    let data = serde_json::value::to_raw_value(&built).unwrap();
+    let VkEvent::RewardDemand(demand) = VkEvent::decode(&data) else {
+        panic!("not a reward demand: {built}");
+    };
+    assert!(demand.reward.name.is_some_and(|name| !name.is_empty()));
+}
+
 /// The control API publishes and reports stats.
 #[tokio::test]
 async fn control_endpoints_publish_and_report() {

@@ -9,7 +9,6 @@
 //! | `GET /v1/current_user` | `{"data":{"user":{"id","nick",…},"channel":{"url"}|null}}` |
 //! | `GET /app/oauth2/authorize` | registered `client_id`, a `redirect_uri`, `response_type=code`, documented scopes; redirects (302) to `redirect_uri?code=…&state=…` as the authorizing user, or with `error=…` |
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Json;
@@ -20,12 +19,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::time::{Duration, Instant};
 
-use super::ChannelNames;
-use super::demo::{DemoUser, chat_message_send};
-use super::rest::{
-    authorization, begin, forbidden, invalid_param, query_param, unauthorized, vk_error,
+use super::clock::unix_now;
+use super::http::{
+    authorization, begin, forbidden, invalid_param, not_found, query_param, unauthorized, vk_error,
 };
-use super::state::{Caller, Shared, random_string, unix_now};
+use super::names::ChannelNames;
+use super::payloads::{DemoUser, chat_message_send};
+use super::random::random_string;
+use super::state::{AuthCode, Caller, DemandDecision, LastSent, Shared};
 
 /// The documented OAuth scopes (vk-devapi.md §2).
 const SCOPES: [&str; 8] = [
@@ -45,88 +46,8 @@ const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// Chat messages sent over REST get ids from here up.
 const FIRST_SENT_MESSAGE_ID: i64 = 1_500_000_000;
 
-/// What happened to a reward demand over REST; see
-/// [`Emulator::demand_decisions`](super::Emulator::demand_decisions).
-///
-/// ```
-/// use vklive_pubsub::emulator::DemandDecision;
-/// assert_ne!(DemandDecision::Accepted, DemandDecision::Rejected);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DemandDecision {
-    /// `POST /v1/channel_point/reward/demand/accept`.
-    Accepted,
-    /// `POST /v1/channel_point/reward/demand/reject`.
-    Rejected,
-}
-
-struct LastSent {
-    at: Instant,
-    parts: Vec<Value>,
-}
-
-struct AuthCode {
-    client_id: String,
-    redirect_uri: String,
-    user_id: u64,
-    scopes: Vec<String>,
-    expires_at: Instant,
-}
-
-/// The bot-facing part of the emulator's state.
-#[derive(Default)]
-pub(crate) struct BotState {
-    /// Nicks seen in published events, for mentions of unregistered users.
-    pub(crate) nicks: HashMap<u64, String>,
-    pub(crate) authorizing_user: Option<u64>,
-    pub(crate) decisions: Vec<(i64, DemandDecision)>,
-    forbidden: HashSet<(String, u64)>,
-    last_sent: HashMap<(u64, String), LastSent>,
-    sent: i64,
-    /// Demands published: id → (channel id, decision).
-    demands: HashMap<i64, (u64, Option<DemandDecision>)>,
-    codes: HashMap<String, AuthCode>,
-}
-
-impl BotState {
-    pub(crate) fn forbid(&mut self, slug: &str, user_id: u64) {
-        self.forbidden.insert((slug.to_owned(), user_id));
-    }
-
-    /// Learns from a publication what later REST calls need: authors' nicks
-    /// and the ids of reward demands.
-    pub(crate) fn learn(&mut self, channel: &str, data: &Value) {
-        let mut remember = |user: &Value| {
-            if let (Some(id), Some(nick)) = (user["id"].as_u64(), user["nick"].as_str())
-                && self.nicks.get(&id).map(String::as_str) != Some(nick)
-            {
-                self.nicks.insert(id, nick.to_owned());
-            }
-        };
-        match data["type"].as_str() {
-            Some("channel_chat_message_send") => remember(&data["data"]["chat_message"]["author"]),
-            Some("channel_points_reward_demand_create") => {
-                let demand = &data["data"]["demand"];
-                remember(&demand["user"]);
-                let channel_id = channel
-                    .split_once(':')
-                    .and_then(|(_, rest)| rest.split('#').next())
-                    .and_then(|id| id.parse::<u64>().ok());
-                if let (Some(id), Some(channel_id)) = (demand["id"].as_i64(), channel_id) {
-                    self.demands.insert(id, (channel_id, None));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 fn bad_request(code: &str, description: &str) -> Response {
     vk_error(StatusCode::BAD_REQUEST, code, description)
-}
-
-fn not_found(description: &str) -> Response {
-    vk_error(StatusCode::NOT_FOUND, "not_found", description)
 }
 
 fn missing_scope(scope: &str) -> Response {
@@ -516,17 +437,5 @@ mod tests {
         let published = published_parts(&parts, |id| (id == 5).then(|| String::from("five")));
         assert_eq!(published[0], json!({"mention": {"id": 5, "nick": "five"}}));
         assert_eq!(published[1]["link"]["content"], "https://e.org");
-    }
-
-    #[test]
-    fn demands_are_learned_from_their_publication() {
-        let mut bots = BotState::default();
-        bots.learn(
-            "api-channel-private-points:7",
-            &json!({"type": "channel_points_reward_demand_create",
-                    "data": {"demand": {"id": 9, "user": {"id": 3, "nick": "x"}}}}),
-        );
-        assert_eq!(bots.demands.get(&9), Some(&(7, None)));
-        assert_eq!(bots.nicks.get(&3).map(String::as_str), Some("x"));
     }
 }

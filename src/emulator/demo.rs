@@ -1,329 +1,23 @@
-//! Payload builders for VK events (the `{"type":…,"data":…}` envelopes of
-//! vk-devapi.md §6) and the demo traffic generator.
-//!
-//! The builders are public so tests and benchmarks can make realistic
-//! payloads: `emulator.publish(&names.chat, demo_chat_message(1, "привет"))`.
+//! The demo traffic generator: realistic chat, now and then a follow, a
+//! reward demand, a raid or a paid subscription (see
+//! [`Emulator::start_demo`](super::Emulator::start_demo)).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use super::state::unix_now;
-use super::{ChannelNames, Emulator};
+use super::clock::unix_now;
+use super::names::ChannelNames;
+use super::payloads::{
+    PHRASES, SONG_REWARD_ID, chat_message_send, demo_users, follow_create, pick, pick_str,
+    raid_income, random_parts, reward_demand_create, subscription_create,
+};
+use super::state::Shared;
 
-const IMAGES: &str = "https://images.emulator.invalid";
-
-/// A viewer, moderator or owner that demo payloads use as author.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DemoUser {
-    /// User id.
-    pub id: u64,
-    /// Nick (Cyrillic or Latin).
-    pub nick: String,
-    /// Palette index 0–15.
-    pub nick_color: u8,
-    /// The channel owner.
-    pub is_owner: bool,
-    /// A chat moderator.
-    pub is_moderator: bool,
-    /// A paid subscriber (gets the `subscription_01` badge).
-    pub is_subscriber: bool,
-}
-
-impl DemoUser {
-    /// A plain viewer.
-    pub fn new(id: u64, nick: &str) -> DemoUser {
-        DemoUser {
-            id,
-            nick: nick.to_owned(),
-            nick_color: (id % 16) as u8,
-            is_owner: false,
-            is_moderator: false,
-            is_subscriber: false,
-        }
-    }
-
-    fn avatar_url(&self) -> String {
-        format!("{IMAGES}/avatar/{}.png", self.id)
-    }
-
-    /// The short `{id, nick, nick_color}` form used by follows, raids, …
-    fn short(&self) -> Value {
-        json!({"id": self.id, "nick": self.nick, "nick_color": self.nick_color})
-    }
-
-    /// The chat `author` object (vk-devapi.md §6.1).
-    fn author(&self) -> Value {
-        let mut badges = Vec::new();
-        if self.is_owner {
-            badges.push(badge("owner"));
-        }
-        if self.is_subscriber {
-            badges.push(badge("subscription_01"));
-        }
-        let mut roles = Vec::new();
-        if self.is_moderator {
-            roles.push(json!({
-                "id": "5f0c1a52-0000-4000-8000-00000000m0d1",
-                "name": "Модератор",
-                "small_url": format!("{IMAGES}/roles/moderator/small.png"),
-                "medium_url": format!("{IMAGES}/roles/moderator/medium.png"),
-                "large_url": format!("{IMAGES}/roles/moderator/large.png"),
-            }));
-        }
-        json!({
-            "id": self.id,
-            "nick": self.nick,
-            "nick_color": self.nick_color,
-            "avatar_url": self.avatar_url(),
-            "is_owner": self.is_owner,
-            "is_moderator": self.is_moderator,
-            "badges": badges,
-            "roles": roles,
-        })
-    }
-}
-
-fn badge(achievement: &str) -> Value {
-    json!({
-        "id": format!("badge-{achievement}"),
-        "name": "",
-        "achievement_name": achievement,
-        "small_url": format!("{IMAGES}/badges/{achievement}/small.png"),
-        "medium_url": format!("{IMAGES}/badges/{achievement}/medium.png"),
-        "large_url": format!("{IMAGES}/badges/{achievement}/large.png"),
-    })
-}
-
-/// A few dozen demo users: the first is the owner, a few are moderators,
-/// some are subscribers; nicks are Cyrillic and Latin.
-pub fn demo_users() -> Vec<DemoUser> {
-    const NICKS: [&str; 36] = [
-        "Стример",
-        "Вася_Пупкин",
-        "котик_мурзик",
-        "Алёна",
-        "Дед_Максим",
-        "ночной_дозор",
-        "Ёжик_в_тумане",
-        "Сибиряк",
-        "Настя🌸",
-        "Батя",
-        "Шарик",
-        "ТанкистЪ",
-        "Ирина_К",
-        "пельмень",
-        "Жора",
-        "Лиса_Алиса",
-        "Mr_Pickles",
-        "xX_Sniper_Xx",
-        "gamer2007",
-        "NightOwl",
-        "pixel_pusher",
-        "LuckyLuke",
-        "frostbyte",
-        "tea_enjoyer",
-        "Ghost",
-        "captain_obvious",
-        "Mila",
-        "byte_me",
-        "Neo",
-        "sunny_day",
-        "ДимонЧ",
-        "Kotleta",
-        "Лёха_42",
-        "ZenMaster",
-        "Юля",
-        "чат_бот_не_я",
-    ];
-    NICKS
-        .iter()
-        .enumerate()
-        .map(|(index, nick)| {
-            let id = 10_000 + index as u64 * 7_919;
-            let mut user = DemoUser::new(id, nick);
-            user.is_owner = index == 0;
-            user.is_moderator = index == 0 || index % 9 == 3;
-            user.is_subscriber = index % 4 == 1;
-            user
-        })
-        .collect()
-}
-
-/// A `text` message part.
-pub fn text_part(content: &str) -> Value {
-    json!({"text": {"content": content}})
-}
-
-/// A `mention` message part.
-pub fn mention_part(id: u64, nick: &str) -> Value {
-    json!({"mention": {"id": id, "nick": nick}})
-}
-
-/// A `smile` message part, with image URLs.
-pub fn smile_part(id: &str, name: &str, animated: bool) -> Value {
-    json!({"smile": {
-        "id": id,
-        "name": name,
-        "animated": animated,
-        "small_url": format!("{IMAGES}/smiles/{id}/small.png"),
-        "medium_url": format!("{IMAGES}/smiles/{id}/medium.png"),
-        "large_url": format!("{IMAGES}/smiles/{id}/large.png"),
-    }})
-}
-
-/// A `link` message part.
-pub fn link_part(url: &str) -> Value {
-    json!({"link": {"content": url, "url": url}})
-}
-
-/// A `channel_chat_message_send` envelope (vk-devapi.md §6.1).
-pub fn chat_message_send(id: i64, created_at: u64, author: &DemoUser, parts: Vec<Value>) -> Value {
-    json!({
-        "type": "channel_chat_message_send",
-        "data": {"chat_message": {
-            "id": id,
-            "created_at": created_at,
-            "is_private": false,
-            "author": author.author(),
-            "parts": parts,
-        }},
-    })
-}
-
-/// A chat message with one text part from a fixed viewer: the quickest way
-/// to make a realistic `channel_chat_message_send` in a test or benchmark.
-pub fn demo_chat_message(id: i64, text: &str) -> Value {
-    let mut author = DemoUser::new(35_461_641, "viewer");
-    author.nick_color = 7;
-    chat_message_send(id, unix_now(), &author, vec![text_part(text)])
-}
-
-/// A `channel_chat_message_delete` envelope (§6.2).
-pub fn chat_message_delete(id: i64) -> Value {
-    json!({"type": "channel_chat_message_delete", "data": {"chat_message": {"id": id}}})
-}
-
-/// A `channel_follow_create` envelope (§6.3).
-pub fn follow_create(follower: &DemoUser) -> Value {
-    json!({"type": "channel_follow_create", "data": {"follow": {"follower": follower.short()}}})
-}
-
-/// A `channel_raid_income` envelope (§6.4).
-pub fn raid_income(raider: &DemoUser, raiders_count: u64) -> Value {
-    json!({"type": "channel_raid_income", "data": {"raid": {
-        "source": {"owner": raider.short(), "channel": {"url": raider.nick.to_lowercase()}},
-        "raiders_count": raiders_count,
-        "started_at": unix_now(),
-    }}})
-}
-
-/// A `channel_subscription_create` envelope (§6.5).
-pub fn subscription_create(subscriber: &DemoUser, level_name: &str, price: u64) -> Value {
-    json!({"type": "channel_subscription_create", "data": {"subscription": {
-        "subscriber": subscriber.short(),
-        "level": {"id": "3c1d5f3e-0000-4000-8000-000000000001", "name": level_name, "price": price},
-        "amount": price,
-        "days_duration": 30,
-        "kind": "first_subscription",
-        "started_at": unix_now(),
-    }}})
-}
-
-/// A `channel_points_reward_demand_create` envelope (§6.6).
-pub fn reward_demand_create(id: i64, user: &DemoUser, reward_id: &str, text: &str) -> Value {
-    json!({"type": "channel_points_reward_demand_create", "data": {"demand": {
-        "id": id,
-        "created_at": unix_now(),
-        "user": {"id": user.id, "nick": user.nick},
-        "reward": {"id": reward_id},
-        "message_parts": [text_part(text)],
-    }}})
-}
-
-const PHRASES: [&str; 24] = [
-    "привет всем 👋",
-    "GG 🔥🔥🔥",
-    "ахахах 😂",
-    "когда следующий стрим?",
-    "лучший стрим недели 💯",
-    "а что за игра?",
-    "всем добра ❤️",
-    "ну давай, давай!",
-    "F",
-    "это было больно 😬",
-    "музыка огонь 🎶",
-    "сколько часов уже играешь?",
-    "hello from Berlin 🇩🇪",
-    "lol",
-    "nice play!",
-    "pog",
-    "first time here, hi 🙂",
-    "chat is so fast today",
-    "ez",
-    "можно музыку погромче?",
-    "Ёлки-палки, вот это поворот",
-    "🎉🎉🎉",
-    "кто тут из Питера?",
-    "ставлю лайк 👍",
-];
-
-const SMILES: [(&str, &str, bool); 5] = [
-    ("b7f2a1d4-0000-4000-8000-000000000001", "Kappa", false),
-    ("b7f2a1d4-0000-4000-8000-000000000002", "PogChamp", false),
-    ("b7f2a1d4-0000-4000-8000-000000000003", "котэ", true),
-    ("b7f2a1d4-0000-4000-8000-000000000004", "LUL", false),
-    ("b7f2a1d4-0000-4000-8000-000000000005", "ура", true),
-];
-
-const LINKS: [&str; 3] = [
-    "https://youtu.be/dQw4w9WgXcQ",
-    "https://live.vkvideo.ru/",
-    "https://example.org/обзор?id=42",
-];
-
-fn pick<T>(items: &[T]) -> &T {
-    &items[fastrand::usize(..items.len())]
-}
-
-fn pick_str(items: &[&'static str]) -> &'static str {
-    items[fastrand::usize(..items.len())]
-}
-
-pub(crate) fn random_parts(users: &[DemoUser]) -> Vec<Value> {
-    let mut parts = Vec::new();
-    match fastrand::u32(..100) {
-        0..=54 => parts.push(text_part(pick_str(&PHRASES))),
-        55..=69 => {
-            let target = pick(users);
-            parts.push(mention_part(target.id, &target.nick));
-            parts.push(text_part(&format!(", {}", pick_str(&PHRASES))));
-        }
-        70..=84 => {
-            let (id, name, animated) = *pick(&SMILES);
-            parts.push(text_part(&format!("{} ", pick_str(&PHRASES))));
-            parts.push(smile_part(id, name, animated));
-        }
-        85..=92 => {
-            parts.push(text_part("!sr "));
-            parts.push(link_part(pick_str(&LINKS)));
-        }
-        _ => {
-            let (id, name, animated) = *pick(&SMILES);
-            parts.push(smile_part(id, name, animated));
-            parts.push(smile_part(id, name, animated));
-        }
-    }
-    if fastrand::u32(..10) == 0 {
-        // Real clients send a trailing newline part now and then.
-        parts.push(text_part("\n"));
-    }
-    parts
-}
-
-/// Spawns the demo traffic task (see [`Emulator::start_demo`]).
-pub(crate) fn spawn(emulator: Emulator, names: ChannelNames, rate: f64) -> JoinHandle<()> {
+/// Spawns the demo traffic task: about `rate` publications a second until
+/// the handle is aborted or the emulator shuts down.
+pub(crate) fn spawn(shared: Arc<Shared>, names: ChannelNames, rate: f64) -> JoinHandle<()> {
     tokio::spawn(async move {
         if !rate.is_finite() || rate <= 0.0 {
             return;
@@ -336,82 +30,35 @@ pub(crate) fn spawn(emulator: Emulator, names: ChannelNames, rate: f64) -> JoinH
         let mut next_demand: i64 = 9_000 + i64::from(fastrand::u8(..));
         loop {
             ticker.tick().await;
-            if emulator.is_shut_down() {
+            if shared.is_shut_down() {
                 return;
             }
             let author = pick(&users);
-            match fastrand::u32(..1000) {
+            let (channel, payload) = match fastrand::u32(..1000) {
                 0..=939 => {
                     next_message += 1;
                     let parts = random_parts(&users);
                     let payload = chat_message_send(next_message, unix_now(), author, parts);
-                    emulator.publish(&names.chat, payload);
+                    (&names.chat, payload)
                 }
-                940..=969 => {
-                    emulator.publish(&names.info, follow_create(author));
-                }
+                940..=969 => (&names.info, follow_create(author)),
                 970..=989 => {
                     next_demand += 1;
                     let payload = reward_demand_create(
                         next_demand,
                         author,
-                        "bc211809-1e52-4180-8dbc-e106649ef78a",
+                        SONG_REWARD_ID,
                         pick_str(&PHRASES),
                     );
-                    emulator.publish(&names.private_channel_points, payload);
+                    (&names.private_channel_points, payload)
                 }
                 990..=994 => {
                     let raiders = 5 + u64::from(fastrand::u8(..200));
-                    emulator.publish(&names.info, raid_income(author, raiders));
+                    (&names.info, raid_income(author, raiders))
                 }
-                _ => {
-                    emulator.publish(&names.info, subscription_create(author, "Фанат", 99));
-                }
-            }
+                _ => (&names.info, subscription_create(author, "Фанат", 99)),
+            };
+            shared.lock().publish(channel, &payload);
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chat_message_has_the_documented_shape() {
-        let payload = demo_chat_message(7, "привет 👋");
-        assert_eq!(payload["type"], "channel_chat_message_send");
-        let message = &payload["data"]["chat_message"];
-        assert_eq!(message["id"], 7);
-        assert_eq!(message["parts"][0]["text"]["content"], "привет 👋");
-        assert!(message["author"]["nick_color"].as_u64().unwrap() < 16);
-        assert!(message["author"]["badges"].is_array());
-    }
-
-    #[test]
-    fn demo_users_mix_owner_moderators_and_subscribers() {
-        let users = demo_users();
-        assert!(users.len() >= 30);
-        assert!(users[0].is_owner);
-        assert!(users.iter().filter(|u| u.is_moderator).count() >= 3);
-        assert!(users.iter().any(|u| u.is_subscriber));
-        assert!(users.iter().all(|u| u.nick_color < 16));
-        let author = users[1].author();
-        assert_eq!(
-            author["badges"][0]["achievement_name"], "subscription_01",
-            "{author}"
-        );
-    }
-
-    #[test]
-    fn random_parts_are_one_of_the_four_kinds() {
-        let users = demo_users();
-        for _ in 0..500 {
-            for part in random_parts(&users) {
-                let object = part.as_object().unwrap();
-                assert_eq!(object.len(), 1);
-                let kind = object.keys().next().unwrap();
-                assert!(["text", "mention", "smile", "link"].contains(&kind.as_str()));
-            }
-        }
-    }
 }

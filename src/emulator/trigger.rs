@@ -5,12 +5,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::ChannelNames;
-use super::demo::{
-    DemoUser, chat_message_delete, chat_message_send, demo_users, follow_create, raid_income,
-    reward_demand_create, subscription_create, text_part,
+use super::clock::unix_now;
+use super::names::ChannelNames;
+use super::payloads::{
+    DemoUser, SONG_REWARD_ID, chat_message_delete, chat_message_send, demo_users, follow_create,
+    raid_income, reward_demand_create, subscription_create, text_part,
 };
-use super::state::{State, unix_now};
+use super::state::State;
 
 /// The events a [`Trigger`] can fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -28,7 +29,9 @@ pub enum TriggerEvent {
     Raid,
     /// `channel_subscription_create` (a paid subscription) in the info channel.
     Subscription,
-    /// `channel_points_reward_demand_create` in the private channel-points channel.
+    /// `channel_points_reward_demand_create` in the private channel-points
+    /// channel, for the demo reward "Заказать трек" (its title and price in
+    /// `reward`).
     Reward,
     /// `channel_stream_start` in the info channel.
     StreamStart,
@@ -203,12 +206,9 @@ fn envelope(trigger: &Trigger, user: &DemoUser, id: i64) -> Value {
         TriggerEvent::Follow => follow_create(user),
         TriggerEvent::Raid => raid_income(user, 10),
         TriggerEvent::Subscription => subscription_create(user, "Фанат", 99),
-        TriggerEvent::Reward => reward_demand_create(
-            id,
-            user,
-            "bc211809-1e52-4180-8dbc-e106649ef78a",
-            text.unwrap_or("play my song"),
-        ),
+        TriggerEvent::Reward => {
+            reward_demand_create(id, user, SONG_REWARD_ID, text.unwrap_or("play my song"))
+        }
         TriggerEvent::StreamStart => json!({"type": "channel_stream_start", "data": {}}),
         TriggerEvent::StreamStop => json!({"type": "channel_stream_stop", "data": {}}),
         TriggerEvent::Unknown => json!({

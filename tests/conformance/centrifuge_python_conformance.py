@@ -193,7 +193,7 @@ class Conformance:
     async def test_recovery_after_abort(self):
         connecting_before = len(self.client_events.connecting)
         subscribed_before = len(self.chat_events.subscribed)
-        await call("POST", self.control + "/abort")
+        await call("POST", self.control + "/abort", body={})
         await wait_until(
             lambda: len(self.client_events.connecting) > connecting_before, "the SDK to notice the abort"
         )

@@ -1,20 +1,16 @@
-//! Load for benchmarks: many realistic chat publications, either prebuilt
-//! into frames and queued at once ([`super::Emulator::blast`]), or paced at
-//! a fixed rate with the send time stamped into each message
-//! ([`super::Emulator::publish_paced`]).
+//! The payloads of benchmark load ([`super::Emulator::blast`] and
+//! [`super::Emulator::publish_paced`]): realistic chat messages.
 //!
 //! Payloads come from a fixed pool of chat messages made by the demo builders
 //! (Cyrillic and Latin nicks, badges, roles, mentions, smiles, links) from a
 //! fixed seed, so every client measured against one emulator gets the same
 //! bytes. Each publication gets its own message id.
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
 
 use serde_json::value::RawValue;
 
-use super::demo::{chat_message_send, demo_users, random_parts, text_part};
-use super::state::Shared;
+use super::payloads::{chat_message_send, demo_users, random_parts, text_part};
 
 /// Messages in the pool; publications cycle through it.
 const POOL_SIZE: usize = 512;
@@ -114,7 +110,7 @@ pub(crate) fn chat_payload(index: usize) -> Box<RawValue> {
 }
 
 /// Like [`chat_payload`], with a first text part `⏱<unix time in ns>`.
-fn stamped_payload(index: usize, stamp: u128) -> Box<RawValue> {
+pub(crate) fn stamped_payload(index: usize, stamp: u128) -> Box<RawValue> {
     let pool = pool();
     pool.stamped[index % pool.stamped.len()].fill(FIRST_ID + index as i64, Some(stamp))
 }
@@ -123,42 +119,6 @@ fn stamped_payload(index: usize, stamp: u128) -> Box<RawValue> {
 /// nanoseconds since the Unix epoch.
 pub fn stamp_of(text: &str) -> Option<u128> {
     text.strip_prefix(STAMP_PREFIX)?.parse().ok()
-}
-
-/// Nanoseconds since the Unix epoch.
-pub(crate) fn unix_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-}
-
-/// Publishes `count` stamped chat messages into `channel`, `rate` a second,
-/// each on its own, from a thread of its own (a thread, not a task: its
-/// sleeps are precise to tens of microseconds). The stamp is taken just
-/// before the publication is queued to the subscribers' writers.
-pub(crate) fn spawn_paced(
-    shared: Arc<Shared>,
-    channel: String,
-    count: usize,
-    rate: f64,
-) -> std::thread::JoinHandle<usize> {
-    let period = Duration::from_secs_f64((1.0 / rate.max(1e-3)).min(86_400.0));
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        for index in 0..count {
-            if *shared.shutdown.borrow() {
-                return index;
-            }
-            let due = start + period.mul_f64(index as f64);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            let payload = stamped_payload(index, unix_nanos());
-            shared.lock().publish_raw(&channel, payload);
-        }
-        count
-    })
 }
 
 #[cfg(test)]
