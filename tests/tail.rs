@@ -521,7 +521,12 @@ async fn tail_refuses_a_token_flag_and_reads_the_token_from_a_file() {
     let emulator = start(EmulatorConfig::default()).await;
     let mut command = vklive_tail(&["--token", USER_TOKEN, "api-channel-chat:1"]);
     let done = finish(command.spawn().unwrap()).await;
-    assert_eq!(done.status.code(), Some(2), "a usage error: {}", done.stderr);
+    assert_eq!(
+        done.status.code(),
+        Some(2),
+        "a usage error: {}",
+        done.stderr
+    );
     assert!(done.stderr.contains("--token"), "{}", done.stderr);
 
     let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tail-token-file");
@@ -557,7 +562,14 @@ async fn tail_kind_shows_only_the_kinds_named() {
     let child = tail(
         &emulator,
         USER_TOKEN,
-        &["--kind", "follow,raid", "-n", "1", "--channel-url", "streamer"],
+        &[
+            "--kind",
+            "follow,raid",
+            "-n",
+            "1",
+            "--channel-url",
+            "streamer",
+        ],
     )
     .env_remove("RUST_LOG")
     .spawn()
@@ -581,7 +593,10 @@ async fn tail_kind_shows_only_the_kinds_named() {
         .collect();
     assert_eq!(publications.len(), 1, "{}", done.stdout);
     assert_eq!(publications[0]["type"], "channel_follow_create");
-    assert!(done.stdout.contains(r#""event":"subscribed""#), "lifecycle lines stay");
+    assert!(
+        done.stdout.contains(r#""event":"subscribed""#),
+        "lifecycle lines stay"
+    );
 }
 
 /// Issue 24.8: a stop request ends `tail` even when nobody reads its stdout
@@ -634,7 +649,10 @@ async fn sigterm_ends_tail_whose_stdout_pipe_nobody_reads() {
     // SAFETY: sending a signal to our own child, whose pid we just read.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let status = within(child.wait()).await.unwrap();
-    eprintln!("tail ended {:?} after SIGTERM with a full pipe", asked.elapsed());
+    eprintln!(
+        "tail ended {:?} after SIGTERM with a full pipe",
+        asked.elapsed()
+    );
     assert!(status.success(), "{status:?}");
     // What was written stays: the pipe still holds whole NDJSON lines.
     let mut stdout = stdout;
@@ -642,7 +660,10 @@ async fn sigterm_ends_tail_whose_stdout_pipe_nobody_reads() {
     within(stdout.read_to_end(&mut written)).await.unwrap();
     let text = String::from_utf8_lossy(&written);
     let first = text.lines().next().expect("lines were written");
-    assert!(serde_json::from_str::<serde_json::Value>(first).is_ok(), "{first}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "{first}"
+    );
 }
 
 /// Issue 24.9: the server's close reason is cleaned of control characters
