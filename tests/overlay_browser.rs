@@ -96,8 +96,11 @@ fn browser_available(test: &str) -> bool {
          (`apt-get update && apt-get install -y chromium chromium-driver`; .ci/run does), \
          or set CHROMEDRIVER and CHROME_BIN"
     );
-    println!(
-        "{test}: skipped, no {missing} found (apt-get install chromium chromium-driver; CI fails instead)"
+    // Straight to stderr, past the test harness's capture: the one line shows.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: skipped, no {missing} found (apt-get install chromium chromium-driver; with CI set it fails)"
     );
     false
 }
