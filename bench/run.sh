@@ -52,11 +52,13 @@ if [ -n "$BASE" ] && [ -z "$BASE_BENCH" ]; then
     BASE_SRC="$TARGET/bench-base-src"
     git worktree remove --force "$BASE_SRC" 2>/dev/null || rm -rf "$BASE_SRC"
     git worktree add --quiet --detach "$BASE_SRC" "$BASE" >&2
-    echo "bench: building the base $BASE (release)" >&2
-    (cd "$BASE_SRC" && CARGO_TARGET_DIR="$TARGET/bench-base-target" \
-        cargo build --quiet --release --features emulator --example bench)
     # A base from before the bench-release profile built whole in `release`.
-    BASE_BENCH="$TARGET/bench-base-target/release/examples/bench"
+    BASE_PROFILE=release
+    grep -q '^\[profile.bench-release\]' "$BASE_SRC/Cargo.toml" && BASE_PROFILE=bench-release
+    echo "bench: building the base $BASE ($BASE_PROFILE)" >&2
+    (cd "$BASE_SRC" && CARGO_TARGET_DIR="$TARGET/bench-base-target" \
+        cargo build --quiet --profile "$BASE_PROFILE" --features emulator --example bench)
+    BASE_BENCH="$TARGET/bench-base-target/$BASE_PROFILE/examples/bench"
     git worktree remove --force "$BASE_SRC"
 fi
 
