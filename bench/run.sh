@@ -9,8 +9,9 @@
 #                                # (A B A B …, AB_ROUNDS pairs, default 5), and the ratio
 #
 # Installs the peer SDKs into $CARGO_TARGET_DIR/bench-peers (target/bench-peers
-# by default; reused when present), builds the examples in release, starts
-# target/release/examples/emulator (no per-connection channel limit), runs
+# by default; reused when present), builds the examples with the
+# bench-release profile (release + fat LTO), starts
+# target/bench-release/examples/emulator (no per-connection channel limit), runs
 # examples/bench.rs (e2e, 1000 channels, latency) and the two peer clients in
 # bench/peers/ (e2e), then prints the ratio table (bench/report.py). Each
 # client measures its own process's CPU with the same two-point method.
@@ -40,9 +41,10 @@ if ! "$PEERS/venv/bin/python" -c 'import centrifuge' 2>/dev/null; then
     "$PEERS/venv/bin/pip" install --quiet --disable-pip-version-check 'centrifuge-python>=0.7,<0.8' >&2
 fi
 
-echo "bench: building (release)" >&2
-cargo build --quiet --release --features emulator --examples
-BIN="$TARGET/release/examples"
+# Whole-program LTO: the `bench-release` profile (Cargo.toml).
+echo "bench: building (bench-release)" >&2
+cargo build --quiet --profile bench-release --features emulator --examples
+BIN="$TARGET/bench-release/examples"
 BASE_BENCH="${BASE_BENCH:-}"   # a base bench binary built already (skips the build)
 if [ -n "$BASE" ] && [ -z "$BASE_BENCH" ]; then
     # The base commit's bench, built from its own tree into its own target
@@ -50,10 +52,13 @@ if [ -n "$BASE" ] && [ -z "$BASE_BENCH" ]; then
     BASE_SRC="$TARGET/bench-base-src"
     git worktree remove --force "$BASE_SRC" 2>/dev/null || rm -rf "$BASE_SRC"
     git worktree add --quiet --detach "$BASE_SRC" "$BASE" >&2
-    echo "bench: building the base $BASE (release)" >&2
+    # A base from before the bench-release profile built whole in `release`.
+    BASE_PROFILE=release
+    grep -q '^\[profile.bench-release\]' "$BASE_SRC/Cargo.toml" && BASE_PROFILE=bench-release
+    echo "bench: building the base $BASE ($BASE_PROFILE)" >&2
     (cd "$BASE_SRC" && CARGO_TARGET_DIR="$TARGET/bench-base-target" \
-        cargo build --quiet --release --features emulator --example bench)
-    BASE_BENCH="$TARGET/bench-base-target/release/examples/bench"
+        cargo build --quiet --profile "$BASE_PROFILE" --features emulator --example bench)
+    BASE_BENCH="$TARGET/bench-base-target/$BASE_PROFILE/examples/bench"
     git worktree remove --force "$BASE_SRC"
 fi
 

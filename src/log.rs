@@ -52,8 +52,9 @@ pub fn safe_filter() -> tracing_subscriber::filter::FilterFn<fn(&tracing::Metada
 
 /// Logs to stderr, as `RUST_LOG` says (else `default`, e.g. `"warn"` or
 /// `"warn,my_bot=info"`), through [`safe_filter`]: the one-line safe set-up
-/// for a program. Does nothing when the program already installed a global
-/// subscriber.
+/// for a program. Colour only when stderr is a terminal (a log redirected to
+/// a file has no escape codes). Does nothing when the program already
+/// installed a global subscriber.
 ///
 /// ```no_run
 /// vklive_pubsub::log::init("warn,bot=info");
@@ -62,6 +63,7 @@ pub fn safe_filter() -> tracing_subscriber::filter::FilterFn<fn(&tracing::Metada
 #[cfg(feature = "logging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
 pub fn init(default: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::filter::FilterExt;
     use tracing_subscriber::prelude::*;
     let wanted = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -70,6 +72,7 @@ pub fn init(default: &str) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_filter(wanted.and(safe_filter())),
         )
         .try_init();

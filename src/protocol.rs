@@ -1086,7 +1086,10 @@ mod tests {
         let stray: Vec<Reply> = decode_frame("{\"connect\":{}}")
             .map(Result::unwrap)
             .collect();
-        assert!(!is_empty_reply(&stray[0]), "a result without an id is not a ping");
+        assert!(
+            !is_empty_reply(&stray[0]),
+            "a result without an id is not a ping"
+        );
     }
 
     #[test]

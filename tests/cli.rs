@@ -8,6 +8,11 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 const VKLIVE: &str = env!("CARGO_BIN_EXE_vklive");
+
+/// A config directory holding no login.
+fn no_login_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("vklive-no-login")
+}
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
@@ -22,6 +27,8 @@ fn vklive(args: &[&str]) -> Command {
         .args(args)
         .env_remove("VKLIVE_TOKEN")
         .env_remove("RUST_LOG")
+        // No stored login from the machine's user: an empty config directory.
+        .env("VKLIVE_CONFIG_DIR", no_login_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -220,4 +227,44 @@ async fn trigger_fires_every_named_event_and_counts() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.starts_with("trigger: "), "{stderr}");
     assert!(stderr.contains("nobody"), "{stderr}");
+}
+
+/// Issue 24.11: a number flag that is not finite is a usage error (exit 2,
+/// clap's message), never a panic (exit 101), in every subcommand.
+#[tokio::test]
+async fn non_finite_numbers_in_flags_are_usage_errors() {
+    let cases: [&[&str]; 6] = [
+        &["emulator", "--ping-interval", "NaN"],
+        &["emulator", "--ping-interval", "inf"],
+        &["emulator", "--demo", "NaN"],
+        &["emulator", "--token-ttl", "-inf"],
+        &["overlay", "--demo", "--demo-rate", "NaN"],
+        &["token", "--timeout", "NaN"],
+    ];
+    for args in cases {
+        let output = within(vklive(args).output()).await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("finite"), "{args:?}: {stderr}");
+    }
+}
+
+/// Issue 25.5: `vklive completions SHELL` prints a completion script that
+/// names the subcommands.
+#[tokio::test]
+async fn completions_print_a_script_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = within(vklive(&["completions", shell]).output())
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8(output.stdout).unwrap();
+        for subcommand in ["tail", "send", "token", "overlay", "emulator", "trigger"] {
+            assert!(script.contains(subcommand), "{shell}: {subcommand}");
+        }
+    }
+    let output = within(vklive(&["completions", "tcsh-or-so"]).output())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }

@@ -17,6 +17,11 @@ use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
 
 const VKLIVE: &str = env!("CARGO_BIN_EXE_vklive");
 
+/// A config directory holding no login.
+fn no_login_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("vklive-no-login")
+}
+
 /// `vklive tail` with piped output, no token and no `RUST_LOG` unless added.
 fn vklive_tail(args: &[&str]) -> Command {
     let mut command = Command::new(VKLIVE);
@@ -25,6 +30,8 @@ fn vklive_tail(args: &[&str]) -> Command {
         .args(args)
         .env_remove("VKLIVE_TOKEN")
         .env_remove("RUST_LOG")
+        // No stored login from the machine's user: an empty config directory.
+        .env("VKLIVE_CONFIG_DIR", no_login_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -505,4 +512,181 @@ fn strip_ansi(text: &str) -> String {
         }
     }
     out
+}
+
+/// Issue 24.4: no token on the command line (it shows in `ps`): `--token`
+/// is refused as an unknown flag, and `--token-file` is read instead.
+#[tokio::test]
+async fn tail_refuses_a_token_flag_and_reads_the_token_from_a_file() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let mut command = vklive_tail(&["--token", USER_TOKEN, "api-channel-chat:1"]);
+    let done = finish(command.spawn().unwrap()).await;
+    assert_eq!(
+        done.status.code(),
+        Some(2),
+        "a usage error: {}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("--token"), "{}", done.stderr);
+
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tail-token-file");
+    std::fs::write(&file, format!("{USER_TOKEN}\n")).unwrap();
+    let mut command = vklive_tail(&[
+        "--api-url",
+        &emulator.api_url(),
+        "--ws-url",
+        &emulator.ws_url(),
+        "--token-file",
+        file.to_str().unwrap(),
+        "-n",
+        "1",
+        "api-channel-chat:1",
+    ]);
+    let child = command.spawn().unwrap();
+    wait_until(&emulator, "tail subscribed", |e| {
+        e.subscriber_count("api-channel-chat:1") == 1
+    })
+    .await;
+    emulator.publish("api-channel-chat:1", chat(1, "from a file"));
+    let done = finish(child).await;
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(done.stdout.contains("from a file"), "{}", done.stdout);
+}
+
+/// Issue 25.4: `--kind` shows only the kinds named (lifecycle lines stay),
+/// and `-n` counts only those.
+#[tokio::test]
+async fn tail_kind_shows_only_the_kinds_named() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let names = emulator.add_channel("streamer", 2);
+    let child = tail(
+        &emulator,
+        USER_TOKEN,
+        &[
+            "--kind",
+            "follow,raid",
+            "-n",
+            "1",
+            "--channel-url",
+            "streamer",
+        ],
+    )
+    .env_remove("RUST_LOG")
+    .spawn()
+    .unwrap();
+    wait_until(&emulator, "tail subscribed", |e| {
+        e.subscriber_count(&names.chat) == 1 && e.subscriber_count(&names.info) == 1
+    })
+    .await;
+    emulator.publish(&names.chat, chat(1, "not shown"));
+    emulator.publish(
+        &names.info,
+        vklive_pubsub::emulator::follow_create(&vklive_pubsub::emulator::DemoUser::new(5, "fan")),
+    );
+    let done = finish(child).await;
+    assert!(done.status.success(), "{}", done.stderr);
+    let publications: Vec<serde_json::Value> = done
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["event"] == "publication")
+        .collect();
+    assert_eq!(publications.len(), 1, "{}", done.stdout);
+    assert_eq!(publications[0]["type"], "channel_follow_create");
+    assert!(
+        done.stdout.contains(r#""event":"subscribed""#),
+        "lifecycle lines stay"
+    );
+}
+
+/// Issue 24.8: a stop request ends `tail` even when nobody reads its stdout
+/// (a full pipe blocked its writes before, and SIGTERM went unheard); what
+/// it had written stays readable.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_tail_whose_stdout_pipe_nobody_reads() {
+    use std::os::fd::AsRawFd;
+    let emulator = start(EmulatorConfig {
+        outgoing_queue_capacity: 10_000_000,
+        ..Default::default()
+    })
+    .await;
+    let mut child = tail(&emulator, USER_TOKEN, &["api-channel-chat:1"])
+        .env_remove("RUST_LOG")
+        .spawn()
+        .unwrap();
+    wait_until(&emulator, "tail subscribed", |e| {
+        e.subscriber_count("api-channel-chat:1") == 1
+    })
+    .await;
+    // Far more than the pipe, tail's buffer and its queue hold together.
+    emulator
+        .blast("api-channel-chat:1", 20_000, 100)
+        .expect("blast");
+    let stdout = child.stdout.take().unwrap();
+    // The pipe is full when its unread bytes reach its capacity (give or
+    // take a page).
+    let capacity = {
+        // SAFETY: F_GETPIPE_SZ on a pipe this test owns.
+        let size = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        usize::try_from(size).unwrap_or(65_536)
+    };
+    within(async {
+        loop {
+            let mut unread: libc::c_int = 0;
+            // SAFETY: FIONREAD into an int, on a pipe this test owns.
+            unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut unread) };
+            // Full up to the last page (lines do not fill every page).
+            if usize::try_from(unread).unwrap_or(0) + 4096 >= capacity {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let pid = child.id().expect("running") as libc::pid_t;
+    let asked = Instant::now();
+    // SAFETY: sending a signal to our own child, whose pid we just read.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = within(child.wait()).await.unwrap();
+    eprintln!(
+        "tail ended {:?} after SIGTERM with a full pipe",
+        asked.elapsed()
+    );
+    assert!(status.success(), "{status:?}");
+    // What was written stays: the pipe still holds whole NDJSON lines.
+    let mut stdout = stdout;
+    let mut written = Vec::new();
+    within(stdout.read_to_end(&mut written)).await.unwrap();
+    let text = String::from_utf8_lossy(&written);
+    let first = text.lines().next().expect("lines were written");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "{first}"
+    );
+}
+
+/// Issue 24.9: the server's close reason is cleaned of control characters
+/// before it reaches the terminal in tail's final error line.
+#[tokio::test]
+async fn tails_final_error_carries_no_escape_from_the_server() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let mut command = tail(&emulator, USER_TOKEN, &["api-channel-chat:1"]);
+    command.env_remove("RUST_LOG");
+    let child = command.spawn().unwrap();
+    wait_until(&emulator, "tail subscribed", |e| {
+        e.subscriber_count("api-channel-chat:1") == 1
+    })
+    .await;
+    // 3501 (bad request) is terminal: the client gives up with the reason.
+    emulator.close_all(3501, "bad\u{1b}]0;owned\u{7}\u{1b}[2Jrequest\r\n");
+    let done = finish(child).await;
+    assert!(!done.status.success());
+    let cause = one_line_cause(&done.stderr);
+    assert!(cause.contains("bad"), "{cause:?}");
+    assert!(
+        !done.stderr.chars().any(|c| c.is_control() && c != '\n'),
+        "a control character reached stderr: {:?}",
+        done.stderr
+    );
 }

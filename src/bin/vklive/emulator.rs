@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
 
+use crate::numbers::non_negative;
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, clap::Args)]
@@ -21,7 +22,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     host: IpAddr,
     /// Publish demo traffic at this many messages per second.
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", value_parser = non_negative)]
     demo: Option<f64>,
     /// Bearer access token of the demo user.
     #[arg(long, default_value = "demo-token")]
@@ -33,10 +34,10 @@ pub(crate) struct Args {
     #[arg(long, default_value = "demo")]
     slug: String,
     /// Server ping interval, seconds (fractions allowed).
-    #[arg(long, default_value_t = 25.0)]
+    #[arg(long, default_value_t = 25.0, value_parser = non_negative)]
     ping_interval: f64,
     /// Lifetime of issued pubsub tokens, seconds (default: never expire).
-    #[arg(long)]
+    #[arg(long, value_parser = non_negative)]
     token_ttl: Option<f64>,
     /// Subscriptions allowed per connection; 0 for no limit (Centrifugo's
     /// default is 128).
@@ -55,8 +56,9 @@ pub(crate) struct Args {
     app: Option<String>,
 }
 
+/// `value` seconds (checked finite by the flag's parser), at most 1e9.
 fn seconds(value: f64) -> Duration {
-    Duration::from_secs_f64(value.clamp(0.0, 1e9))
+    Duration::try_from_secs_f64(value.clamp(0.0, 1e9)).unwrap_or(Duration::ZERO)
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), String> {
@@ -75,6 +77,12 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     let emulator = Emulator::start_on(SocketAddr::new(args.host, args.port), config)
         .await
         .map_err(|error| format!("cannot listen on {}:{}: {error}", args.host, args.port))?;
+    if !emulator.is_loopback() {
+        eprintln!(
+            "emulator: WARNING: listening on {} (not loopback): anyone who reaches it can drive its control API",
+            emulator.addr()
+        );
+    }
     emulator.add_user(&args.token, args.user_id, "demo_user");
     if let Some(app) = &args.app {
         let (id, secret) = app.split_once(':').ok_or("--app takes id:secret")?;

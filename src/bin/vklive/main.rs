@@ -1,31 +1,45 @@
 //! `vklive`: VK Video Live from the command line.
 //!
 //! ```text
-//! vklive tail [--demo] [--json] [-n N] [-q] [--channel-url SLUG]... [CHANNEL]...
+//! vklive tail [--demo] [--json] [-n N] [-q] [--kind K,...] [--channel-url SLUG]... [CHANNEL]...
+//! vklive send [--api-url URL] --channel-url SLUG [--reply-to ID] [--mention USER_ID]... TEXT...
+//! vklive token [--client-id ID] [--port P] | token check | token refresh
+//! vklive overlay [--api-url URL] [--ws-url URL] --channel-url SLUG [--port P] [--kind K,...] [--allow-host NAME]
 //! vklive emulator [--port P] [--demo RATE] [--channel-limit N] [--no-history] [--seed S]
 //! vklive trigger EVENT --emulator URL [--channel C] [--nick X] [--text T] [--count N]
+//! vklive completions bash|zsh|fish
 //! ```
 //!
-//! Install with `cargo install --path . --features cli`. Logs go to stderr
-//! (`RUST_LOG`); tokens are never printed, at any log level.
+//! Install with `cargo install --locked --path . --features cli`; every
+//! subcommand is in `docs/cli.md`. Logs go to stderr (`RUST_LOG`); tokens
+//! are never printed, at any log level, nor taken on the command line.
 
+mod credentials;
 mod emulator;
+mod kinds;
+mod login;
+mod numbers;
+mod output;
+mod overlay;
 mod render;
+mod send;
 mod shutdown;
 mod tail;
+mod token;
 mod trigger;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "vklive",
     version,
-    about = "VK Video Live from the command line: follow channels, run an emulator, fire events into it",
-    after_help = "Not in this version: `vklive send` (send a chat message) and `vklive token` \
-(get a user token through OAuth); they come with chat-bot support."
+    about = "VK Video Live from the command line: follow channels, send chat, sign in, \
+serve an OBS overlay, run an emulator, fire events into it",
+    after_help = "The access token comes from VKLIVE_TOKEN, --token-file PATH, or the login \
+stored by `vklive token` (refreshed when it has expired). Every subcommand: docs/cli.md."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,19 +51,52 @@ enum Command {
     /// Follow channels and print every event: readable lines on a terminal,
     /// NDJSON otherwise (or with --json).
     Tail(tail::Args),
+    /// Send one chat message to a channel's live stream.
+    Send(send::Args),
+    /// Sign in through VK's OAuth page and store the token; `check` or
+    /// `refresh` it later.
+    Token(token::Args),
+    /// Serve the alerts-and-chat overlay for an OBS browser source.
+    Overlay(overlay::Args),
     /// Run the VK DevAPI + pubsub emulator until SIGINT or SIGTERM.
     Emulator(emulator::Args),
     /// Fire named events into a running emulator (like `twitch event trigger`).
     Trigger(trigger::Args),
+    /// Print a shell completion script: `vklive completions bash > …`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Overlay(_) => "warn,vklive::overlay=info",
+        _ => "warn",
+    };
+    init_logging(default_log);
     let (name, outcome) = match cli.command {
         Command::Tail(args) => (
             "tail",
             runtime(true).and_then(|rt| rt.block_on(tail::run(args))),
+        ),
+        Command::Send(args) => {
+            return match runtime(false) {
+                Ok(rt) => rt.block_on(send::run(args)),
+                Err(message) => {
+                    eprintln!("send: {message}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Token(args) => (
+            "token",
+            runtime(false).and_then(|rt| rt.block_on(token::run(args))),
+        ),
+        Command::Overlay(args) => (
+            "overlay",
+            runtime(true).and_then(|rt| rt.block_on(overlay::run(args))),
         ),
         // One thread: with --seed, every random choice of the emulator comes
         // from the one seeded generator of that thread.
@@ -61,6 +108,10 @@ fn main() -> ExitCode {
             "trigger",
             runtime(false).and_then(|rt| rt.block_on(trigger::run(args))),
         ),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "vklive", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,20 +134,8 @@ fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, String> {
         .map_err(|error| format!("cannot start the runtime: {error}"))
 }
 
-/// Logs on stderr, `warn` unless `RUST_LOG` says otherwise, never the
-/// dependency lines that may carry tokens.
-fn init_logging() {
-    use tracing_subscriber::filter::{FilterExt, filter_fn};
-    use tracing_subscriber::prelude::*;
-    let wanted = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // tungstenite dumps whole frames at `trace`, tokens included: drop those lines.
-    let safe = filter_fn(|metadata| !vklive_pubsub::may_contain_tokens(metadata));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(wanted.and(safe)),
-        )
-        .init();
+/// Logs on stderr, `default` unless `RUST_LOG` says otherwise, in colour
+/// only on a terminal, never the dependency lines that may carry tokens.
+fn init_logging(default: &str) {
+    vklive_pubsub::log::init(default);
 }

@@ -297,7 +297,7 @@ fn lifecycle(event: &Event) -> (&'static str, String) {
 
 /// Text from the network made safe for a terminal: control characters
 /// (escape sequences, carriage returns, newlines) become spaces.
-fn clean(text: &str) -> String {
+pub(crate) fn clean(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()

@@ -1,25 +1,34 @@
 //! `vklive tail`: follow channels and print every event.
 
 use std::collections::HashSet;
-use std::io::{IsTerminal, Write};
-use std::time::Instant;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
-use vklive_pubsub::{Authorization, Client, CloseReason, Event};
+use vklive_pubsub::{Authorization, Client, CloseReason, Credentials, Event};
 
-use crate::render::Style;
+use crate::credentials::{self, TokenArgs};
+use crate::kinds::{Kind, KindFilter};
+use crate::output::Output;
+use crate::render::{Style, clean};
 use crate::shutdown::Shutdown;
 
 /// The embedded emulator's user token in `--demo` (a made-up one).
 const DEMO_TOKEN: &str = "demo-access-token";
 /// Demo chat messages a second.
 const DEMO_RATE: f64 = 5.0;
+/// After a stop request: how long closing the connection, then writing what
+/// is queued, may take (together under a second, whatever stdout's reader does).
+const STOP_PATIENCE: Duration = Duration::from_millis(400);
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "The access token comes from VKLIVE_TOKEN (or --token). \
-Without one, try --demo: it tails the embedded emulator's invented chat. \
-The first connect gives up after 3 failed attempts or 15 s, whichever comes first.")]
+#[command(
+    after_help = "The access token comes from VKLIVE_TOKEN, --token-file, or the login \
+stored by `vklive token`. Without one, try --demo: it tails the embedded emulator's invented chat. \
+The first connect gives up after 3 failed attempts or 15 s, whichever comes first."
+)]
 pub(crate) struct Args {
     /// DevAPI base URL.
     #[arg(long, default_value = vklive_pubsub::auth::DEFAULT_API_URL)]
@@ -27,14 +36,17 @@ pub(crate) struct Args {
     /// Pubsub WebSocket URL.
     #[arg(long, default_value = vklive_pubsub::DEFAULT_WS_URL)]
     ws_url: String,
-    /// A user access token (default: the VKLIVE_TOKEN environment variable).
-    #[arg(long, env = "VKLIVE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Resolve this channel slug and follow its chat, info and channel points
-    /// channels (and the private ones when a token is granted).
+    #[command(flatten)]
+    token: TokenArgs,
+    /// Follow this VK channel (a slug or its page's URL): its chat, info and
+    /// channel points channels, and the private ones the token is granted.
     #[arg(long = "channel-url", value_name = "SLUG")]
     channel_urls: Vec<String>,
-    /// Exit with status 0 after this many publications.
+    /// Show only these kinds of event (comma-separated); lifecycle lines
+    /// (connected, subscribed, gaps) are always shown.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND,...")]
+    kind: Vec<Kind>,
+    /// Exit with status 0 after this many publications (of the kinds shown).
     #[arg(short = 'n', value_name = "N")]
     count: Option<u64>,
     /// Print no per-event lines; print a summary line at exit.
@@ -54,100 +66,78 @@ pub(crate) struct Args {
 pub(crate) async fn run(mut args: Args) -> Result<(), String> {
     let mut shutdown = Shutdown::listen();
     // Kept alive for the whole run when tailing the demo.
-    let _emulator = if args.demo {
-        Some(start_demo(&mut args).await?)
+    let (_emulator, credentials) = if args.demo {
+        let (emulator, credentials) = start_demo(&mut args).await?;
+        (Some(emulator), credentials)
     } else {
-        None
+        (
+            None,
+            credentials::required(&args.token).map_err(|error| {
+                format!("{error}, or run `vklive tail --demo` to tail the built-in emulator")
+            })?,
+        )
     };
-    let token = args.token.clone().ok_or(
-        "no access token: set VKLIVE_TOKEN (or pass --token), \
-         or run `vklive tail --demo` to tail the built-in emulator",
-    )?;
-    let credentials = Authorization::user(token);
-
-    let mut builder = Client::builder(credentials.clone())
+    if args.channels.is_empty() && args.channel_urls.is_empty() {
+        return Err("no channels: name some, or use --channel-url SLUG".into());
+    }
+    // What was asked for: each channel name, and each VK channel (whose
+    // lookup, when it fails, is reported under the slug as given).
+    let mut unanswered: HashSet<String> = args.channels.iter().cloned().collect();
+    let mut builder = Client::builder_with(credentials)
         .api_url(&args.api_url)
         .ws_url(&args.ws_url)
         .channels(args.channels.clone());
-    let mut wanted: HashSet<String> = args.channels.iter().cloned().collect();
-    let api =
-        vklive_pubsub::auth::VkApi::new(&args.api_url, std::sync::Arc::new(credentials.clone()))
-            .map_err(|error| error.to_string())?;
-    for slug in &args.channel_urls {
-        let info = api.channel(slug).await.map_err(|error| error.to_string())?;
-        let names = &info.web_socket_channels;
-        // The public chat, filled in from REST after a loss; the other
-        // public channels as they are.
-        for name in names.public() {
-            builder = if names.chat.as_ref() == Some(&name) {
-                builder.chat_channel(name.clone(), slug)
-            } else {
-                builder.channel(name.clone())
-            };
-            wanted.insert(name);
-        }
-        // Private channels only when this user is granted a token for them
-        // (VK's rule: no token in the answer means no access).
-        let private = names.private();
-        let granted = api
-            .subscription_tokens(&private)
-            .await
-            .map_err(|error| error.to_string())?;
-        for name in private
-            .into_iter()
-            .filter(|name| granted.contains_key(name))
-        {
-            builder = builder.channel(name.clone());
-            wanted.insert(name);
-        }
+    for input in &args.channel_urls {
+        builder = builder.channel_url(input);
+        unanswered
+            .insert(vklive_pubsub::auth::channel_slug(input).unwrap_or_else(|_| input.clone()));
     }
-    if wanted.is_empty() {
-        return Err("no channels: name some, or use --channel-url SLUG".into());
-    }
+    let asked = unanswered.len();
 
     let started = Instant::now();
     let (client, mut events) = tokio::select! {
-        connected = builder.connect() => connected.map_err(|error| error.to_string())?,
+        connected = builder.connect() => connected.map_err(|error| clean(&error.to_string()))?,
         () = shutdown.requested() => return Ok(()),
     };
 
     let style = Style::choose(args.json, std::io::stdout().is_terminal());
+    let filter = KindFilter::new(&args.kind);
+    let output = Output::stdout()?;
     let mut publications = 0u64;
     let mut subscribed_any = false;
     let mut refused: Vec<String> = Vec::new();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Closing: past -n N, after a failure, or on a stop request (`stopping`),
+    // when nothing may wait on stdout's reader any more.
     let mut closing = false;
+    let mut stopping = false;
     let mut failure: Option<String> = None;
     let outcome = loop {
-        // Flush only when no event is ready, so bursts cost one write.
         let event = match events.next().now_or_never() {
             Some(event) => event,
-            None => {
-                let _ = out.flush();
-                tokio::select! {
-                    event = events.next() => event,
-                    () = shutdown.requested(), if !closing => {
-                        closing = true;
-                        let _ = client.close().await;
-                        continue;
-                    }
+            None => tokio::select! {
+                event = events.next() => event,
+                () = shutdown.requested(), if !stopping => {
+                    stopping = true;
+                    closing = true;
+                    close(&client).await;
+                    continue;
                 }
-            }
+            },
         };
         let Some(event) = event else {
             break Ok(());
         };
         if let Event::Closed { reason } = event {
             break match (reason, failure.take()) {
-                (CloseReason::Failed(error), _) => Err(error.to_string()),
+                (CloseReason::Failed(error), _) => Err(clean(&error.to_string())),
                 (_, Some(failure)) => Err(failure),
                 _ => Ok(()),
             };
         }
         match &event {
-            Event::Publication(_) => {
-                if closing {
-                    continue; // past -n N, or interrupted: print nothing more
+            Event::Publication(publication) => {
+                if closing || !filter.shows(&publication.event) {
+                    continue; // past -n N or stopping, or a kind not asked for
                 }
                 publications += 1;
             }
@@ -158,19 +148,34 @@ pub(crate) async fn run(mut args: Args) -> Result<(), String> {
                 reason,
             } => {
                 refused.push(format!("{channel} ({code} {reason})"));
-                if !subscribed_any && !closing && refused.len() >= wanted.len() {
-                    failure = Some(format!(
+                unanswered.remove(channel);
+                if !subscribed_any && !closing && asked > 0 && unanswered.is_empty() {
+                    failure = Some(clean(&format!(
                         "none of the channels could be subscribed: {}",
                         refused.join(", ")
-                    ));
+                    )));
                     closing = true;
-                    let _ = client.close().await;
+                    close(&client).await;
                 }
             }
             _ => {}
         }
-        if !args.quiet && writeln!(out, "{}", style.line(&event)).is_err() {
-            break Ok(()); // stdout closed (e.g. piped into `head`)
+        if !args.quiet {
+            let line = style.line(&event);
+            if stopping {
+                output.try_line(line);
+            } else {
+                tokio::select! {
+                    sent = output.line(line) => if sent.is_err() {
+                        break Ok(()); // stdout closed (e.g. piped into `head`)
+                    },
+                    () = shutdown.requested() => {
+                        stopping = true;
+                        closing = true;
+                        close(&client).await;
+                    }
+                }
+            }
         }
         if !closing && args.count.is_some_and(|count| publications >= count) {
             closing = true;
@@ -179,14 +184,28 @@ pub(crate) async fn run(mut args: Args) -> Result<(), String> {
     };
     if args.quiet {
         let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-        let _ = writeln!(out, "{}", style.summary(publications, seconds));
+        output.try_line(style.summary(publications, seconds));
     }
-    let _ = out.flush();
+    if stopping {
+        output.finish(Some(STOP_PATIENCE)).await;
+    } else {
+        // Everything is written, however slowly it is read, unless a stop
+        // request comes meanwhile.
+        tokio::select! {
+            () = output.finish(None) => {}
+            () = shutdown.requested() => {}
+        }
+    }
     outcome
 }
 
+/// Closes the connection, giving up after [`STOP_PATIENCE`].
+async fn close(client: &Client) {
+    let _ = tokio::time::timeout(STOP_PATIENCE, client.close()).await;
+}
+
 /// Starts the embedded emulator with demo traffic and points `args` at it.
-async fn start_demo(args: &mut Args) -> Result<Emulator, String> {
+async fn start_demo(args: &mut Args) -> Result<(Emulator, Arc<dyn Credentials>), String> {
     let emulator = Emulator::start(EmulatorConfig::default())
         .await
         .map_err(|error| format!("cannot start the emulator: {error}"))?;
@@ -199,9 +218,8 @@ async fn start_demo(args: &mut Args) -> Result<Emulator, String> {
     );
     args.api_url = emulator.api_url();
     args.ws_url = emulator.ws_url();
-    args.token = Some(DEMO_TOKEN.to_owned());
     if args.channels.is_empty() && args.channel_urls.is_empty() {
         args.channel_urls.push("demo".into());
     }
-    Ok(emulator)
+    Ok((emulator, Arc::new(Authorization::user(DEMO_TOKEN))))
 }

@@ -11,6 +11,8 @@
   // Texts shown on the alerts; translate here.
   const LABELS = {
     follow: () => 'New follower',
+    follows: (count) => `${count} new followers`,
+    more: (count) => ` and ${count} more`,
     raid: (viewers) => viewers == null ? 'Raid!'
       : `Raid with ${viewers} viewer${viewers === 1 ? '' : 's'}`,
     subscription: (level) => level ? `New subscriber · ${level}` : 'New subscriber',
@@ -28,9 +30,17 @@
   };
   const ALERT_MS = option('alert_ms', 5000, 500, 60000); // on screen, animations included
   const CHAT_MAX = option('chat_max', 20, 1, 200);       // messages kept in the chat box
+  const REPLAY = option('replay', 0, 0, 1000);           // a fresh page starts this many events back
   const IN_MS = 400;   // the alert-in animation in overlay.css
   const OUT_MS = 300;  // the alert-out animation in overlay.css
   const STORE = 'vklive-overlay:resume';
+  // A follow-bot flood must not queue hours of alerts: from FOLLOW_FLOOD
+  // follows waiting on, they become one "N new followers" alert; and the
+  // queue never holds more than MAX_QUEUE alerts (the oldest waiting one
+  // goes first, counted in the console).
+  const FOLLOW_FLOOD = 5;
+  const MAX_QUEUE = 50;
+  const NICKS_SHOWN = 3; // nicks named on a followers alert
 
   const alertsBox = document.getElementById('alerts');
   const chatBox = document.getElementById('chat');
@@ -124,6 +134,42 @@
 
   const queue = [];     // [{id, item}] received, not shown yet
   let showing = false;
+  let dropped = 0;      // alerts dropped past MAX_QUEUE, since the page loaded
+
+  // Queues an alert: follows beyond the flood mark join one followers
+  // alert (kept at the place of the first follow waiting, with its id).
+  function enqueue(id, item) {
+    if (item.kind === 'follow') {
+      const group = queue.find((entry) => entry.item.kind === 'follows');
+      if (group) {
+        addFollower(group.item, item.user);
+        return;
+      }
+      const follows = queue.filter((entry) => entry.item.kind === 'follow');
+      if (follows.length + 1 >= FOLLOW_FLOOD) {
+        const merged = { kind: 'follows', count: 0, users: [] };
+        for (const entry of follows) addFollower(merged, entry.item.user);
+        addFollower(merged, item.user);
+        const first = queue.indexOf(follows[0]);
+        const rest = queue.filter((entry) => entry.item.kind !== 'follow');
+        queue.length = 0;
+        queue.push(...rest);
+        queue.splice(Math.min(first, queue.length), 0, { id: follows[0].id, item: merged });
+        return;
+      }
+    }
+    queue.push({ id, item });
+    while (queue.length > MAX_QUEUE) {
+      queue.shift();
+      dropped += 1;
+      console.warn('overlay: alert queue full, dropped', dropped, 'alerts so far');
+    }
+  }
+
+  function addFollower(group, user) {
+    group.count += 1;
+    if (group.users.length < NICKS_SHOWN) group.users.push(user);
+  }
 
   function alertCard(item) {
     const card = element('section', 'alert alert-' + item.kind);
@@ -133,6 +179,20 @@
       case 'follow':
         title = LABELS.follow();
         break;
+      case 'follows': {
+        card.classList.add('alert-follow');
+        card.append(element('h1', 'alert-title', LABELS.follows(item.count)));
+        const who = element('p', 'alert-user');
+        item.users.forEach((user, index) => {
+          if (index > 0) who.append(document.createTextNode(', '));
+          who.append(nick(user));
+        });
+        if (item.count > item.users.length) {
+          who.append(document.createTextNode(LABELS.more(item.count - item.users.length)));
+        }
+        card.append(who);
+        return card;
+      }
       case 'raid':
         title = LABELS.raid(typeof item.viewers === 'number' ? item.viewers : null);
         break;
@@ -155,6 +215,7 @@
   function pump() {
     if (showing || queue.length === 0) return;
     const { id, item } = queue.shift();
+    document.body.dataset.queued = String(queue.length);
     showing = true;
     saveResume();
     const card = alertCard(item);
@@ -199,14 +260,16 @@
       case 'raid':
       case 'subscription':
       case 'redemption':
-        queue.push({ id, item });
+        enqueue(id, item);
+        document.body.dataset.queued = String(queue.length);
         break;
       default: break; // a kind this page does not know
     }
   }
 
   function connect() {
-    const url = lastId ? 'events?since=' + encodeURIComponent(lastId) : 'events';
+    const url = lastId ? 'events?since=' + encodeURIComponent(lastId)
+      : REPLAY > 0 ? 'events?last=' + REPLAY : 'events';
     const source = new EventSource(url);
     source.addEventListener('hello', (event) => {
       document.body.dataset.state = 'live';
