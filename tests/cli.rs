@@ -237,7 +237,7 @@ async fn non_finite_numbers_in_flags_are_usage_errors() {
         &["emulator", "--ping-interval", "NaN"],
         &["emulator", "--ping-interval", "inf"],
         &["emulator", "--demo", "NaN"],
-        &["emulator", "--token-ttl", "-inf"],
+        &["emulator", "--token-ttl=-inf"],
         &["overlay", "--demo", "--demo-rate", "NaN"],
         &["token", "--timeout", "NaN"],
     ];
