@@ -14,6 +14,7 @@ use crate::auth::{Authorization, Credentials, DEFAULT_API_URL, VkApi};
 use crate::connection::{self, Backoff, Command, Config, Order};
 use crate::delivery::{self, CloseReason, Delivery, Event, LazyEvent, Overflow, PoolState, State};
 use crate::error::{Error, ErrorKind};
+use crate::event::ChannelKey;
 
 /// VK's pubsub WebSocket URL, with the query string VK documents.
 pub const DEFAULT_WS_URL: &str =
@@ -49,7 +50,8 @@ pub struct ClientBuilder {
     api_url: String,
     ws_url: String,
     channels: Vec<(String, Option<String>)>,
-    channel_urls: Vec<String>,
+    /// VK channels to follow, each with the kinds of channel to leave out.
+    channel_urls: Vec<(String, Vec<ChannelKey>)>,
     request_timeout: Option<Duration>,
     config: Config,
     budget: usize,
@@ -150,7 +152,30 @@ impl ClientBuilder {
     /// # Ok(()) }
     /// ```
     pub fn channel_url(mut self, channel_url: impl Into<String>) -> Self {
-        self.channel_urls.push(channel_url.into());
+        self.channel_urls.push((channel_url.into(), Vec::new()));
+        self
+    }
+
+    /// Like [`ClientBuilder::channel_url`], but never subscribes the
+    /// channels of the kinds in `skip`: an overlay shown to every viewer
+    /// leaves out the private and limited chats the token could read.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vklive_pubsub::Error> {
+    /// use vklive_pubsub::event::ChannelKey;
+    /// let (_client, _events) = vklive_pubsub::Client::with_user_token("token")
+    ///     .channel_url_without("streamer", [ChannelKey::PrivateChat, ChannelKey::LimitedChat])
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn channel_url_without(
+        mut self,
+        channel_url: impl Into<String>,
+        skip: impl IntoIterator<Item = ChannelKey>,
+    ) -> Self {
+        self.channel_urls
+            .push((channel_url.into(), skip.into_iter().collect()));
         self
     }
 
@@ -476,9 +501,10 @@ impl ClientBuilder {
             .into_iter()
             .map(|(channel, chat_slug)| Command::Subscribe { channel, chat_slug })
             .collect();
-        for input in &self.channel_urls {
+        for (input, skip) in self.channel_urls {
             wanted.push(Command::Follow {
-                slug: slug_of(input)?,
+                slug: slug_of(&input)?,
+                skip,
             });
         }
         let caller = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -644,7 +670,9 @@ impl Client {
     /// Like [`ClientBuilder::channel_url`] on the running connection.
     pub async fn subscribe_channel_url(&self, channel_url: impl AsRef<str>) -> Result<(), Error> {
         let slug = slug_of(channel_url.as_ref())?;
-        self.send(Order::Command(Command::Follow { slug })).await
+        let skip = Vec::new();
+        self.send(Order::Command(Command::Follow { slug, skip }))
+            .await
     }
 
     /// The pool of connections underneath: each connection's state, its

@@ -319,10 +319,12 @@ impl Actor {
                     self.subscribe(now, std::mem::take(&mut burst));
                     self.unsubscribe(now, channel);
                 }
-                Order::Command(Command::Follow { slug }) => {
+                Order::Command(Command::Follow { slug, skip }) => {
                     let first = self.pool.first(now);
                     if let Some(member) = self.members.get_mut(&first) {
-                        member.session.handle_command(now, Command::Follow { slug });
+                        member
+                            .session
+                            .handle_command(now, Command::Follow { slug, skip });
                     }
                 }
                 Order::Command(Command::Close) => self.close_all(now),

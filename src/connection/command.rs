@@ -15,6 +15,8 @@ pub(crate) enum Command {
     /// token is granted for.
     Follow {
         slug: String,
+        /// The kinds of the VK channel's pubsub channels to leave out.
+        skip: Vec<crate::event::ChannelKey>,
     },
     Unsubscribe(String),
     Close,

@@ -8,6 +8,7 @@ use super::state::Resolution;
 use super::{Action, Resolved, Session};
 use crate::delivery::Event;
 use crate::error::Error;
+use crate::event::ChannelKey;
 
 impl Session {
     /// The answer to [`Action::ResolveChannel`]: subscribe the VK channel's
@@ -45,7 +46,8 @@ impl Session {
                 return;
             }
         };
-        self.slugs.remove(&slug);
+        let skip = self.slugs.remove(&slug).map(|lookup| lookup.skip);
+        let skip = skip.unwrap_or_default();
         let chat = resolved
             .channels
             .chat
@@ -54,6 +56,7 @@ impl Session {
         let discovered: Vec<(String, Option<String>)> = resolved
             .channels
             .iter()
+            .filter(|(key, _)| !skip.contains(key))
             .filter(|(key, name)| key.is_public() || resolved.granted.contains(*name))
             .map(|(_, name)| {
                 let chat_slug = (chat == Some(name)).then(|| slug.to_string());
@@ -65,12 +68,16 @@ impl Session {
     }
 
     /// Starts following a VK channel by slug.
-    pub(super) fn follow(&mut self, slug: String) {
+    pub(super) fn follow(&mut self, slug: String, skip: Vec<ChannelKey>) {
         let slug: Arc<str> = slug.into();
         if self.slugs.contains_key(&slug) {
             return;
         }
-        self.slugs.insert(slug.clone(), Resolution::default());
+        let lookup = Resolution {
+            skip,
+            ..Resolution::default()
+        };
+        self.slugs.insert(slug.clone(), lookup);
         self.actions.push_back(Action::ResolveChannel { slug });
     }
 

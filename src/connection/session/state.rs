@@ -174,6 +174,8 @@ impl Malformed {
 /// A VK channel being looked up: `retry_at` is set while waiting to ask again.
 #[derive(Debug, Default)]
 pub(super) struct Resolution {
+    /// The kinds of channels not to subscribe once resolved.
+    pub(super) skip: Vec<crate::event::ChannelKey>,
     pub(super) failures: u32,
     pub(super) retry_at: Option<Instant>,
 }

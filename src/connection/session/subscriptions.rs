@@ -26,7 +26,7 @@ impl Session {
                     self.request_tokens(vec![name], Purpose::Subscribe);
                 }
             }
-            Command::Follow { slug } => self.follow(slug),
+            Command::Follow { slug, skip } => self.follow(slug, skip),
             Command::Unsubscribe(channel) => self.unsubscribe(now, &channel),
             Command::Close => self.close(now),
         }

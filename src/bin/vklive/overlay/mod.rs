@@ -11,7 +11,6 @@ mod feed;
 mod http;
 mod item;
 
-use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -134,11 +133,10 @@ async fn start(mut args: Args) -> Result<Overlay, String> {
     let (client, events) = Client::builder_with(credentials)
         .api_url(&args.api_url)
         .ws_url(&args.ws_url)
-        .channel_url(&slug)
+        .channel_url_without(&slug, HIDDEN_CHATS)
         .connect()
         .await
         .map_err(|error| clean(&error.to_string()))?;
-    let hidden = hidden_chats(&client, &slug).await?;
     tracing::info!("following {slug}");
 
     let feed = Arc::new(Feed::new(args.replay));
@@ -159,7 +157,6 @@ async fn start(mut args: Args) -> Result<Overlay, String> {
     });
     let show = Show {
         kinds: KindFilter::new(&args.kind),
-        hidden,
     };
     let follower = tokio::spawn(follow(client, events, feed, show));
     Ok(Overlay {
@@ -167,26 +164,6 @@ async fn start(mut args: Args) -> Result<Overlay, String> {
         _emulator: emulator,
         follower,
     })
-}
-
-/// The names of the channel's chats an overlay never shows ([`HIDDEN_CHATS`]).
-///
-/// `ClientBuilder::channel_url` follows every channel the token may read;
-/// the library has no option yet to leave some out, so the overlay looks
-/// the names up once and unsubscribes them as they come (their messages,
-/// meanwhile, are dropped).
-async fn hidden_chats(client: &Client, slug: &str) -> Result<HashSet<String>, String> {
-    let slug = vklive_pubsub::auth::channel_slug(slug).map_err(|error| error.to_string())?;
-    let info = client
-        .api()
-        .channel(&slug)
-        .await
-        .map_err(|error| clean(&format!("cannot look up channel {slug:?}: {error}")))?;
-    Ok(HIDDEN_CHATS
-        .iter()
-        .filter_map(|key| info.web_socket_channels.get(*key))
-        .map(str::to_owned)
-        .collect())
 }
 
 /// Starts the embedded emulator with demo traffic and points `args` at it.
@@ -205,15 +182,16 @@ async fn start_demo(args: &mut Args) -> Result<(Emulator, Arc<dyn Credentials>),
     Ok((emulator, Arc::new(Authorization::user(token))))
 }
 
-/// What the page gets: the kinds asked for, from the channels it may show.
+/// What the page gets: the kinds asked for (the channels it may not show
+/// are never subscribed: [`HIDDEN_CHATS`]).
 struct Show {
     kinds: KindFilter,
-    hidden: HashSet<String>,
 }
 
-/// Reads the connector's events into the feed until the connection ends.
+/// Reads the connector's events into the feed until the connection ends
+/// (`_client` is held so that the connection lives as long as the feed).
 async fn follow(
-    client: Client,
+    _client: Client,
     mut events: Events,
     feed: Arc<Feed>,
     show: Show,
@@ -221,22 +199,12 @@ async fn follow(
     while let Some(event) = events.next().await {
         match event {
             Event::Publication(publication) => {
-                if show.hidden.contains(&*publication.channel)
-                    || !show.kinds.shows(&publication.event)
-                {
+                if !show.kinds.shows(&publication.event) {
                     continue;
                 }
                 if let Some(item) = Item::from_event(&publication.event) {
                     feed.push(&item);
                 }
-            }
-            Event::Subscribed { channel, .. } if show.hidden.contains(&channel) => {
-                let client = client.clone();
-                tokio::spawn(async move {
-                    if let Err(error) = client.unsubscribe(&channel).await {
-                        tracing::warn!(%channel, %error, "cannot leave a chat the overlay does not show");
-                    }
-                });
             }
             Event::Closed { reason } => {
                 return match reason {

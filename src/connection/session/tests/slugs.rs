@@ -1,6 +1,7 @@
 //! VK channels followed by slug.
 
 use super::*;
+use crate::event::ChannelKey;
 
 fn resolution_asked(actions: &[Action]) -> Option<&str> {
     actions.iter().find_map(|action| match action {
@@ -26,6 +27,7 @@ fn a_followed_slug_subscribes_its_public_channels_and_the_granted_private_ones()
         h.now,
         Command::Follow {
             slug: "streamer.tv.".into(),
+            skip: Vec::new(),
         },
     );
     assert_eq!(resolution_asked(&h.actions()), Some("streamer.tv."));
@@ -80,12 +82,46 @@ fn a_full_connection_hands_the_refused_channel_back_instead_of_failing_it() {
 }
 
 #[test]
+fn a_slug_followed_without_some_kinds_never_subscribes_those() {
+    let mut h = Harness::new(&[]);
+    h.connect();
+    h.actions();
+    h.session.handle_command(
+        h.now,
+        Command::Follow {
+            slug: "streamer".into(),
+            skip: vec![ChannelKey::PrivateChat, ChannelKey::Info],
+        },
+    );
+    assert_eq!(resolution_asked(&h.actions()), Some("streamer"));
+    let granted = HashSet::from(["api-channel-private-chat:7".to_owned()]);
+    h.session.handle_resolved(
+        h.now,
+        "streamer",
+        Ok(Resolved {
+            channels: vk_channels(),
+            granted,
+        }),
+    );
+    let actions = h.actions();
+    let [Action::Discovered(discovered)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    // The granted private chat and the info channel are left out.
+    assert_eq!(
+        discovered,
+        &[("api-channel-chat:7".to_owned(), Some("streamer".to_owned()))]
+    );
+}
+
+#[test]
 fn a_lookup_that_may_work_later_is_retried_and_an_unknown_channel_is_reported() {
     let mut h = Harness::new(&[]);
     h.session.handle_command(
         h.now,
         Command::Follow {
             slug: "streamer".into(),
+            skip: Vec::new(),
         },
     );
     h.actions();
