@@ -70,7 +70,7 @@ impl Authorization {
 /// A source of credentials, asked every time the connector calls the API.
 ///
 /// Implemented by [`Authorization`] itself (a static token) and by
-/// [`OAuthRefresher`] (a user token refreshed before it expires). Implement it
+/// [`OAuthRefresher`](super::OAuthRefresher) (a user token refreshed before it expires). Implement it
 /// to plug in your own token storage.
 #[async_trait]
 pub trait Credentials: Send + Sync + 'static {
