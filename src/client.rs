@@ -714,23 +714,10 @@ impl Client {
     }
 }
 
-/// The slug in a channel URL or slug, or an error naming the input.
+/// The slug in a channel URL or slug, or an error naming the input: see
+/// [`auth::channel_slug`](crate::auth::channel_slug).
 fn slug_of(input: &str) -> Result<String, Error> {
-    let Some(slug) = crate::event::channel_slug(input) else {
-        let shown: String = input.chars().take(64).collect();
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("not a VK channel slug or URL: {shown:?}"),
-        ));
-    };
-    if slug.len() > crate::auth::MAX_CHANNEL_NAME_BYTES {
-        return Err(crate::auth::invalid_channel(
-            "channel slug",
-            slug,
-            "is too long",
-        ));
-    }
-    Ok(slug.to_owned())
+    crate::auth::channel_slug(input)
 }
 
 fn closed_error() -> Error {

@@ -81,14 +81,14 @@ fn is_loopback(host: url::Host<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
     use super::*;
 
     /// Log output captured from this thread while `work` runs.
-    fn captured(work: impl FnOnce()) -> String {
+    pub(crate) fn captured(work: impl FnOnce()) -> String {
         #[derive(Clone, Default)]
         struct Buffer(Arc<Mutex<Vec<u8>>>);
         impl Write for Buffer {
@@ -182,28 +182,5 @@ mod tests {
         assert!(first_time(&mut warned, "http://b/", 2));
         assert!(!first_time(&mut warned, "http://c/", 2));
         assert_eq!(warned.len(), 2);
-    }
-
-    /// The REST clients warn about their own URLs when they are built.
-    #[test]
-    fn api_and_oauth_clients_warn_about_plaintext_urls() {
-        let output = captured(|| {
-            let credentials = Arc::new(crate::Authorization::user("t"));
-            crate::auth::VkApi::new("http://api.plaintext.test/?access_token=zzz", credentials)
-                .unwrap();
-            let pair = crate::auth::TokenPair {
-                access_token: crate::Secret::new("a"),
-                refresh_token: crate::Secret::new("r"),
-                expires_at: None,
-            };
-            let _ = crate::auth::OAuthRefresher::new("id", "secret", pair)
-                .token_url("http://oauth.plaintext.test/oauth/server/token");
-        });
-        assert!(output.contains("http://api.plaintext.test/"), "{output}");
-        assert!(
-            output.contains("http://oauth.plaintext.test/oauth/server/token"),
-            "{output}"
-        );
-        assert!(!output.contains("zzz"), "{output}");
     }
 }

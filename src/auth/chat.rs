@@ -2,16 +2,14 @@
 //! cached, a per-channel rate limit and typed errors), answer reward
 //! demands, and check its token. See `docs/bots.md`.
 
-use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::VkApi;
+use super::api::VkApi;
+use super::channel_name::{MAX_CHANNEL_NAME_BYTES, invalid_channel};
+use super::http::MAX_RETRY_AFTER;
 use crate::error::{Error, ErrorKind};
 use crate::event::{ChannelResponse, ChatMessage, MentionPart, Part, StreamInfo, Timestamp};
 
@@ -154,127 +152,11 @@ impl Serialize for SendPart<'_> {
     }
 }
 
-/// How [`VkApi::send_message`] paces and retries.
-///
-/// ```
-/// use std::time::Duration;
-/// use vklive_pubsub::auth::ChatSettings;
-/// let settings = ChatSettings { interval: Duration::from_secs(2), ..ChatSettings::default() };
-/// assert_eq!(settings.burst, 1);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatSettings {
-    /// At most one message per `interval` per channel, on average (default
-    /// 1.5 s, the pace one public client keeps; VK publishes no number).
-    /// Zero turns the limit off.
-    pub interval: Duration,
-    /// How many messages may go out back to back before the pace applies
-    /// (default 1: VK's chat settings are per-user minimum intervals, which a
-    /// burst would break).
-    pub burst: u32,
-    /// How long a send may keep retrying after `send_too_fast` or a 429
-    /// (default 10 s): the waits start at `interval` (or the server's
-    /// `Retry-After`, at most 5 minutes) and double. Zero: never retry;
-    /// `Duration::MAX`: no bound.
-    pub retry_too_fast_for: Duration,
-}
-
-impl Default for ChatSettings {
-    fn default() -> Self {
-        ChatSettings {
-            interval: DEFAULT_SEND_INTERVAL,
-            burst: 1,
-            retry_too_fast_for: Duration::from_secs(10),
-        }
-    }
-}
-
-/// The default pace of chat sends per channel: one per 1.5 s (see
-/// [`ChatSettings`]).
-pub const DEFAULT_SEND_INTERVAL: Duration = Duration::from_millis(1500);
-
-/// How many channels' rate limiters and stream ids are kept at most; past
-/// it, the least recently used channel with no send in flight is forgotten
-/// (its next send looks its stream id up again).
-pub(crate) const MAX_CHAT_CHANNELS: usize = 1024;
-
-/// The shared state of chat sends: settings, and per channel a rate limiter
-/// and the cached stream id. Shared by every clone of a [`VkApi`].
-pub(crate) struct ChatState {
-    settings: ChatSettings,
-    channels: Mutex<Channels>,
-}
-
-/// The channels' slots, each with the tick of its last use.
-#[derive(Default)]
-struct Channels {
-    slots: HashMap<String, (Arc<ChannelSlot>, u64)>,
-    tick: u64,
-}
-
-impl Channels {
-    /// Forgets the least recently used slot with no send in flight (none
-    /// holds it but this map), if any.
-    fn forget_one_idle(&mut self) {
-        let idle = self
-            .slots
-            .iter()
-            .filter(|(_, (slot, _))| Arc::strong_count(slot) == 1)
-            .min_by_key(|(_, (_, used))| *used)
-            .map(|(slug, _)| slug.clone());
-        if let Some(slug) = idle {
-            self.slots.remove(&slug);
-        }
-    }
-}
-
-struct ChannelSlot {
-    limiter: Option<DefaultDirectRateLimiter>,
-    /// The cached stream id; its lock also keeps one send per channel in
-    /// flight, so that sends reach VK in the order and at the pace the
-    /// limiter let them out.
-    stream_id: tokio::sync::Mutex<Option<String>>,
-}
-
-impl ChatState {
-    pub(crate) fn new(settings: ChatSettings) -> ChatState {
-        ChatState {
-            settings,
-            channels: Mutex::new(Channels::default()),
-        }
-    }
-
-    /// The slot of `slug`, made when missing; past [`MAX_CHAT_CHANNELS`]
-    /// the least recently used idle one makes room.
-    fn slot(&self, slug: &str) -> Arc<ChannelSlot> {
-        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        channels.tick += 1;
-        let tick = channels.tick;
-        if let Some((slot, used)) = channels.slots.get_mut(slug) {
-            *used = tick;
-            return Arc::clone(slot);
-        }
-        if channels.slots.len() >= MAX_CHAT_CHANNELS {
-            channels.forget_one_idle();
-        }
-        let settings = &self.settings;
-        let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
-        let limiter = Quota::with_period(settings.interval)
-            .map(|quota| RateLimiter::direct(quota.allow_burst(burst)));
-        let slot = Arc::new(ChannelSlot {
-            limiter,
-            stream_id: tokio::sync::Mutex::new(None),
-        });
-        channels
-            .slots
-            .insert(slug.to_owned(), (Arc::clone(&slot), tick));
-        slot
-    }
-}
-
-/// The slug of a channel given as a slug (`somechannel`, dots allowed, even
-/// a trailing one) or as a URL (`https://live.vkvideo.ru/somechannel`, with
-/// or without the scheme, query or trailing slash).
+/// The slug of a channel given as a slug or as its page's URL, as
+/// [`event::channel_slug`](crate::event::channel_slug) reads it (the one
+/// implementation), or an error: [`ErrorKind::InvalidArgument`] naming the
+/// input when it holds no slug, [`ErrorKind::InvalidChannel`] when the slug
+/// is longer than [`MAX_CHANNEL_NAME_BYTES`](crate::auth::MAX_CHANNEL_NAME_BYTES).
 ///
 /// ```
 /// use vklive_pubsub::auth::channel_slug;
@@ -282,25 +164,20 @@ impl ChatState {
 /// assert_eq!(channel_slug("https://live.vkvideo.ru/some.channel/?x=1").unwrap(), "some.channel");
 /// assert_eq!(channel_slug("live.vkvideo.ru/abc").unwrap(), "abc");
 /// assert!(channel_slug("https://live.vkvideo.ru/").is_err());
+/// assert!(channel_slug("https://example.org/abc").is_err());
 /// ```
 pub fn channel_slug(input: &str) -> Result<String, Error> {
-    let input = input.trim();
-    let path = match input.split_once("://") {
-        Some((_, rest)) => rest.split_once('/').map_or("", |(_, path)| path),
-        None => match input.split_once('/') {
-            // `live.vkvideo.ru/slug` or `/slug`: slugs never hold a slash.
-            Some((_, path)) => path,
-            None => input,
-        },
-    };
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    match path.split('/').find(|segment| !segment.is_empty()) {
-        Some(slug) => Ok(slug.to_owned()),
-        None => Err(Error::new(
+    let Some(slug) = crate::event::channel_slug(input) else {
+        let shown: String = input.chars().take(64).collect();
+        return Err(Error::new(
             ErrorKind::InvalidArgument,
-            format!("no channel slug in {input:?}"),
-        )),
+            format!("not a VK channel slug or URL: {shown:?}"),
+        ));
+    };
+    if slug.len() > MAX_CHANNEL_NAME_BYTES {
+        return Err(invalid_channel("channel slug", slug, "is too long"));
     }
+    Ok(slug.to_owned())
 }
 
 /// The live stream of a `GET /v1/channel` answer: `stream` when it is live
@@ -460,12 +337,12 @@ impl VkApi {
     ///   changed, the id is looked up once more and the send repeated once
     ///   if it did change. No live stream: [`ErrorKind::NoLiveStream`].
     /// - Sends to one channel go one at a time, paced by the rate limit of
-    ///   [`ChatSettings`] (one per 1.5 s by default), so a bot answering a
+    ///   [`ChatSettings`](crate::auth::ChatSettings) (one per 1.5 s by default), so a bot answering a
     ///   flood waits instead of being refused.
     /// - `send_too_fast` and a 429 are retried after a pause (the server's
     ///   `Retry-After`, capped at [`MAX_RETRY_AFTER`](crate::auth::MAX_RETRY_AFTER),
     ///   or the interval, doubling), within
-    ///   [`ChatSettings::retry_too_fast_for`], then returned as
+    ///   [`ChatSettings::retry_too_fast_for`](crate::auth::ChatSettings::retry_too_fast_for), then returned as
     ///   [`ErrorKind::SendTooFast`] or [`ErrorKind::RateLimited`].
     /// - `message_too_long` and `same_message` come back as
     ///   [`ErrorKind::MessageTooLong`] and [`ErrorKind::SameMessage`]; a user
@@ -522,10 +399,7 @@ impl VkApi {
                 Err(error) => error,
             };
             if slowed_down(&error) {
-                let wait = error
-                    .retry_after()
-                    .unwrap_or(pause)
-                    .min(super::MAX_RETRY_AFTER);
+                let wait = error.retry_after().unwrap_or(pause).min(MAX_RETRY_AFTER);
                 let retry_at = tokio::time::Instant::now().checked_add(wait);
                 if deadline.is_some_and(|deadline| retry_at.is_none_or(|at| at > deadline)) {
                     return Err(error);
@@ -770,41 +644,5 @@ mod tests {
             assert_eq!(info.expired_at, None, "{body}");
             assert!(!info.is_expired(SystemTime::now()));
         }
-    }
-
-    #[test]
-    fn the_default_pace_is_one_message_per_one_and_a_half_seconds_without_burst() {
-        let settings = ChatSettings::default();
-        assert_eq!(settings.interval, Duration::from_millis(1500));
-        assert_eq!(settings.burst, 1);
-        let state = ChatState::new(settings);
-        let slot = state.slot("c");
-        let limiter = slot.limiter.as_ref().unwrap();
-        assert!(limiter.check().is_ok());
-        assert!(
-            limiter.check().is_err(),
-            "a second message at once must wait"
-        );
-        assert!(Arc::ptr_eq(&slot, &state.slot("c")));
-    }
-
-    #[test]
-    fn the_map_of_channel_limiters_stays_bounded() {
-        let state = ChatState::new(ChatSettings::default());
-        let busy = state.slot("busy");
-        for n in 0..MAX_CHAT_CHANNELS * 2 {
-            state.slot(&format!("channel{n}"));
-        }
-        let channels = state.channels.lock().unwrap();
-        assert!(
-            channels.slots.len() <= MAX_CHAT_CHANNELS,
-            "{}",
-            channels.slots.len()
-        );
-        assert!(
-            channels.slots.contains_key("busy"),
-            "a channel with a send in flight keeps its limiter"
-        );
-        drop(busy);
     }
 }

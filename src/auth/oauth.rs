@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::{Authorization, Credentials};
+use super::credentials::{Authorization, Credentials};
+use super::http::{
+    MAX_RESPONSE_BYTES, parse_response, read_body, transport_error, unexpected_body,
+};
 use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
 
@@ -193,9 +196,9 @@ impl OAuthRefresher {
             .form(&form)
             .send()
             .await
-            .map_err(|error| super::transport_error(endpoint, error))?;
+            .map_err(|error| transport_error(endpoint, error))?;
         let status = response.status().as_u16();
-        let body = super::read_body(endpoint, response, super::MAX_RESPONSE_BYTES).await?;
+        let body = read_body(endpoint, response, MAX_RESPONSE_BYTES).await?;
         *current = parse_token_answer(endpoint, status, &body, current, SystemTime::now())?;
         tracing::info!("access token refreshed");
         if let Some(store) = &self.store {
@@ -250,8 +253,8 @@ fn parse_grant(
     body: &[u8],
     now: SystemTime,
 ) -> Result<ParsedGrant, Error> {
-    let answer: TokenResponse = serde_json::from_slice(body)
-        .map_err(|error| super::unexpected_body(endpoint, status, &error))?;
+    let answer: TokenResponse =
+        serde_json::from_slice(body).map_err(|error| unexpected_body(endpoint, status, &error))?;
     Ok(ParsedGrant {
         pair: PartialPair {
             access_token: answer.access_token,
@@ -267,7 +270,7 @@ fn parse_grant(
 /// (400, e.g. `invalid_grant`) is permanent.
 fn token_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
     // OAuth errors use the same {error, error_description} shape as the API.
-    let error = super::parse_response::<serde::de::IgnoredAny>(endpoint, status, None, body)
+    let error = parse_response::<serde::de::IgnoredAny>(endpoint, status, None, body)
         .err()
         .unwrap_or_else(|| Error::new(ErrorKind::from_status(status), endpoint));
     let kind = if status == 400 {
@@ -695,9 +698,9 @@ impl OAuthApp {
             .form(&form)
             .send()
             .await
-            .map_err(|error| super::transport_error(endpoint, error))?;
+            .map_err(|error| transport_error(endpoint, error))?;
         let status = response.status().as_u16();
-        let body = super::read_body(endpoint, response, super::MAX_RESPONSE_BYTES).await?;
+        let body = read_body(endpoint, response, MAX_RESPONSE_BYTES).await?;
         if !(200..300).contains(&status) {
             return Err(token_error(endpoint, status, &body));
         }

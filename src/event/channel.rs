@@ -341,7 +341,10 @@ impl WebSocketChannels {
 
 /// The slug of a VK channel given as a slug (`streamer`, `some.name`) or as
 /// its page's URL (`https://live.vkvideo.ru/streamer`, also without the
-/// scheme, and the former `vkplay.live` host); `None` for anything else.
+/// scheme, and the former `vkplay.live` host, or its path `/streamer`);
+/// `None` for anything else. This is the crate's one slug reader:
+/// [`auth::channel_slug`](crate::auth::channel_slug) and
+/// [`ClientBuilder::channel_url`](crate::ClientBuilder::channel_url) call it.
 /// Slugs may contain dots, even a trailing one.
 ///
 /// ```
@@ -349,6 +352,7 @@ impl WebSocketChannels {
 /// assert_eq!(channel_slug("streamer"), Some("streamer"));
 /// assert_eq!(channel_slug("https://live.vkvideo.ru/some.name./"), Some("some.name."));
 /// assert_eq!(channel_slug("live.vkvideo.ru/streamer?tab=chat"), Some("streamer"));
+/// assert_eq!(channel_slug("/streamer"), Some("streamer"));
 /// assert_eq!(channel_slug("https://example.org/streamer"), None);
 /// assert_eq!(channel_slug(""), None);
 /// ```
@@ -371,7 +375,8 @@ pub fn channel_slug(input: &str) -> Option<&str> {
         None => HOSTS
             .iter()
             .find_map(|host| input.strip_prefix(host)?.strip_prefix('/'))
-            .unwrap_or(input),
+            // A page's path alone (`/streamer`) names it too.
+            .unwrap_or_else(|| input.strip_prefix('/').unwrap_or(input)),
     };
     let slug = path
         .split(['?', '#'])

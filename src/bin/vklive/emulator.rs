@@ -34,10 +34,10 @@ pub(crate) struct Args {
     #[arg(long, default_value = "demo")]
     slug: String,
     /// Server ping interval, seconds (fractions allowed).
-    #[arg(long, default_value_t = 25.0, value_parser = non_negative)]
+    #[arg(long, default_value_t = 25.0, value_parser = non_negative, allow_hyphen_values = true)]
     ping_interval: f64,
     /// Lifetime of issued pubsub tokens, seconds (default: never expire).
-    #[arg(long, value_parser = non_negative)]
+    #[arg(long, value_parser = non_negative, allow_hyphen_values = true)]
     token_ttl: Option<f64>,
     /// Subscriptions allowed per connection; 0 for no limit (Centrifugo's
     /// default is 128).

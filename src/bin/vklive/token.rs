@@ -73,7 +73,7 @@ struct LoginArgs {
     #[arg(long)]
     no_browser: bool,
     /// Give up when no redirect came within this many seconds.
-    #[arg(long, default_value_t = 300.0, value_parser = non_negative, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 300.0, value_parser = non_negative, value_name = "SECONDS", allow_hyphen_values = true)]
     timeout: f64,
 }
 
