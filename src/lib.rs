@@ -10,6 +10,7 @@ mod delivery;
 pub mod error;
 pub mod event;
 mod json_scan;
+pub mod ndjson;
 mod plaintext;
 pub mod protocol;
 mod secret;
@@ -17,6 +18,10 @@ mod secret;
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
+
+#[cfg(feature = "relay")]
+#[cfg_attr(docsrs, doc(cfg(feature = "relay")))]
+pub mod relay;
 
 pub use auth::{Authorization, Credentials};
 

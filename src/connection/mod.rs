@@ -20,6 +20,7 @@ mod session;
 mod tokens;
 
 pub(crate) use actor::Actor;
+pub(crate) use channel::Position;
 pub use backoff::Backoff;
 pub(crate) use command::{Command, Order};
 pub(crate) use config::Config;

@@ -1821,7 +1821,12 @@ impl Session {
             return None;
         }
         let name: Arc<str> = channel.into();
-        let channel = Channel::new(chat_slug.filter(|slug| !slug.is_empty()).map(Arc::from));
+        let mut channel = Channel::new(chat_slug.filter(|slug| !slug.is_empty()).map(Arc::from));
+        if let Some(position) = self.config.resume_from.get(&*name) {
+            // Taken over from elsewhere: recover from where that left off.
+            channel.position = Some(position.clone());
+            channel.was_subscribed = true;
+        }
         self.channels.insert(name.clone(), channel);
         Some(name)
     }
