@@ -45,6 +45,12 @@ struct Args {
     /// Run against an embedded emulator with scripted viewers (no account needed).
     #[arg(long)]
     demo: bool,
+    /// Read the channel's events from `vklive relay`'s stream in this NATS
+    /// server, as one bot of a fleet sharing the durable consumer
+    /// `vklive-bot`: each event reaches one bot, so each command is answered
+    /// once (docs/relay.md). Needs the `relay` feature.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
 }
 
 #[tokio::main]
@@ -81,12 +87,17 @@ async fn run(mut args: Args) -> Result<(), vklive_pubsub::Error> {
     )?;
     let me = api.current_user().await?.user;
     let channel = api.channel_response(&slug).await?.channel;
-    let (client, mut events) = Client::with_user_token(token)
+    let channels = channel.web_socket_channels.public();
+    let (client, events) = Client::with_user_token(token)
         .api_url(&args.api_url)
         .ws_url(&args.ws_url)
-        .channels(channel.web_socket_channels.public())
+        .channels(if args.nats.is_some() { Vec::new() } else { channels.clone() })
         .connect()
         .await?;
+    let mut events = match &args.nats {
+        Some(url) => fleet_events(url, &channels).await?,
+        None => events.boxed(),
+    };
     eprintln!("bot: {} ({}) in {}", me.nick, me.id, channel.url);
 
     while let Some(event) = events.next().await {
@@ -132,6 +143,30 @@ async fn run(mut args: Args) -> Result<(), vklive_pubsub::Error> {
         }
     }
     Ok(())
+}
+
+/// The channels' events from the relay's stream, through the fleet's shared consumer.
+#[cfg(feature = "relay")]
+async fn fleet_events(
+    url: &str,
+    channels: &[String],
+) -> Result<futures::stream::BoxStream<'static, Event>, vklive_pubsub::Error> {
+    use vklive_pubsub::relay::{DEFAULT_STREAM, NatsOptions, Start, Subscriber};
+    let fail = |error: vklive_pubsub::relay::RelayError| {
+        vklive_pubsub::Error::new(ErrorKind::Transport, error.to_string())
+    };
+    let nats = NatsOptions::new(url).connect().await.map_err(fail)?;
+    let shared = Subscriber::shared(nats, DEFAULT_STREAM, "vklive-bot", Start::New, channels);
+    Ok(shared.await.map_err(fail)?.boxed())
+}
+
+#[cfg(not(feature = "relay"))]
+async fn fleet_events(
+    _: &str,
+    _: &[String],
+) -> Result<futures::stream::BoxStream<'static, Event>, vklive_pubsub::Error> {
+    let message = "--nats needs the relay feature: --features emulator,relay";
+    Err(vklive_pubsub::Error::new(ErrorKind::InvalidArgument, message))
 }
 
 /// The answer to a chat message, if it is a command the bot knows.

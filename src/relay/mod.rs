@@ -187,11 +187,13 @@ impl Relay {
     }
 }
 
-/// A relay's id: unique per process, made of letters and digits.
+/// A relay's id, the value of its lease keys: `<pid>-<hex>`, unique per
+/// process (the pid tells an operator which process holds a channel).
 fn relay_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_nanos());
-    let seed = format!("{}-{nanos}-{:p}", std::process::id(), &nanos);
-    format!("{:x}", ids::fnv1a_128(seed.as_bytes()) >> 64)
+    let pid = std::process::id();
+    let seed = format!("{pid}-{nanos}-{:p}", &nanos);
+    format!("{pid}-{:x}", ids::fnv1a_128(seed.as_bytes()) >> 64)
 }

@@ -117,7 +117,7 @@ pub const LEASE_KEY_PREFIX: &str = "channel.";
 /// The start of every relay's presence key.
 pub const PRESENCE_KEY_PREFIX: &str = "relay.";
 
-/// The KV key saying that relay `id` is alive (ids are made of `A-Z a-z 0-9`).
+/// The KV key saying that relay `id` is alive (ids are made of `0-9 a-f -`).
 pub fn presence_key(id: &str) -> String {
     format!("{PRESENCE_KEY_PREFIX}{id}")
 }

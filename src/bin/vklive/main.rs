@@ -4,12 +4,14 @@
 //! vklive tail [--demo] [--json] [-n N] [-q] [--channel-url SLUG]... [CHANNEL]...
 //! vklive emulator [--port P] [--demo RATE] [--channel-limit N] [--no-history] [--seed S]
 //! vklive trigger EVENT --emulator URL [--channel C] [--nick X] [--text T] [--count N]
+//! vklive relay --nats URL [--api-url URL] [--ws-url URL] [--lease-ttl SECONDS] [--stream NAME] [--channel-url SLUG]... [CHANNEL]...
 //! ```
 //!
 //! Install with `cargo install --path . --features cli`. Logs go to stderr
 //! (`RUST_LOG`); tokens are never printed, at any log level.
 
 mod emulator;
+mod relay;
 mod render;
 mod shutdown;
 mod tail;
@@ -41,6 +43,9 @@ enum Command {
     Emulator(emulator::Args),
     /// Fire named events into a running emulator (like `twitch event trigger`).
     Trigger(trigger::Args),
+    /// Relay channels into NATS JetStream, sharing them with other relays
+    /// (leases, hot standby): docs/relay.md.
+    Relay(relay::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +65,10 @@ fn main() -> ExitCode {
         Command::Trigger(args) => (
             "trigger",
             runtime(false).and_then(|rt| rt.block_on(trigger::run(args))),
+        ),
+        Command::Relay(args) => (
+            "relay",
+            runtime(true).and_then(|rt| rt.block_on(relay::run(args))),
         ),
     };
     match outcome {
