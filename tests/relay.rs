@@ -55,6 +55,25 @@ where
     .await
 }
 
+/// Waits (bounded) until the stream holds `count` messages of `channel`;
+/// on a timeout says how many it holds, with the relays' logs.
+async fn wait_stored(nats: &async_nats::Client, channel: &str, count: usize, relays: &[&RelayProcess]) {
+    let waited = tokio::time::timeout(LONG, async {
+        while stored_count(nats, channel).await < count {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    if waited.is_err() {
+        let logs: Vec<String> = relays.iter().map(|r| r.log()).collect();
+        panic!(
+            "timed out: {} of {count} messages stored\n{}",
+            stored_count(nats, channel).await,
+            logs.join("\n---\n")
+        );
+    }
+}
+
 /// An emulator whose history covers a long takeover at 1,000/s.
 async fn emulator() -> Emulator {
     start(EmulatorConfig {
@@ -394,10 +413,7 @@ async fn sigkill_of_the_leader_at_1000_per_second_loses_and_doubles_nothing() {
     .await;
     let took_over = killed_at.elapsed();
     assert_eq!(join(paced).await, COUNT);
-    wait_until(LONG, "every message in the stream", || async {
-        stored_count(&nats, &names.chat).await >= COUNT
-    })
-    .await;
+    wait_stored(&nats, &names.chat, COUNT, &[&leader, &standby]).await;
     let logs = standby.log();
     assert_eq!(standby.stop().await.code(), Some(0));
     let events = stored(&nats, &names.chat).await;
@@ -431,10 +447,7 @@ async fn a_leader_frozen_past_its_lease_then_woken_doubles_and_loses_nothing() {
     // Woken while the stream still runs: it must not publish for the channel.
     leader.signal(libc::SIGCONT);
     assert_eq!(join(paced).await, COUNT);
-    wait_until(LONG, "every message in the stream", || async {
-        stored_count(&nats, &names.chat).await >= COUNT
-    })
-    .await;
+    wait_stored(&nats, &names.chat, COUNT, &[&leader, &standby]).await;
     let logs = format!("{}\n---\n{}", leader.log(), standby.log());
     assert_eq!(leader.stop().await.code(), Some(0));
     assert_eq!(standby.stop().await.code(), Some(0));
@@ -464,10 +477,7 @@ async fn nats_server_restarted_mid_stream_loses_nothing() {
     tokio::task::block_in_place(|| server.restart());
     assert_eq!(join(paced).await, COUNT);
     let nats_client = nats(&server).await;
-    wait_until(LONG, "every message in the stream", || async {
-        stored_count(&nats_client, &names.chat).await >= COUNT
-    })
-    .await;
+    wait_stored(&nats_client, &names.chat, COUNT, &[&relay]).await;
     let logs = relay.log();
     assert_eq!(relay.stop().await.code(), Some(0));
     let events = stored(&nats_client, &names.chat).await;

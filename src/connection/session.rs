@@ -1212,6 +1212,13 @@ impl Session {
             (false, _) if resubscribed => Recovery::Failed,
             (false, _) => Recovery::NotRequested,
         };
+        // A position given without its epoch (`ClientBuilder::resume` by a
+        // process that never saw it) is taken to be in the server's epoch.
+        if let Some(ours) = channel.position.as_mut()
+            && ours.epoch.is_empty()
+        {
+            ours.epoch.clone_from(&result.epoch);
+        }
         let missed = match (recovery, &channel.position) {
             (Recovery::Failed, Some(ours)) => {
                 policy::missed_publications(&ours.epoch, ours.offset, &result.epoch, result.offset)
