@@ -27,6 +27,8 @@ pub const OFFSET_HEADER: &str = "Vklive-Offset";
 /// highest offset relayed so far. A relay taking the channel over resumes
 /// from it.
 pub const POSITION_HEADER: &str = "Vklive-Position";
+/// Header: the id of the relay that published it (`<pid>-<hex>`).
+pub const RELAY_HEADER: &str = "Vklive-Relay";
 /// Header: the stream's epoch, where known.
 pub const EPOCH_HEADER: &str = "Vklive-Epoch";
 

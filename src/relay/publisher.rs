@@ -253,6 +253,7 @@ impl Publisher {
         headers.insert(ids::KIND_HEADER, header_text(&kind).as_str());
         headers.insert(ids::OFFSET_HEADER, publication.offset.to_string().as_str());
         headers.insert(ids::POSITION_HEADER, owned.position.to_string().as_str());
+        headers.insert(ids::RELAY_HEADER, self.id.as_str());
         if !owned.resume.epoch.is_empty() {
             headers.insert(ids::EPOCH_HEADER, header_text(&owned.resume.epoch).as_str());
         }
@@ -276,6 +277,7 @@ impl Publisher {
         headers.insert(ids::KIND_HEADER, subject::GAP_KIND);
         headers.insert(ids::OFFSET_HEADER, "0");
         headers.insert(ids::POSITION_HEADER, owned.position.to_string().as_str());
+        headers.insert(ids::RELAY_HEADER, self.id.as_str());
         tracing::warn!(%channel, ?missed, "publishing a loss the relay could not recover");
         let outgoing = Outgoing {
             subject: subject::subject(&channel, subject::GAP_KIND),
