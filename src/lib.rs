@@ -40,8 +40,13 @@ pub use auth::{Authorization, Credentials};
 ///     .with(tracing_subscriber::fmt::layer().with_filter(wanted.and(safe)))
 ///     .init();
 /// ```
+///
+/// With the `relay` feature, `async-nats` too: it logs the NATS `CONNECT`
+/// (password, token) at `trace`.
 pub fn may_contain_tokens(metadata: &tracing::Metadata<'_>) -> bool {
-    *metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tungstenite")
+    *metadata.level() == tracing::Level::TRACE
+        && (metadata.target().starts_with("tungstenite")
+            || metadata.target().starts_with("async_nats"))
 }
 pub use client::{
     Client, ClientBuilder, DEFAULT_DELIVERY_BUDGET, DEFAULT_FIRST_CONNECT_ATTEMPTS,

@@ -646,3 +646,139 @@ async fn a_fleet_of_three_bots_on_a_shared_consumer_answers_each_ping_once() {
     }
     assert_eq!(relay.stop().await.code(), Some(0));
 }
+
+/// Runs `vklive relay` until it exits or `limit` passes; (status, stderr).
+async fn relay_output(
+    server: &NatsServer,
+    emulator: &Emulator,
+    url: &str,
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (Option<i32>, String) {
+    let mut command = Command::new(VKLIVE);
+    command
+        .args(["relay", "--nats", url])
+        .args(["--api-url", &emulator.api_url()])
+        .args(["--ws-url", &emulator.ws_url()])
+        .args(["--lease-ttl", &TTL.to_string(), "api-channel-chat:1"])
+        .env("VKLIVE_TOKEN", USER_TOKEN)
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let _ = server;
+    let mut child = command.spawn().expect("vklive relay");
+    let status = tokio::time::timeout(limit, child.wait()).await;
+    if status.is_err() {
+        child.start_kill().ok();
+    }
+    let output = within(TIMEOUT, "relay output", child.wait_with_output())
+        .await
+        .expect("output");
+    (
+        status.ok().and_then(|s| s.ok()).and_then(|s| s.code()),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_prints_them() {
+    let Some(server) = NatsServer::start_with(
+        "relay_authenticates_password",
+        &["--user", "relay", "--pass", "pw-4f9a"],
+    ) else {
+        return;
+    };
+    let emulator = emulator().await;
+    emulator.add_channel("streamer", 1);
+    let port = server.port;
+    let (status, stderr) = relay_output(
+        &server,
+        &emulator,
+        &format!("nats://relay:wrong-7c1e@127.0.0.1:{port}"),
+        &[],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(status, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("wrong-7c1e") && stderr.contains("***"), "{stderr}");
+
+    // The right password: the relay takes the channel's lease.
+    let url = format!("nats://relay:pw-4f9a@127.0.0.1:{port}");
+    let client = within(
+        TIMEOUT,
+        "connect",
+        async_nats::ConnectOptions::with_user_and_password("relay".into(), "pw-4f9a".into())
+            .connect(server.url()),
+    )
+    .await
+    .unwrap();
+    let relay = {
+        let mut command = Command::new(VKLIVE);
+        command
+            .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
+            .args(["--ws-url", &emulator.ws_url(), "--lease-ttl", &TTL.to_string()])
+            .arg("api-channel-chat:1")
+            .env("VKLIVE_TOKEN", USER_TOKEN)
+            .env("RUST_LOG", "trace")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command.spawn().unwrap()
+    };
+    wait_until(LONG, "the lease taken with the password", || async {
+        owners(&client).await.len() == 1
+    })
+    .await;
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(relay.id().unwrap() as i32, libc::SIGTERM);
+    }
+    let output = within(TIMEOUT, "relay exit", relay.wait_with_output()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0));
+    let leaks: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("pw-4f9a") || line.contains(USER_TOKEN))
+        .collect();
+    assert!(leaks.is_empty(), "a secret in the trace log: {leaks:#?}");
+
+    // A token, from NATS_TOKEN.
+    drop(server);
+    let Some(server) = NatsServer::start_with("relay_authenticates_token", &["--auth", "tok-58b2"])
+    else {
+        return;
+    };
+    let url = server.url();
+    let (status, stderr) = relay_output(&server, &emulator, &url, &[], Duration::from_secs(30)).await;
+    assert_eq!(status, Some(1), "no token: refused\n{stderr}");
+    let mut relay = Command::new(VKLIVE)
+        .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
+        .args(["--ws-url", &emulator.ws_url(), "--lease-ttl", &TTL.to_string()])
+        .arg("api-channel-chat:1")
+        .env("VKLIVE_TOKEN", USER_TOKEN)
+        .env("NATS_TOKEN", "tok-58b2")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = within(
+        TIMEOUT,
+        "connect with the token",
+        async_nats::ConnectOptions::with_token("tok-58b2".into()).connect(&url),
+    )
+    .await
+    .unwrap();
+    wait_until(LONG, "the lease taken with the token", || async {
+        owners(&client).await.len() == 1
+    })
+    .await;
+    relay.kill().await.ok();
+}

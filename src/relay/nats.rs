@@ -61,6 +61,12 @@ impl NatsOptions {
             .name("vklive")
             .connection_timeout(self.connect_timeout)
             .max_reconnects(None);
+        // async-nats reads no credentials from the URL: pass them on.
+        match url_credentials(self.url.expose_secret()) {
+            Some((user, Some(password))) => options = options.user_and_password(user, password),
+            Some((token, None)) => options = options.token(token),
+            None => {}
+        }
         if let Some(token) = &self.token {
             options = options.token(token.expose_secret().to_owned());
         }
@@ -75,9 +81,11 @@ impl NatsOptions {
         if let Some(path) = &self.root_certificate {
             options = options.add_root_certificates(path.clone()).require_tls(true);
         }
-        let url = self.url.expose_secret();
-        let shown = redacted_url(url);
-        match tokio::time::timeout(self.connect_timeout * 2, options.connect(url)).await {
+        // Credentials go through the options above, not in the URL, which
+        // async-nats logs.
+        let shown = redacted_url(self.url.expose_secret());
+        let url = without_credentials(self.url.expose_secret());
+        match tokio::time::timeout(self.connect_timeout * 2, options.connect(url.as_str())).await {
             Ok(Ok(client)) => Ok(client),
             Ok(Err(error)) => Err(RelayError::Nats(format!(
                 "cannot connect to NATS at {shown}: {error}"
@@ -88,6 +96,65 @@ impl NatsOptions {
             ))),
         }
     }
+}
+
+/// The user and password (or the token, a user alone) in the first URL of
+/// `urls`, percent-decoded.
+fn url_credentials(urls: &str) -> Option<(String, Option<String>)> {
+    let first = urls.split(',').next()?.trim();
+    let with_scheme = if first.contains("://") {
+        first.to_owned()
+    } else {
+        format!("nats://{first}")
+    };
+    let url = url::Url::parse(&with_scheme).ok()?;
+    if url.username().is_empty() {
+        return None;
+    }
+    Some((
+        percent_decode(url.username()),
+        url.password().map(percent_decode),
+    ))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match hex {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `urls` with the credentials left out.
+fn without_credentials(urls: &str) -> String {
+    urls.split(',')
+        .map(|one| {
+            let one = one.trim();
+            match (one.find("://"), one.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    format!("{}{}", &one[..scheme + 3], &one[at + 1..])
+                }
+                (None, Some(at)) => one[at + 1..].to_owned(),
+                _ => one.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `url` with any password or token in it replaced by `***`.
@@ -176,6 +243,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn credentials_come_from_the_first_url() {
+        assert_eq!(
+            url_credentials("nats://u:p%40ss@h:4222,nats://x:y@h2"),
+            Some(("u".into(), Some("p@ss".into())))
+        );
+        assert_eq!(url_credentials("tok@h:4222"), Some(("tok".into(), None)));
+        assert_eq!(url_credentials("nats://h:4222"), None);
+    }
+
+    #[test]
     fn urls_are_shown_without_their_secrets() {
         assert_eq!(
             redacted_url("nats://u:p@host:4222"),
@@ -184,6 +261,7 @@ mod tests {
         assert_eq!(redacted_url("tok@host"), "***@host");
         assert_eq!(redacted_url("nats://host:1,nats://t@h2"), "nats://host:1,nats://***@h2");
         assert_eq!(redacted_url("nats://host"), "nats://host");
+        assert_eq!(without_credentials("nats://u:p@h:1,t@h2"), "nats://h:1,h2");
         let options = NatsOptions {
             token: Some(Secret::new("tok-123")),
             ..NatsOptions::new("nats://a:pw-456@h")

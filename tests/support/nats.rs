@@ -35,6 +35,7 @@ pub fn binary(test: &str) -> Option<PathBuf> {
 /// A running `nats-server`.
 pub struct NatsServer {
     binary: PathBuf,
+    extra: Vec<String>,
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
@@ -43,6 +44,11 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts one, or `None` when the test must skip (see [`binary`]).
     pub fn start(test: &str) -> Option<NatsServer> {
+        NatsServer::start_with(test, &[])
+    }
+
+    /// Like [`NatsServer::start`], with more command-line options (auth, …).
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<NatsServer> {
         let binary = binary(test)?;
         let port = free_port();
         let dir = std::env::temp_dir().join(format!(
@@ -54,6 +60,7 @@ impl NatsServer {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut server = NatsServer {
             binary,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
             port,
             dir,
@@ -71,6 +78,7 @@ impl NatsServer {
         let child = Command::new(&self.binary)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.dir.join("store"))
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

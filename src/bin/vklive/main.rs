@@ -98,7 +98,9 @@ fn init_logging() {
     use tracing_subscriber::filter::{FilterExt, filter_fn};
     use tracing_subscriber::prelude::*;
     let wanted = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // async-nats logs each failed (re)connect as an error of its own; the
+        // relay says once, in its words, what failed.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,async_nats=off"));
     // tungstenite dumps whole frames at `trace`, tokens included: drop those lines.
     let safe = filter_fn(|metadata| !vklive_pubsub::may_contain_tokens(metadata));
     tracing_subscriber::registry()
