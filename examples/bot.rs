@@ -91,7 +91,11 @@ async fn run(mut args: Args) -> Result<(), vklive_pubsub::Error> {
     let (client, events) = Client::with_user_token(token)
         .api_url(&args.api_url)
         .ws_url(&args.ws_url)
-        .channels(if args.nats.is_some() { Vec::new() } else { channels.clone() })
+        .channels(if args.nats.is_some() {
+            Vec::new()
+        } else {
+            channels.clone()
+        })
         .connect()
         .await?;
     let mut events = match &args.nats {
@@ -166,7 +170,10 @@ async fn fleet_events(
     _: &[String],
 ) -> Result<futures::stream::BoxStream<'static, Event>, vklive_pubsub::Error> {
     let message = "--nats needs the relay feature: --features emulator,relay";
-    Err(vklive_pubsub::Error::new(ErrorKind::InvalidArgument, message))
+    Err(vklive_pubsub::Error::new(
+        ErrorKind::InvalidArgument,
+        message,
+    ))
 }
 
 /// The answer to a chat message, if it is a command the bot knows.

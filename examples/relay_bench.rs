@@ -82,7 +82,10 @@ async fn main() {
         "failover (lease TTL {} s): kill -9 -> first event by the standby, median {:.2} s of {:?}",
         args.lease_ttl,
         median.as_secs_f64(),
-        failovers.iter().map(|d| format!("{:.2}", d.as_secs_f64())).collect::<Vec<_>>()
+        failovers
+            .iter()
+            .map(|d| format!("{:.2}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
     );
     println!(
         "{}",
@@ -109,7 +112,10 @@ fn spawn_relay(
     server: &Server,
     emulator: &Emulator,
     channels: &[String],
-) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let config = RelayConfig::new(
         NatsOptions::new(server.url()),
         channels.iter().map(RelayChannel::new).collect(),
@@ -143,9 +149,15 @@ async fn stored(nats: &async_nats::Client, channel: &str) -> usize {
     let Ok(stream) = context.get_stream("VKLIVE").await else {
         return 0;
     };
-    match stream.info_with_subjects(subject::channel_filter(channel)).await {
+    match stream
+        .info_with_subjects(subject::channel_filter(channel))
+        .await
+    {
         Ok(subjects) => {
-            let counts: Vec<usize> = subjects.filter_map(|s| async { s.ok().map(|(_, n)| n) }).collect().await;
+            let counts: Vec<usize> = subjects
+                .filter_map(|s| async { s.ok().map(|(_, n)| n) })
+                .collect()
+                .await;
             counts.into_iter().sum()
         }
         Err(_) => 0,
@@ -202,7 +214,12 @@ async fn throughput(
             ack.await.expect("ack");
         }
         let message = PublishMessage::build().payload(payload).headers(headers);
-        window.push_back(context.send_publish(subject, message).await.expect("publish"));
+        window.push_back(
+            context
+                .send_publish(subject, message)
+                .await
+                .expect("publish"),
+        );
     }
     for ack in window {
         ack.await.expect("ack");
@@ -237,7 +254,9 @@ async fn latency(
         let message = messages.next().await.expect("message").expect("message");
         let received = now_nanos();
         let body: serde_json::Value = serde_json::from_slice(&message.payload).expect("json");
-        let text = body["data"]["parts"][0]["text"]["content"].as_str().unwrap_or("");
+        let text = body["data"]["parts"][0]["text"]["content"]
+            .as_str()
+            .unwrap_or("");
         if let Some(sent) = stamp_of(text) {
             delays.push(Duration::from_nanos(received.saturating_sub(sent) as u64));
         }
@@ -268,7 +287,12 @@ fn vklive_binary() -> PathBuf {
 fn spawn_process(server: &Server, emulator: &Emulator, channel: &str, ttl: u64) -> Child {
     Command::new(vklive_binary())
         .args(["relay", "--nats", &server.url()])
-        .args(["--api-url", &emulator.api_url(), "--ws-url", &emulator.ws_url()])
+        .args([
+            "--api-url",
+            &emulator.api_url(),
+            "--ws-url",
+            &emulator.ws_url(),
+        ])
         .args(["--lease-ttl", &ttl.to_string(), channel])
         .env("VKLIVE_TOKEN", TOKEN)
         .stdin(Stdio::null())
@@ -285,7 +309,11 @@ async fn owner(nats: &async_nats::Client, channel: &str) -> Option<u32> {
         .await
         .ok()?;
     let value = store.get(subject::lease_key(channel)).await.ok()??;
-    String::from_utf8_lossy(&value).split('-').next()?.parse().ok()
+    String::from_utf8_lossy(&value)
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
 }
 
 async fn failover(
@@ -318,7 +346,10 @@ async fn failover(
             .await
             .expect("consumer");
         let mut messages = consumer.messages().await.expect("messages");
-        let index = relays.iter().position(|r| r.id() == leader).expect("leader is ours");
+        let index = relays
+            .iter()
+            .position(|r| r.id() == leader)
+            .expect("leader is ours");
         let mut killed = relays.remove(index);
         killed.kill().expect("kill -9");
         let killed_at = Instant::now();

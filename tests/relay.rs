@@ -57,7 +57,12 @@ where
 
 /// Waits (bounded) until the stream holds `count` messages of `channel`;
 /// on a timeout says how many it holds, with the relays' logs.
-async fn wait_stored(nats: &async_nats::Client, channel: &str, count: usize, relays: &[&RelayProcess]) {
+async fn wait_stored(
+    nats: &async_nats::Client,
+    channel: &str,
+    count: usize,
+    relays: &[&RelayProcess],
+) {
     let waited = tokio::time::timeout(LONG, async {
         while stored_count(nats, channel).await < count {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -140,9 +145,13 @@ impl RelayProcess {
 }
 
 async fn nats(server: &NatsServer) -> async_nats::Client {
-    within(TIMEOUT, "connect to NATS", async_nats::connect(server.url()))
-        .await
-        .expect("connect to NATS")
+    within(
+        TIMEOUT,
+        "connect to NATS",
+        async_nats::connect(server.url()),
+    )
+    .await
+    .expect("connect to NATS")
 }
 
 /// Owner (relay pid) of each leased channel key.
@@ -176,10 +185,8 @@ async fn stored_count(nats: &async_nats::Client, channel: &str) -> usize {
     let filter = vklive_pubsub::relay::subject::channel_filter(channel);
     match stream.info_with_subjects(filter).await {
         Ok(subjects) => {
-            let counts: Vec<(String, usize)> = subjects
-                .filter_map(|s| async { s.ok() })
-                .collect()
-                .await;
+            let counts: Vec<(String, usize)> =
+                subjects.filter_map(|s| async { s.ok() }).collect().await;
             counts.into_iter().map(|(_, n)| n).sum()
         }
         Err(_) => 0,
@@ -198,7 +205,11 @@ async fn stored(nats: &async_nats::Client, channel: &str) -> Vec<Event> {
     .expect("subscriber");
     let mut out = Vec::with_capacity(count);
     while out.len() < count {
-        out.push(within(TIMEOUT, "a stored event", events.next()).await.expect("event"));
+        out.push(
+            within(TIMEOUT, "a stored event", events.next())
+                .await
+                .expect("event"),
+        );
     }
     out
 }
@@ -227,7 +238,11 @@ fn assert_exactly_once(events: &[Event], expected: std::ops::Range<i64>, logs: &
     let unique: HashSet<i64> = ids.iter().copied().collect();
     let lost = expected.clone().filter(|id| !unique.contains(id)).count();
     let doubled = ids.len() - unique.len();
-    assert_eq!((lost, doubled, gaps), (0, 0, 0), "lost, doubled, gaps\n{logs}");
+    assert_eq!(
+        (lost, doubled, gaps),
+        (0, 0, 0),
+        "lost, doubled, gaps\n{logs}"
+    );
     assert_eq!(ids, expected.collect::<Vec<_>>(), "in order\n{logs}");
 }
 
@@ -262,7 +277,10 @@ async fn relay_exits_non_zero_with_one_error_line_when_nats_is_unreachable() {
     assert!(!output.status.success());
     assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("NATS") && stderr.contains(&port.to_string()), "{stderr}");
+    assert!(
+        stderr.contains("NATS") && stderr.contains(&port.to_string()),
+        "{stderr}"
+    );
     assert!(!stderr.contains(USER_TOKEN));
 }
 
@@ -273,7 +291,11 @@ async fn relayed_publications_read_back_as_the_events_the_connector_decodes() {
     };
     let emulator = emulator().await;
     let names = emulator.add_channel("streamer", 7);
-    let relay = RelayProcess::spawn(&server, &emulator, &[names.chat.clone(), names.info.clone()]);
+    let relay = RelayProcess::spawn(
+        &server,
+        &emulator,
+        &[names.chat.clone(), names.info.clone()],
+    );
     let nats = nats(&server).await;
     wait_until(LONG, "both channels leased and subscribed", || async {
         owners(&nats).await.len() == 2
@@ -283,7 +305,10 @@ async fn relayed_publications_read_back_as_the_events_the_connector_decodes() {
     .await;
     let viewer = DemoUser::new(1001, "viewer");
     let payloads = [
-        (&names.chat, chat_message_send(1, 1_700_000_000, &viewer, vec![text_part("привет")])),
+        (
+            &names.chat,
+            chat_message_send(1, 1_700_000_000, &viewer, vec![text_part("привет")]),
+        ),
         (&names.info, follow_create(&viewer)),
         (&names.info, raid_income(&viewer, 12)),
         (
@@ -324,7 +349,16 @@ async fn relayed_publications_read_back_as_the_events_the_connector_decodes() {
         TIMEOUT,
         "tail --nats",
         Command::new(VKLIVE)
-            .args(["tail", "--nats", &server.url(), "--since", "1h", "-n", "5", "--json"])
+            .args([
+                "tail",
+                "--nats",
+                &server.url(),
+                "--since",
+                "1h",
+                "-n",
+                "5",
+                "--json",
+            ])
             .env_remove("VKLIVE_TOKEN")
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -333,7 +367,11 @@ async fn relayed_publications_read_back_as_the_events_the_connector_decodes() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -379,15 +417,23 @@ async fn leader_and_standby(
     (leader, standby)
 }
 
-fn paced_chat(emulator: &Emulator, names: &ChannelNames, count: usize) -> std::thread::JoinHandle<usize> {
+fn paced_chat(
+    emulator: &Emulator,
+    names: &ChannelNames,
+    count: usize,
+) -> std::thread::JoinHandle<usize> {
     emulator.publish_paced(&names.chat, count, 1000.0)
 }
 
 async fn join(paced: std::thread::JoinHandle<usize>) -> usize {
-    within(LONG, "the paced stream", tokio::task::spawn_blocking(move || paced.join()))
-        .await
-        .unwrap()
-        .unwrap()
+    within(
+        LONG,
+        "the paced stream",
+        tokio::task::spawn_blocking(move || paced.join()),
+    )
+    .await
+    .unwrap()
+    .unwrap()
 }
 
 #[tokio::test]
@@ -583,25 +629,37 @@ async fn a_fleet_of_three_bots_on_a_shared_consumer_answers_each_ping_once() {
         })
         .collect();
     let context = async_nats::jetstream::new(nats.clone());
-    wait_until(LONG, "three bots pulling from the shared consumer", || async {
-        let Ok(stream) = context.get_stream("VKLIVE").await else {
-            return false;
-        };
-        let Ok(mut consumer) = stream
-            .get_consumer::<async_nats::jetstream::consumer::pull::Config>("vklive-bot")
-            .await
-        else {
-            return false;
-        };
-        consumer.info().await.is_ok_and(|info| info.num_waiting >= 3)
-    })
+    wait_until(
+        LONG,
+        "three bots pulling from the shared consumer",
+        || async {
+            let Ok(stream) = context.get_stream("VKLIVE").await else {
+                return false;
+            };
+            let Ok(mut consumer) = stream
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>("vklive-bot")
+                .await
+            else {
+                return false;
+            };
+            consumer
+                .info()
+                .await
+                .is_ok_and(|info| info.num_waiting >= 3)
+        },
+    )
     .await;
     const PINGS: u64 = 9;
     for n in 0..PINGS {
         let viewer = DemoUser::new(2000 + n, &format!("viewer{n}"));
         emulator.publish(
             &names.chat,
-            chat_message_send(10 + n as i64, 1_700_000_000, &viewer, vec![text_part("!ping")]),
+            chat_message_send(
+                10 + n as i64,
+                1_700_000_000,
+                &viewer,
+                vec![text_part("!ping")],
+            ),
         );
     }
     let sends = || {
@@ -704,7 +762,10 @@ async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_pri
     .await;
     assert_eq!(status, Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(!stderr.contains("wrong-7c1e") && stderr.contains("***"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong-7c1e") && stderr.contains("***"),
+        "{stderr}"
+    );
 
     // The right password: the relay takes the channel's lease.
     let url = format!("nats://relay:pw-4f9a@127.0.0.1:{port}");
@@ -720,7 +781,12 @@ async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_pri
         let mut command = Command::new(VKLIVE);
         command
             .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
-            .args(["--ws-url", &emulator.ws_url(), "--lease-ttl", &TTL.to_string()])
+            .args([
+                "--ws-url",
+                &emulator.ws_url(),
+                "--lease-ttl",
+                &TTL.to_string(),
+            ])
             .arg("api-channel-chat:1")
             .env("VKLIVE_TOKEN", USER_TOKEN)
             .env("RUST_LOG", "trace")
@@ -738,7 +804,9 @@ async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_pri
     unsafe {
         libc::kill(relay.id().unwrap() as i32, libc::SIGTERM);
     }
-    let output = within(TIMEOUT, "relay exit", relay.wait_with_output()).await.unwrap();
+    let output = within(TIMEOUT, "relay exit", relay.wait_with_output())
+        .await
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0));
     let leaks: Vec<&str> = stderr
@@ -754,11 +822,17 @@ async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_pri
         return;
     };
     let url = server.url();
-    let (status, stderr) = relay_output(&server, &emulator, &url, &[], Duration::from_secs(30)).await;
+    let (status, stderr) =
+        relay_output(&server, &emulator, &url, &[], Duration::from_secs(30)).await;
     assert_eq!(status, Some(1), "no token: refused\n{stderr}");
     let mut relay = Command::new(VKLIVE)
         .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
-        .args(["--ws-url", &emulator.ws_url(), "--lease-ttl", &TTL.to_string()])
+        .args([
+            "--ws-url",
+            &emulator.ws_url(),
+            "--lease-ttl",
+            &TTL.to_string(),
+        ])
         .arg("api-channel-chat:1")
         .env("VKLIVE_TOKEN", USER_TOKEN)
         .env("NATS_TOKEN", "tok-58b2")

@@ -104,7 +104,8 @@ mod tests {
 
     #[test]
     fn chat_is_identified_by_its_message_id_whatever_its_offset() {
-        let chat = r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":77,"parts":[]}}}"#;
+        let chat =
+            r#"{"type":"channel_chat_message_send","data":{"chat_message":{"id":77,"parts":[]}}}"#;
         let live = publication(12, chat);
         let mut backfilled = publication(0, chat);
         backfilled.backfilled = true;
@@ -131,10 +132,20 @@ mod tests {
 
     #[test]
     fn resume_reads_the_position_and_skips_only_what_is_in_the_stream() {
-        let headers = [(POSITION_HEADER, "41"), (OFFSET_HEADER, "0"), (EPOCH_HEADER, "e")];
+        let headers = [
+            (POSITION_HEADER, "41"),
+            (OFFSET_HEADER, "0"),
+            (EPOCH_HEADER, "e"),
+        ];
         let lookup = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
         let resume = Resume::from_headers(lookup);
-        assert_eq!(resume, Resume { epoch: "e".into(), offset: 41 });
+        assert_eq!(
+            resume,
+            Resume {
+                epoch: "e".into(),
+                offset: 41
+            }
+        );
         assert!(resume.covers(41) && resume.covers(1));
         assert!(!resume.covers(42));
         assert!(!resume.covers(0), "no offset: left to the message id");

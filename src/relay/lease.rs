@@ -223,8 +223,14 @@ mod tests {
         board.written("relay.a", "a", 2, t0);
         board.written("relay.b", "b", 3, t0 + Duration::from_secs(2));
         board.written("channel.x", "a", 4, t0);
-        assert_eq!(board.live_relays("me", timing, t0 + Duration::from_secs(2)), 3);
-        assert_eq!(board.live_relays("me", timing, t0 + Duration::from_secs(4)), 2);
+        assert_eq!(
+            board.live_relays("me", timing, t0 + Duration::from_secs(2)),
+            3
+        );
+        assert_eq!(
+            board.live_relays("me", timing, t0 + Duration::from_secs(4)),
+            2
+        );
     }
 
     #[test]
@@ -237,8 +243,20 @@ mod tests {
         let free: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
         assert_eq!(plan(0, 4, &free).acquire.len(), 4);
         assert_eq!(plan(3, 4, &free).acquire, vec!["c0".to_string()]);
-        assert_eq!(plan(4, 4, &free), Plan { acquire: vec![], release: 0 });
-        assert_eq!(plan(7, 4, &free), Plan { acquire: vec![], release: 3 });
+        assert_eq!(
+            plan(4, 4, &free),
+            Plan {
+                acquire: vec![],
+                release: 0
+            }
+        );
+        assert_eq!(
+            plan(7, 4, &free),
+            Plan {
+                acquire: vec![],
+                release: 3
+            }
+        );
         assert_eq!(plan(0, 4, &[]).acquire.len(), 0);
     }
 

@@ -30,6 +30,10 @@ pub(crate) enum Change {
     Release(Vec<String>, oneshot::Sender<()>),
 }
 
+/// An attempt to take a channel: the channel, the lease's revision and when
+/// its write was sent (if taken), where the stream ends (if it could be read).
+type Attempt = (String, Option<(u64, Instant)>, Option<Resume>);
+
 /// A lease this relay holds.
 #[derive(Debug, Clone)]
 struct Held {
@@ -52,7 +56,8 @@ impl Leases {
     /// the fence checked before every publish.
     pub(crate) fn valid(&self, channel: &str, now: Instant) -> bool {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.get(channel).is_some_and(|lease| now < lease.valid_until)
+        held.get(channel)
+            .is_some_and(|lease| now < lease.valid_until)
     }
 
     /// Stops the task, which gives every lease back.
@@ -239,7 +244,8 @@ impl LeaseTask {
         let timeout = self.op_timeout();
         let results: Vec<(String, Held, Option<u64>)> = futures::stream::iter(due)
             .map(|(channel, lease)| async move {
-                let update = store.update(&lease.key, id.clone().into_bytes().into(), lease.revision);
+                let update =
+                    store.update(&lease.key, id.clone().into_bytes().into(), lease.revision);
                 let revision = match tokio::time::timeout(timeout, update).await {
                     Ok(Ok(revision)) => Some(revision),
                     _ => None,
@@ -278,40 +284,43 @@ impl LeaseTask {
     /// Tries to take `wanted` (by `create`, or `update` of a key this relay
     /// wrote last), reads where each channel's messages end, and hands the
     /// ones taken to the publisher.
-    async fn acquire(&mut self, wanted: Vec<String>, changes: &mpsc::Sender<Change>) -> Result<(), ()> {
+    async fn acquire(
+        &mut self,
+        wanted: Vec<String>,
+        changes: &mpsc::Sender<Change>,
+    ) -> Result<(), ()> {
         let store = &self.store;
         let stream = &self.stream;
         let id = &self.id;
         let timeout = self.op_timeout();
         let board = &self.board;
-        let results: Vec<(String, Option<(u64, Instant)>, Option<Resume>)> =
-            futures::stream::iter(wanted)
-                .map(|channel| async move {
-                    let key = subject::lease_key(&channel);
-                    let sent_at = Instant::now();
-                    let value: bytes::Bytes = id.clone().into_bytes().into();
-                    let taken = match board.get(&key).filter(|seen| seen.owner == *id) {
-                        Some(seen) => {
-                            let update = store.update(&key, value, seen.revision);
-                            tokio::time::timeout(timeout, update)
-                                .await
-                                .ok()
-                                .and_then(Result::ok)
-                        }
-                        None => tokio::time::timeout(timeout, store.create(&key, value))
+        let results: Vec<Attempt> = futures::stream::iter(wanted)
+            .map(|channel| async move {
+                let key = subject::lease_key(&channel);
+                let sent_at = Instant::now();
+                let value: bytes::Bytes = id.clone().into_bytes().into();
+                let taken = match board.get(&key).filter(|seen| seen.owner == *id) {
+                    Some(seen) => {
+                        let update = store.update(&key, value, seen.revision);
+                        tokio::time::timeout(timeout, update)
                             .await
                             .ok()
-                            .and_then(Result::ok),
-                    };
-                    let Some(revision) = taken else {
-                        return (channel, None, None);
-                    };
-                    let resume = last_position(stream, &channel, timeout).await;
-                    (channel, Some((revision, sent_at)), resume)
-                })
-                .buffer_unordered(64)
-                .collect()
-                .await;
+                            .and_then(Result::ok)
+                    }
+                    None => tokio::time::timeout(timeout, store.create(&key, value))
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                };
+                let Some(revision) = taken else {
+                    return (channel, None, None);
+                };
+                let resume = last_position(stream, &channel, timeout).await;
+                (channel, Some((revision, sent_at)), resume)
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
         let mut acquired = Vec::new();
         let mut unreadable = Vec::new();
         {
@@ -343,22 +352,36 @@ impl LeaseTask {
             }
         }
         for (key, revision) in unreadable {
-            let _ = tokio::time::timeout(timeout, self.store.delete_expect_revision(&key, Some(revision))).await;
+            let _ = tokio::time::timeout(
+                timeout,
+                self.store.delete_expect_revision(&key, Some(revision)),
+            )
+            .await;
         }
         if !acquired.is_empty() {
-            changes.send(Change::Acquired(acquired)).await.map_err(|_| ())?;
+            changes
+                .send(Change::Acquired(acquired))
+                .await
+                .map_err(|_| ())?;
         }
         Ok(())
     }
 
     /// Gives `channels` back: the publisher stops and drains them first,
     /// then the keys are deleted so that another relay takes them at once.
-    async fn release(&mut self, channels: Vec<String>, changes: &mpsc::Sender<Change>) -> Result<(), ()> {
+    async fn release(
+        &mut self,
+        channels: Vec<String>,
+        changes: &mpsc::Sender<Change>,
+    ) -> Result<(), ()> {
         let released: Vec<Held> = {
             let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
             channels.iter().filter_map(|c| held.remove(c)).collect()
         };
-        tracing::info!(count = channels.len(), "giving channels back (above the fair share)");
+        tracing::info!(
+            count = channels.len(),
+            "giving channels back (above the fair share)"
+        );
         let (done_tx, done_rx) = oneshot::channel();
         changes
             .send(Change::Release(channels, done_tx))
@@ -388,7 +411,11 @@ impl LeaseTask {
 
 /// Where `channel`'s messages in the stream end (a default position when it
 /// has none); `None` when the stream could not be read.
-async fn last_position(stream: &stream::Stream, channel: &str, timeout: Duration) -> Option<Resume> {
+async fn last_position(
+    stream: &stream::Stream,
+    channel: &str,
+    timeout: Duration,
+) -> Option<Resume> {
     let filter = subject::channel_filter(channel);
     let last = tokio::time::timeout(timeout, stream.get_last_raw_message_by_subject(&filter)).await;
     match last {
@@ -396,7 +423,8 @@ async fn last_position(stream: &stream::Stream, channel: &str, timeout: Duration
             message.headers.get(name).map(|value| value.as_str())
         })),
         Ok(Err(error))
-            if error.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            if error.kind()
+                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
         {
             Some(Resume::default())
         }

@@ -144,7 +144,10 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     /// A relay of `config`'s channels; `vk` makes each VK connection's builder.
-    pub fn new(config: RelayConfig, vk: impl Fn() -> ClientBuilder + Send + Sync + 'static) -> Relay {
+    pub fn new(
+        config: RelayConfig,
+        vk: impl Fn() -> ClientBuilder + Send + Sync + 'static,
+    ) -> Relay {
         Relay {
             config,
             vk: Arc::new(vk),

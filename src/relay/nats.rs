@@ -79,7 +79,9 @@ impl NatsOptions {
             })?;
         }
         if let Some(path) = &self.root_certificate {
-            options = options.add_root_certificates(path.clone()).require_tls(true);
+            options = options
+                .add_root_certificates(path.clone())
+                .require_tls(true);
         }
         // Credentials go through the options above, not in the URL, which
         // async-nats logs.
@@ -254,12 +256,12 @@ mod tests {
 
     #[test]
     fn urls_are_shown_without_their_secrets() {
-        assert_eq!(
-            redacted_url("nats://u:p@host:4222"),
-            "nats://***@host:4222"
-        );
+        assert_eq!(redacted_url("nats://u:p@host:4222"), "nats://***@host:4222");
         assert_eq!(redacted_url("tok@host"), "***@host");
-        assert_eq!(redacted_url("nats://host:1,nats://t@h2"), "nats://host:1,nats://***@h2");
+        assert_eq!(
+            redacted_url("nats://host:1,nats://t@h2"),
+            "nats://host:1,nats://***@h2"
+        );
         assert_eq!(redacted_url("nats://host"), "nats://host");
         assert_eq!(without_credentials("nats://u:p@h:1,t@h2"), "nats://h:1,h2");
         let options = NatsOptions {
@@ -267,6 +269,9 @@ mod tests {
             ..NatsOptions::new("nats://a:pw-456@h")
         };
         let shown = format!("{options:?}");
-        assert!(!shown.contains("tok-123") && !shown.contains("pw-456"), "{shown}");
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("pw-456"),
+            "{shown}"
+        );
     }
 }

@@ -296,7 +296,11 @@ impl Publisher {
             tracing::debug!(channel = %outgoing.channel, "lease not valid: not publishing");
             return;
         }
-        match self.context.send_publish(outgoing.subject.clone(), message(&outgoing)).await {
+        match self
+            .context
+            .send_publish(outgoing.subject.clone(), message(&outgoing))
+            .await
+        {
             Ok(ack) => self.window.push_back(in_window(outgoing, ack)),
             Err(error) => {
                 let result = Err(error);

@@ -215,7 +215,10 @@ fn filters(channels: &[String]) -> Vec<String> {
     if channels.is_empty() {
         vec![subject::all_filter()]
     } else {
-        channels.iter().map(|c| subject::channel_filter(c)).collect()
+        channels
+            .iter()
+            .map(|c| subject::channel_filter(c))
+            .collect()
     }
 }
 

@@ -25,7 +25,9 @@ pub fn binary(test: &str) -> Option<PathBuf> {
         });
     if found.is_none() {
         if std::env::var_os("CI").is_some() {
-            panic!("{test}: no nats-server (set NATS_SERVER_BIN or put it on PATH); CI must run it");
+            panic!(
+                "{test}: no nats-server (set NATS_SERVER_BIN or put it on PATH); CI must run it"
+            );
         }
         eprintln!("{test}: skipped, no nats-server found (set NATS_SERVER_BIN or put it on PATH)");
     }
@@ -76,7 +78,14 @@ impl NatsServer {
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.join("server.log")).expect("log file");
         let child = Command::new(&self.binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.dir.join("store"))
             .args(&self.extra)
             .stdin(Stdio::null())
@@ -93,7 +102,10 @@ impl NatsServer {
         let address: SocketAddr = ([127, 0, 0, 1], self.port).into();
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
