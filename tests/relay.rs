@@ -234,6 +234,8 @@ fn chat_ids(events: &[Event]) -> (Vec<i64>, usize) {
 
 /// Every id of `expected` once, in order, and no gap.
 fn assert_exactly_once(events: &[Event], expected: std::ops::Range<i64>, logs: &str) {
+    assert_each_once(events, expected.clone(), logs);
+    let (ids, _) = chat_ids(events);
     let (ids, gaps) = chat_ids(events);
     let unique: HashSet<i64> = ids.iter().copied().collect();
     let lost = expected.clone().filter(|id| !unique.contains(id)).count();
@@ -243,7 +245,20 @@ fn assert_exactly_once(events: &[Event], expected: std::ops::Range<i64>, logs: &
         (0, 0, 0),
         "lost, doubled, gaps\n{logs}"
     );
-    assert_eq!(ids, expected.collect::<Vec<_>>(), "in order\n{logs}");
+    let expected: Vec<i64> = expected.collect();
+    if let Some(at) = (0..ids.len()).find(|&i| ids[i] != expected[i]) {
+        let around = &ids[at.saturating_sub(3)..(at + 12).min(ids.len())];
+        panic!("out of order at {at}: {around:?}\n{logs}");
+    }
+}
+
+/// Every id of `expected` once (in any order), and no gap.
+fn assert_each_once(events: &[Event], expected: std::ops::Range<i64>, logs: &str) {
+    let (ids, gaps) = chat_ids(events);
+    let unique: HashSet<i64> = ids.iter().copied().collect();
+    let lost = expected.clone().filter(|id| !unique.contains(id)).count();
+    let doubled = ids.len() - unique.len();
+    assert_eq!((lost, doubled, gaps), (0, 0, 0), "lost, doubled, gaps\n{logs}");
 }
 
 /// The paced chat's message ids (`Emulator::publish_paced` numbers them so).
@@ -527,7 +542,9 @@ async fn nats_server_restarted_mid_stream_loses_nothing() {
     let logs = relay.log();
     assert_eq!(relay.stop().await.code(), Some(0));
     let events = stored(&nats_client, &names.chat).await;
-    assert_exactly_once(&events, paced_ids(COUNT), &logs);
+    // Each once; the order may not hold across a crash of NATS: a message
+    // in flight when it died is stored again after later ones (docs/relay.md).
+    assert_each_once(&events, paced_ids(COUNT), &logs);
 }
 
 #[tokio::test]

@@ -122,7 +122,9 @@ impl LeaseTask {
         let mut watcher: Option<kv::Watch> = None;
         loop {
             if watcher.is_none() {
-                watcher = self.store.watch_all().await.ok();
+                // Bounded: with NATS away this must not hold up the renewals.
+                let watch = tokio::time::timeout(self.op_timeout(), self.store.watch_all()).await;
+                watcher = watch.ok().and_then(Result::ok);
             }
             tokio::select! {
                 _ = stop.changed() => break,

@@ -61,6 +61,10 @@ pub(crate) struct Publisher {
     events_tx: mpsc::Sender<(u64, Event)>,
     events_rx: mpsc::Receiver<(u64, Event)>,
     window: FuturesOrdered<Acked>,
+    /// A publish failed or NATS is away: publish one at a time, each
+    /// waiting for its ack, until NATS is back and the window is empty, so
+    /// that what failed is stored before what follows.
+    degraded: bool,
     gaps: u64,
 }
 
@@ -85,6 +89,7 @@ impl Publisher {
             events_tx,
             events_rx,
             window: FuturesOrdered::new(),
+            degraded: false,
             gaps: 0,
         }
     }
@@ -216,8 +221,16 @@ impl Publisher {
 
     async fn on_event(&mut self, connection: u64, event: Event) -> Result<(), RelayError> {
         match event {
-            Event::Publication(publication) => self.publish_publication(publication).await,
-            Event::Gap { channel, missed } => self.publish_gap(channel, missed).await,
+            Event::Publication(publication) => {
+                if self.carries(connection, &publication.channel) {
+                    self.publish_publication(publication).await;
+                }
+            }
+            Event::Gap { channel, missed } => {
+                if self.carries(connection, &channel) {
+                    self.publish_gap(channel, missed).await;
+                }
+            }
             Event::Closed {
                 reason: CloseReason::Failed(error),
             } => {
@@ -233,6 +246,15 @@ impl Publisher {
             other => tracing::debug!(?other, connection, "VK connection"),
         }
         Ok(())
+    }
+
+    /// Whether `connection` is the one that follows `channel` for this relay
+    /// now: a connection the channel left (lost, then taken again) may still
+    /// have events of it on their way, which its new connection recovers.
+    fn carries(&self, connection: u64, channel: &str) -> bool {
+        self.owned
+            .get(channel)
+            .is_some_and(|owned| owned.client == connection)
     }
 
     async fn publish_publication(&mut self, publication: Publication) {
@@ -290,10 +312,20 @@ impl Publisher {
     }
 
     /// Publishes `outgoing` if the channel's lease still holds (the fence),
-    /// its ack joining the window.
+    /// its ack joining the window; while degraded, one at a time.
     async fn send(&mut self, outgoing: Outgoing) {
         if !self.leases.valid(&outgoing.channel, Instant::now()) {
             tracing::debug!(channel = %outgoing.channel, "lease not valid: not publishing");
+            return;
+        }
+        if self.degraded || !self.connected() {
+            self.degraded = true;
+            self.drain().await;
+            self.publish_until_acked(outgoing).await;
+            if self.connected() && self.window.is_empty() {
+                tracing::info!("NATS answers again: publishing pipelined");
+                self.degraded = false;
+            }
             return;
         }
         match self
@@ -302,46 +334,55 @@ impl Publisher {
             .await
         {
             Ok(ack) => self.window.push_back(in_window(outgoing, ack)),
-            Err(error) => {
-                let result = Err(error);
-                self.acked(outgoing, result).await;
-            }
+            Err(error) => self.acked(outgoing, Err(error)).await,
         }
     }
 
-    /// An ack came back; a failure is published again (same id, so a copy
-    /// that did land is dropped as a duplicate) until it lands or the lease
-    /// is gone.
+    fn connected(&self) -> bool {
+        self.context.client().connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// An ack came back; a failure turns publishing one at a time and the
+    /// message is published again (same id, so a copy that did land is
+    /// dropped as a duplicate) until it lands or the lease is gone.
     async fn acked(&mut self, outgoing: Outgoing, result: Result<PublishAck, PublishError>) {
-        let mut error = match result {
+        match result {
             Ok(ack) => {
                 if ack.duplicate {
                     tracing::debug!(id = %outgoing.id, "duplicate dropped by JetStream");
                 }
-                return;
             }
-            Err(error) => error,
-        };
-        let mut delay = Duration::from_millis(50);
+            Err(error) => {
+                tracing::debug!(id = %outgoing.id, %error, "publish failed; again, one at a time");
+                self.degraded = true;
+                self.publish_until_acked(outgoing).await;
+            }
+        }
+    }
+
+    /// Publishes `outgoing` and waits for its ack, again with backoff until
+    /// it lands or the channel's lease is gone.
+    async fn publish_until_acked(&mut self, outgoing: Outgoing) {
+        let mut delay = Duration::from_millis(20);
         loop {
             if !self.leases.valid(&outgoing.channel, Instant::now()) {
-                tracing::warn!(channel = %outgoing.channel, %error, "not published, lease gone: its new owner resumes it");
+                tracing::warn!(channel = %outgoing.channel, "not published, lease gone: its new owner resumes it");
                 return;
             }
-            tracing::debug!(id = %outgoing.id, %error, "publish failed; again");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
             let sent = self
                 .context
                 .send_publish(outgoing.subject.clone(), message(&outgoing))
                 .await;
-            match sent {
+            let error = match sent {
                 Ok(ack) => match ack.await {
                     Ok(_) => return,
-                    Err(again) => error = again,
+                    Err(error) => error,
                 },
-                Err(again) => error = again,
-            }
+                Err(error) => error,
+            };
+            tracing::debug!(id = %outgoing.id, %error, "publish failed; again");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
         }
     }
 
