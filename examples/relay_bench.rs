@@ -63,12 +63,20 @@ async fn main() {
     emulator.add_user(TOKEN, 1, "bench");
     let nats = async_nats::connect(server.url()).await.expect("nats");
 
-    let (relay_rate, floor_rate) = throughput(&server, &emulator, &nats, args.events).await;
+    let (relay_rate, floor_rate) =
+        throughput(&server, &emulator, &nats, args.events, args.lease_ttl).await;
     println!(
         "throughput: relay {relay_rate:.0} events/s, floor (async-nats, same messages) {floor_rate:.0} events/s, ratio {:.2}",
         relay_rate / floor_rate
     );
-    let (p50, p99) = latency(&server, &emulator, &nats, args.latency_events).await;
+    let (p50, p99) = latency(
+        &server,
+        &emulator,
+        &nats,
+        args.latency_events,
+        args.lease_ttl,
+    )
+    .await;
     println!(
         "latency at 1,000/s, emulator send -> JetStream consumer: p50 {:.2} ms, p99 {:.2} ms",
         ms(p50),
@@ -112,14 +120,17 @@ fn spawn_relay(
     server: &Server,
     emulator: &Emulator,
     channels: &[String],
+    ttl: u64,
 ) -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let config = RelayConfig::new(
+    let mut config = RelayConfig::new(
         NatsOptions::new(server.url()),
         channels.iter().map(RelayChannel::new).collect(),
     );
+    // The bucket keeps the TTL of the relay that created it: one TTL for all.
+    config.lease_ttl = Duration::from_secs(ttl);
     let (api, ws) = (emulator.api_url(), emulator.ws_url());
     let relay = Relay::new(config, move || {
         Client::with_user_token(TOKEN).api_url(&api).ws_url(&ws)
@@ -169,9 +180,10 @@ async fn throughput(
     emulator: &Emulator,
     nats: &async_nats::Client,
     events: usize,
+    ttl: u64,
 ) -> (f64, f64) {
     let channel = emulator.add_channel("throughput", 10).chat;
-    let (stop, task) = spawn_relay(server, emulator, std::slice::from_ref(&channel));
+    let (stop, task) = spawn_relay(server, emulator, std::slice::from_ref(&channel), ttl);
     wait_subscribed(emulator, &channel).await;
     let started = Instant::now();
     emulator.blast(&channel, events, 100).expect("blast");
@@ -233,9 +245,10 @@ async fn latency(
     emulator: &Emulator,
     nats: &async_nats::Client,
     events: usize,
+    ttl: u64,
 ) -> (Duration, Duration) {
     let channel = emulator.add_channel("latency", 11).chat;
-    let (stop, task) = spawn_relay(server, emulator, std::slice::from_ref(&channel));
+    let (stop, task) = spawn_relay(server, emulator, std::slice::from_ref(&channel), ttl);
     wait_subscribed(emulator, &channel).await;
     let context = jetstream::new(nats.clone());
     let stream = context.get_stream("VKLIVE").await.expect("stream");

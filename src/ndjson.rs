@@ -75,22 +75,56 @@ pub fn event_json(event: &Event) -> Value {
     }
 }
 
+/// The line `vklive tail --json` prints for `event` (without the newline):
+/// [`event_json`] as text, a publication written straight from the event
+/// ([`publication_line`]).
+pub fn event_line(event: &Event) -> String {
+    match event {
+        Event::Publication(publication) => publication_line(publication),
+        other => event_json(other).to_string(),
+    }
+}
+
 /// The JSON object for one publication (see the [module](self) docs).
 pub fn publication_json(publication: &Publication) -> Value {
-    let mut line = json!({
-        "event": "publication",
-        "channel": &*publication.channel,
-        "offset": publication.offset,
-        "type": publication.event.kind(),
-        "data": &publication.event,
-    });
-    if publication.backfilled {
-        line["backfilled"] = json!(true);
+    serde_json::to_value(Line::of(publication)).unwrap_or(Value::Null)
+}
+
+/// [`publication_json`] as text, written straight from the event (no
+/// [`Value`] built on the way): the body the relay publishes. Its keys come
+/// in the order `event, channel, offset, type, data[, backfilled][, unknown]`
+/// and an unknown payload keeps its own order.
+pub fn publication_line(publication: &Publication) -> String {
+    serde_json::to_string(&Line::of(publication)).unwrap_or_default()
+}
+
+/// A publication line, as written.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    event: &'static str,
+    channel: &'a str,
+    offset: u64,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    data: &'a VkEvent,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    backfilled: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unknown: bool,
+}
+
+impl Line<'_> {
+    fn of(publication: &Publication) -> Line<'_> {
+        Line {
+            event: "publication",
+            channel: &publication.channel,
+            offset: publication.offset,
+            kind: publication.event.kind(),
+            data: &publication.event,
+            backfilled: publication.backfilled,
+            unknown: matches!(publication.event, VkEvent::Unknown(_)),
+        }
     }
-    if matches!(publication.event, VkEvent::Unknown(_)) {
-        line["unknown"] = json!(true);
-    }
-    line
 }
 
 /// The JSON object for an [`Event::Gap`].
@@ -107,7 +141,7 @@ pub fn event_from_json(line: &Value) -> Option<Event> {
 /// [`event_from_json`] of a line of text. Payloads are read as they are in
 /// the text (an unknown event keeps its keys in their order).
 pub fn event_from_str(line: &str) -> Option<Event> {
-    let line: Line = serde_json::from_str(line).ok()?;
+    let line: ReadLine = serde_json::from_str(line).ok()?;
     let channel = line.channel?;
     match &*line.event {
         "gap" => Some(Event::Gap {
@@ -132,7 +166,7 @@ pub fn event_from_str(line: &str) -> Option<Event> {
 
 /// The fields of a line that the way back needs.
 #[derive(Deserialize)]
-struct Line<'a> {
+struct ReadLine<'a> {
     #[serde(borrow)]
     event: Cow<'a, str>,
     #[serde(borrow, default)]
@@ -239,6 +273,21 @@ mod tests {
             panic!()
         };
         same_unknown(&back.event, &publication.event);
+    }
+
+    #[test]
+    fn the_line_is_the_object_and_keeps_an_unknown_payload_verbatim() {
+        let payload = r#"{"type":"channel_something_new","data":{"z":1,"a":[1,2]}}"#;
+        let publication = Publication::new(Arc::from("c"), 4, VkEvent::decode_str(payload));
+        let line = publication_line(&publication);
+        let parsed: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed, publication_json(&publication));
+        let Some(Event::Publication(back)) = event_from_str(&line) else {
+            panic!()
+        };
+        assert_eq!(back.event, publication.event, "same raw text");
+        let event = Event::Publication(publication);
+        assert_eq!(event_line(&event), line);
     }
 
     #[test]

@@ -165,8 +165,22 @@ impl Relay {
         let client = self.config.nats.connect().await?;
         let context = async_nats::jetstream::new(client.clone());
         let stream = nats::ensure_stream(&context, &self.config.stream).await?;
-        let timing = lease::Timing::new(self.config.lease_ttl);
-        let store = nats::ensure_bucket(&context, &self.config.bucket, timing.ttl).await?;
+        let wanted = lease::Timing::new(self.config.lease_ttl);
+        let store = nats::ensure_bucket(&context, &self.config.bucket, wanted.ttl).await?;
+        // Keys live as long as the bucket says, whoever created it: all the
+        // relays of a bucket must time their leases by it.
+        let timing = match store.status().await.map(|status| status.max_age()) {
+            Ok(ttl) if !ttl.is_zero() && ttl != wanted.ttl => {
+                tracing::warn!(
+                    bucket = %self.config.bucket,
+                    ?ttl,
+                    asked = ?wanted.ttl,
+                    "the lease bucket exists with another TTL: using its TTL"
+                );
+                lease::Timing::new(ttl)
+            }
+            _ => wanted,
+        };
         let id = relay_id();
         tracing::info!(relay = %id, channels = self.config.channels.len(), "relay started");
         let (leases, changes) = leases::spawn(leases::LeaseTask::new(

@@ -11,7 +11,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::context::{PublishAckFuture, PublishError};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, publish::PublishAck};
-use futures::stream::FuturesOrdered;
+use futures::stream::{BoxStream, FuturesOrdered, SelectAll};
 use futures::{Future, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -58,8 +58,8 @@ pub(crate) struct Publisher {
     owned: HashMap<String, Owned>,
     connections: HashMap<u64, Connection>,
     next_connection: u64,
-    events_tx: mpsc::Sender<(u64, Event)>,
-    events_rx: mpsc::Receiver<(u64, Event)>,
+    /// The events of every VK connection, each tagged with its number.
+    events: SelectAll<BoxStream<'static, (u64, Event)>>,
     window: FuturesOrdered<Acked>,
     /// A publish failed or NATS is away: publish one at a time, each
     /// waiting for its ack, until NATS is back and the window is empty, so
@@ -76,7 +76,6 @@ impl Publisher {
         leases: Leases,
         cap: usize,
     ) -> Publisher {
-        let (events_tx, events_rx) = mpsc::channel(256);
         Publisher {
             id,
             context,
@@ -86,8 +85,7 @@ impl Publisher {
             owned: HashMap::new(),
             connections: HashMap::new(),
             next_connection: 0,
-            events_tx,
-            events_rx,
+            events: SelectAll::new(),
             window: FuturesOrdered::new(),
             degraded: false,
             gaps: 0,
@@ -115,7 +113,8 @@ impl Publisher {
                 Some((outgoing, result)) = self.window.next(), if !self.window.is_empty() => {
                     self.acked(outgoing, result).await;
                 }
-                Some((connection, event)) = self.events_rx.recv(), if self.window.len() < self.cap => {
+                Some((connection, event)) = self.events.next(),
+                    if self.window.len() < self.cap && !self.events.is_empty() => {
                     if let Err(error) = self.on_event(connection, event).await {
                         break Err(error);
                     }
@@ -161,17 +160,11 @@ impl Publisher {
                 builder = builder.resume(channel.name.clone(), resume.epoch.clone(), resume.offset);
             }
         }
-        let (client, mut events) = builder
+        let (client, events) = builder
             .spawn()
             .map_err(|error| RelayError::Vk(error.to_string()))?;
-        let forward = self.events_tx.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                if forward.send((number, event)).await.is_err() {
-                    break;
-                }
-            }
-        });
+        self.events
+            .push(events.map(move |event| (number, event)).boxed());
         for (channel, resume) in channels {
             let position = resume.offset;
             self.owned.insert(
@@ -267,7 +260,7 @@ impl Publisher {
             return;
         }
         owned.position = owned.position.max(publication.offset);
-        let body = ndjson::publication_json(&publication).to_string();
+        let body = ndjson::publication_line(&publication);
         let kind = publication.event.kind().to_owned();
         let id = ids::message_id(&publication, &owned.resume.epoch, &body);
         let mut headers = HeaderMap::new();

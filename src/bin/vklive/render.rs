@@ -32,7 +32,8 @@ impl Style {
     /// The line for `event` (without the newline).
     pub(crate) fn line(self, event: &Event) -> String {
         match self {
-            Style::Json => event_json(event).to_string(),
+            // The library's line, which the relay publishes as the body.
+            Style::Json => vklive_pubsub::ndjson::event_line(event),
             Style::Text { colour } => Painter { colour }.line(event),
         }
     }
@@ -46,11 +47,6 @@ impl Style {
             Style::Text { .. } => format!("{publications} publications in {seconds:.1} s"),
         }
     }
-}
-
-/// One NDJSON line for an event: the library's, which the relay publishes too.
-pub(crate) fn event_json(event: &Event) -> serde_json::Value {
-    vklive_pubsub::ndjson::event_json(event)
 }
 
 const DIM: &str = "\x1b[2m";
@@ -303,7 +299,7 @@ mod tests {
         else {
             unreachable!()
         };
-        let body = vklive_pubsub::ndjson::publication_json(&chat).to_string();
+        let body = vklive_pubsub::ndjson::publication_line(&chat);
         assert_eq!(Style::Json.line(&Event::Publication(chat)), body);
     }
 
