@@ -939,3 +939,34 @@ async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_pri
     .await;
     relay.kill().await.ok();
 }
+
+/// `ClientBuilder::resume`, which a relay taking a channel over relies on:
+/// the first subscribe recovers what came after the given offset — past
+/// the server's recovery limit through its history — without the epoch.
+#[tokio::test]
+async fn a_client_resumed_at_an_offset_gets_everything_after_it_and_nothing_before() {
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let viewer = DemoUser::new(1001, "viewer");
+    for id in 1..=600 {
+        emulator.publish(
+            &names.chat,
+            chat_message_send(id, 1_700_000_000, &viewer, vec![text_part("hi")]),
+        );
+    }
+    let (_client, mut events) = connect(builder(&emulator).channel(&names.chat).resume(
+        &names.chat,
+        "",
+        100,
+    ))
+    .await;
+    let mut offsets = Vec::new();
+    while offsets.len() < 500 {
+        match next_event(&mut events).await {
+            Event::Publication(publication) => offsets.push(publication.offset),
+            Event::Gap { .. } => panic!("a gap though the history holds it all"),
+            _ => {}
+        }
+    }
+    assert_eq!(offsets, (101..=600).collect::<Vec<u64>>());
+}
