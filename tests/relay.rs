@@ -970,3 +970,138 @@ async fn a_client_resumed_at_an_offset_gets_everything_after_it_and_nothing_befo
     }
     assert_eq!(offsets, (101..=600).collect::<Vec<u64>>());
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with the
+/// `openssl` command (`None` when there is none: the test then skips).
+fn test_certificates(dir: &std::path::Path) -> Option<()> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    std::fs::create_dir_all(dir).ok()?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .ok()?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca = [
+        &["req", "-x509"][..],
+        &ec,
+        &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
+    ]
+    .concat();
+    let ca_ext = [
+        "-subj",
+        "/CN=vklive-test-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ];
+    let csr = [
+        &["req"][..],
+        &ec,
+        &["-keyout", "server.key", "-out", "server.csr"],
+    ]
+    .concat();
+    let sign = [
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ];
+    let made = run(&[&ca[..], &ca_ext].concat())
+        && run(&[&csr[..], &["-subj", "/CN=127.0.0.1"]].concat())
+        && run(&sign);
+    if !made {
+        eprintln!("skipped: the openssl command could not make test certificates");
+    }
+    made.then_some(())
+}
+
+#[tokio::test]
+async fn relay_speaks_tls_to_nats_trusting_the_given_ca() {
+    let certs = std::env::temp_dir().join(format!("vklive-tls-{}", std::process::id()));
+    if test_certificates(&certs).is_none() {
+        return;
+    }
+    let path = |name: &str| certs.join(name).display().to_string();
+    let Some(server) = NatsServer::start_with(
+        "relay_speaks_tls",
+        &[
+            "--tls",
+            "--tlscert",
+            &path("server.pem"),
+            "--tlskey",
+            &path("server.key"),
+        ],
+    ) else {
+        return;
+    };
+    let emulator = emulator().await;
+    emulator.add_channel("streamer", 1);
+    let url = format!("tls://127.0.0.1:{}", server.port);
+    // Without the CA: one line, status 1.
+    let (status, stderr) =
+        relay_output(&server, &emulator, &url, &[], Duration::from_secs(30)).await;
+    assert_eq!(status, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // With it (NATS_CA): the relay takes the lease.
+    let mut relay = Command::new(VKLIVE)
+        .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
+        .args([
+            "--ws-url",
+            &emulator.ws_url(),
+            "--lease-ttl",
+            &TTL.to_string(),
+        ])
+        .arg("api-channel-chat:1")
+        .env("VKLIVE_TOKEN", USER_TOKEN)
+        .env("NATS_CA", path("ca.pem"))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = within(
+        TIMEOUT,
+        "connect over TLS",
+        async_nats::ConnectOptions::new()
+            .add_root_certificates(certs.join("ca.pem"))
+            .require_tls(true)
+            .connect(&url),
+    )
+    .await
+    .unwrap();
+    wait_until(LONG, "the lease taken over TLS", || async {
+        owners(&client).await.len() == 1
+    })
+    .await;
+    relay.kill().await.ok();
+    let _ = std::fs::remove_dir_all(&certs);
+}
