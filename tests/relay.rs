@@ -119,7 +119,11 @@ impl RelayProcess {
             .args(["relay", "--nats", &nats.url()])
             .args(["--api-url", &emulator.api_url()])
             .args(["--ws-url", &emulator.ws_url()])
-            .args(["--lease-ttl", &TTL.to_string()])
+            .args(if options.contains(&"--lease-ttl") {
+                vec![]
+            } else {
+                vec!["--lease-ttl".to_owned(), TTL.to_string()]
+            })
             .args(options)
             .args(channels)
             .env("VKLIVE_TOKEN", USER_TOKEN)
@@ -1104,4 +1108,42 @@ async fn relay_speaks_tls_to_nats_trusting_the_given_ca() {
     .await;
     relay.kill().await.ok();
     let _ = std::fs::remove_dir_all(&certs);
+}
+
+/// SIGTERM gives the leases back: a standby takes the channel over at once,
+/// long before the 30 s lease could have lapsed.
+#[tokio::test]
+async fn a_stopped_relay_hands_its_channels_over_at_once() {
+    let Some(server) = NatsServer::start("a_stopped_relay_hands_over") else {
+        return;
+    };
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let nats = nats(&server).await;
+    let channels = [names.chat.clone()];
+    let options = ["--lease-ttl", "30"];
+    let leader = RelayProcess::spawn_with(&server, &emulator, &channels, &options);
+    wait_until(LONG, "the leader holds the lease", || async {
+        owners(&nats).await.values().any(|pid| *pid == leader.pid)
+    })
+    .await;
+    let standby = RelayProcess::spawn_with(&server, &emulator, &channels, &options);
+    let standby_pid = standby.pid;
+    // Running (its log says so) and waiting for the lease.
+    wait_until(LONG, "the standby runs", || async {
+        standby.log().contains("relay started")
+    })
+    .await;
+    assert_eq!(leader.stop().await.code(), Some(0));
+    within(
+        Duration::from_secs(20),
+        "the standby took over well within the 30 s lease",
+        async {
+            while !owners(&nats).await.values().any(|pid| *pid == standby_pid) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+    .await;
+    assert_eq!(standby.stop().await.code(), Some(0));
 }

@@ -385,11 +385,12 @@ impl LeaseTask {
             "giving channels back (above the fair share)"
         );
         let (done_tx, done_rx) = oneshot::channel();
-        changes
-            .send(Change::Release(channels, done_tx))
-            .await
-            .map_err(|_| ())?;
-        let _ = tokio::time::timeout(self.timing.ttl, done_rx).await;
+        // A publisher that is gone (the relay is stopping) published its
+        // last already: give the keys back all the same.
+        let publisher = changes.send(Change::Release(channels, done_tx)).await;
+        if publisher.is_ok() {
+            let _ = tokio::time::timeout(self.timing.ttl, done_rx).await;
+        }
         let timeout = self.op_timeout();
         let store = &self.store;
         futures::stream::iter(released)
@@ -398,7 +399,7 @@ impl LeaseTask {
                 let _ = tokio::time::timeout(timeout, delete).await;
             })
             .await;
-        Ok(())
+        publisher.map_err(|_| ())
     }
 
     async fn release_all(&mut self, changes: &mpsc::Sender<Change>) {
