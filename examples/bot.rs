@@ -4,6 +4,8 @@
 //! VKLIVE_TOKEN=... cargo run --features emulator --example bot -- \
 //!     --api-url URL --ws-url URL --channel-url SLUG [--queue N] [--cooldown SECONDS]
 //! cargo run --features emulator --example bot -- --demo   # embedded emulator, scripted viewers
+//! VKLIVE_TOKEN=... cargo run --features emulator,relay --example bot -- \
+//!     --api-url URL --ws-url URL --channel-url SLUG --nats nats://127.0.0.1:4222   # one of a fleet
 //! ```
 //!
 //! It answers `!ping` with `pong` (mentioning the asker) and `!uptime` with
@@ -59,6 +61,12 @@ struct Args {
     /// Run against an embedded emulator with scripted viewers (no account needed).
     #[arg(long)]
     demo: bool,
+    /// Read the channel's events from `vklive relay`'s stream in this NATS
+    /// server, as one bot of a fleet sharing the durable consumer
+    /// `vklive-bot`: each event reaches one bot, so each command is answered
+    /// once (docs/relay.md). Needs the `relay` feature.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
 }
 
 #[tokio::main]
@@ -87,13 +95,23 @@ async fn run(mut args: Args) -> Result<(), vklive_pubsub::Error> {
     let slug = args.channel_url.unwrap_or_default();
 
     // The builder looks the channel up by slug and subscribes its public
-    // channels (and the private ones this token may read).
-    let (client, mut events) = Client::with_user_token(token)
+    // channels (and the private ones this token may read); one bot of a
+    // fleet subscribes nothing and reads the relay's stream instead.
+    let builder = Client::with_user_token(token)
         .api_url(&args.api_url)
-        .ws_url(&args.ws_url)
-        .channel_url(&slug)
-        .connect()
-        .await?;
+        .ws_url(&args.ws_url);
+    let (client, mut events) = match &args.nats {
+        None => {
+            let (client, events) = builder.channel_url(&slug).connect().await?;
+            (client, events.boxed())
+        }
+        Some(url) => {
+            let (client, _unused) = builder.connect().await?;
+            let channels = client.api().channel(&slug).await?.web_socket_channels;
+            let events = fleet_events(url, &channels.public()).await?;
+            (client, events)
+        }
+    };
     let me = who_am_i(client.api()).await;
     let settings = BotSettings {
         queue_per_channel: args.queue,
@@ -175,6 +193,33 @@ async fn who_am_i(api: &VkApi) -> Option<i64> {
             None
         }
     }
+}
+
+/// The channels' events from the relay's stream, through the fleet's shared consumer.
+#[cfg(feature = "relay")]
+async fn fleet_events(
+    url: &str,
+    channels: &[String],
+) -> Result<futures::stream::BoxStream<'static, Event>, vklive_pubsub::Error> {
+    use vklive_pubsub::relay::{DEFAULT_STREAM, NatsOptions, Start, Subscriber};
+    let fail = |error: vklive_pubsub::relay::RelayError| {
+        vklive_pubsub::Error::new(ErrorKind::Transport, error.to_string())
+    };
+    let nats = NatsOptions::new(url).connect().await.map_err(fail)?;
+    let shared = Subscriber::shared(nats, DEFAULT_STREAM, "vklive-bot", Start::New, channels);
+    Ok(shared.await.map_err(fail)?.boxed())
+}
+
+#[cfg(not(feature = "relay"))]
+async fn fleet_events(
+    _: &str,
+    _: &[String],
+) -> Result<futures::stream::BoxStream<'static, Event>, vklive_pubsub::Error> {
+    let message = "--nats needs the relay feature: --features emulator,relay";
+    Err(vklive_pubsub::Error::new(
+        ErrorKind::InvalidArgument,
+        message,
+    ))
 }
 
 /// Whether `message` is the bot's own: by its author id when known, else by

@@ -179,6 +179,37 @@ impl ClientBuilder {
         self
     }
 
+    /// Subscribes `channel` (added with [`ClientBuilder::channel`] or
+    /// [`ClientBuilder::chat_channel`]) as if this client had already
+    /// delivered its stream up to `offset` in `epoch`: the first subscribe
+    /// asks the server to recover what came after, as a resubscribe would
+    /// (then the server's history, then [`Event::Gap`]). An empty `epoch`
+    /// lets the server check the offset alone. For a process that takes a
+    /// channel over from another, such as the relay (`docs/relay.md`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vklive_pubsub::Error> {
+    /// let (_client, _events) = vklive_pubsub::Client::with_user_token("token")
+    ///     .channel("channel-chat:8845069")
+    ///     .resume("channel-chat:8845069", "", 1234) // publications after 1234 first
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn resume(
+        mut self,
+        channel: impl Into<String>,
+        epoch: impl Into<String>,
+        offset: u64,
+    ) -> Self {
+        let position = connection::Position {
+            epoch: epoch.into(),
+            offset,
+        };
+        Arc::make_mut(&mut self.config.resume_from).insert(channel.into(), position);
+        self
+    }
+
     /// Channels one connection carries at most (default 128, Centrifugo's
     /// default limit). Past it the client opens another connection; a
     /// server whose limit is lower says so (error 106) and the client learns

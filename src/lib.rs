@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 mod json_scan;
 pub mod log;
+pub mod ndjson;
 mod plaintext;
 pub mod protocol;
 mod secret;
@@ -19,6 +20,10 @@ mod secret;
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
+
+#[cfg(feature = "relay")]
+#[cfg_attr(docsrs, doc(cfg(feature = "relay")))]
+pub mod relay;
 
 pub use auth::{Authorization, Credentials};
 

@@ -33,9 +33,12 @@
 /// the WebSocket library underneath, logs every frame's payload at `trace`,
 /// and the `connect` frame carries the connection token. This crate's own
 /// logs never contain a token at any level. [`safe_filter`] (feature
-/// `logging`) drops exactly these lines.
+/// `logging`) drops exactly these lines. With the `relay` feature,
+/// `async-nats` too: it logs the NATS `CONNECT` (password, token) at `trace`.
 pub fn may_contain_tokens(metadata: &tracing::Metadata<'_>) -> bool {
-    *metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tungstenite")
+    *metadata.level() == tracing::Level::TRACE
+        && (metadata.target().starts_with("tungstenite")
+            || metadata.target().starts_with("async_nats"))
 }
 
 /// The per-layer filter that drops every line [`may_contain_tokens`]: add it

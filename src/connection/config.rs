@@ -1,8 +1,11 @@
 //! The connection's tunables and their sane ranges.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::backoff::Backoff;
+use super::channel::Position;
 
 /// Tunables of the connection; set through [`ClientBuilder`](crate::ClientBuilder),
 /// which clamps each to a sane range (see [`Config::clamped`]).
@@ -28,6 +31,9 @@ pub(crate) struct Config {
     pub(crate) channels_per_connection: usize,
     /// New connections of the pool open at most one per this interval.
     pub(crate) connection_pace: Duration,
+    /// Stream positions (`epoch`, `offset`) to recover from at the first
+    /// subscribe of these channels ([`ClientBuilder::resume`](crate::ClientBuilder::resume)).
+    pub(crate) resume_from: Arc<HashMap<String, Position>>,
 }
 
 impl Default for Config {
@@ -43,6 +49,7 @@ impl Default for Config {
             backfill_hold: Duration::from_secs(5),
             channels_per_connection: 128,
             connection_pace: Duration::from_millis(100),
+            resume_from: Arc::default(),
         }
     }
 }
@@ -96,6 +103,7 @@ mod tests {
             backfill_hold: Duration::MAX,
             channels_per_connection: 0,
             connection_pace: Duration::MAX,
+            resume_from: Arc::default(),
         }
         .clamped();
         assert_eq!(config.backoff.max, MAX_TIMEOUT);

@@ -21,6 +21,7 @@ mod tokens;
 
 pub(crate) use actor::Actor;
 pub use backoff::Backoff;
+pub(crate) use channel::Position;
 pub(crate) use command::{Command, Order};
 pub(crate) use config::Config;
 pub(crate) use home::{on_own_thread, spawn_on_own_thread};

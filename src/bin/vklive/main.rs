@@ -8,6 +8,7 @@
 //! vklive emulator [--port P] [--demo RATE] [--channel-limit N] [--no-history] [--seed S]
 //! vklive trigger EVENT --emulator URL [--channel C] [--nick X] [--text T] [--count N]
 //! vklive completions bash|zsh|fish
+//! vklive relay --nats URL [--api-url URL] [--ws-url URL] [--lease-ttl SECONDS] [--stream NAME] [--channel-url SLUG]... [CHANNEL]...
 //! ```
 //!
 //! Install with `cargo install --locked --path . --features cli`; every
@@ -21,6 +22,7 @@ mod login;
 mod numbers;
 mod output;
 mod overlay;
+mod relay;
 mod render;
 mod send;
 mod shutdown;
@@ -67,13 +69,18 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Relay channels into NATS JetStream, sharing them with other relays
+    /// (leases, hot standby): docs/relay.md.
+    Relay(relay::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match cli.command {
         Command::Overlay(_) => "warn,vklive::overlay=info",
-        _ => "warn",
+        // async-nats logs each failed (re)connect as an error of its own; the
+        // relay says once, in its words, what failed.
+        _ => "warn,async_nats=off",
     };
     init_logging(default_log);
     let (name, outcome) = match cli.command {
@@ -107,6 +114,10 @@ fn main() -> ExitCode {
         Command::Trigger(args) => (
             "trigger",
             runtime(false).and_then(|rt| rt.block_on(trigger::run(args))),
+        ),
+        Command::Relay(args) => (
+            "relay",
+            runtime(true).and_then(|rt| rt.block_on(relay::run(args))),
         ),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "vklive", &mut std::io::stdout());

@@ -32,7 +32,8 @@ impl Style {
     /// The line for `event` (without the newline).
     pub(crate) fn line(self, event: &Event) -> String {
         match self {
-            Style::Json => event_json(event).to_string(),
+            // The library's line, which the relay publishes as the body.
+            Style::Json => vklive_pubsub::ndjson::event_line(event),
             Style::Text { colour } => Painter { colour }.line(event),
         }
     }
@@ -45,58 +46,6 @@ impl Style {
             }
             Style::Text { .. } => format!("{publications} publications in {seconds:.1} s"),
         }
-    }
-}
-
-/// One NDJSON line for an event.
-pub(crate) fn event_json(event: &Event) -> serde_json::Value {
-    match event {
-        Event::Publication(publication) => {
-            let mut line = json!({
-                "event": "publication",
-                "channel": &*publication.channel,
-                "offset": publication.offset,
-                "type": publication.event.kind(),
-                "data": &publication.event,
-            });
-            if publication.backfilled {
-                line["backfilled"] = json!(true);
-            }
-            line
-        }
-        Event::Gap { channel, missed } => {
-            json!({"event": "gap", "channel": channel, "missed": missed})
-        }
-        Event::Connected { client } => json!({"event": "connected", "client": client}),
-        Event::Disconnected { code, reason } => {
-            json!({"event": "disconnected", "code": code, "reason": reason})
-        }
-        Event::Subscribed { channel, recovery } => json!({
-            "event": "subscribed",
-            "channel": channel,
-            "recovery": match recovery {
-                Recovery::NotRequested => "not_requested",
-                Recovery::Recovered => "recovered",
-                Recovery::Failed => "failed",
-            },
-        }),
-        Event::SubscriptionFailed {
-            channel,
-            code,
-            reason,
-        } => {
-            json!({"event": "subscription_failed", "channel": channel, "code": code, "reason": reason})
-        }
-        Event::Unsubscribed {
-            channel,
-            code,
-            reason,
-        } => {
-            json!({"event": "unsubscribed", "channel": channel, "code": code, "reason": reason})
-        }
-        Event::Lagged { dropped } => json!({"event": "lagged", "dropped": dropped}),
-        Event::Closed { .. } => json!({"event": "closed"}),
-        other => json!({"event": "other", "debug": format!("{other:?}")}),
     }
 }
 
@@ -341,6 +290,17 @@ mod tests {
         let line = style.line(&chat);
         assert!(line.ends_with("Вася: привет [2J"), "{line}");
         assert!(!line.contains('\u{1b}'), "no escape from the network");
+    }
+
+    #[test]
+    fn json_lines_are_the_bodies_the_relay_publishes() {
+        let Event::Publication(chat) = publication(json!({"type": "channel_chat_message_send",
+            "data": {"chat_message": {"id": 1, "parts": [{"text": {"content": "hi"}}]}}}))
+        else {
+            unreachable!()
+        };
+        let body = vklive_pubsub::ndjson::publication_line(&chat);
+        assert_eq!(Style::Json.line(&Event::Publication(chat)), body);
     }
 
     #[test]

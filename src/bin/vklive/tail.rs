@@ -59,12 +59,31 @@ pub(crate) struct Args {
     /// raids, no account needed. Says so on stderr.
     #[arg(long, conflicts_with_all = ["api_url", "ws_url"])]
     demo: bool,
+    /// Tail the relay's stream in NATS JetStream instead of VK (no token
+    /// needed): what `vklive relay` published, new events only unless --since.
+    #[arg(long, value_name = "URL", conflicts_with = "demo")]
+    nats: Option<String>,
+    /// With --nats: start this long ago (`90s`, `15m`, `1h`, `2d`).
+    #[arg(long, value_name = "DURATION", requires = "nats", value_parser = crate::relay::parse_duration)]
+    since: Option<std::time::Duration>,
     /// Pubsub channel names to follow, verbatim.
     channels: Vec<String>,
 }
 
 pub(crate) async fn run(mut args: Args) -> Result<(), String> {
     let mut shutdown = Shutdown::listen();
+    if let Some(url) = &args.nats {
+        let style = Style::choose(args.json, std::io::stdout().is_terminal());
+        let stop = async move { shutdown.requested().await };
+        let tail = crate::relay::Tail {
+            url,
+            since: args.since,
+            channels: &args.channels,
+            count: args.count,
+            quiet: args.quiet,
+        };
+        return tail.run(style, stop).await;
+    }
     // Kept alive for the whole run when tailing the demo.
     let (_emulator, credentials) = if args.demo {
         let (emulator, credentials) = start_demo(&mut args).await?;

@@ -76,7 +76,12 @@ impl Session {
             return None;
         }
         let name: Arc<str> = channel.into();
-        let channel = Channel::new(chat_slug.filter(|slug| !slug.is_empty()).map(Arc::from));
+        let mut channel = Channel::new(chat_slug.filter(|slug| !slug.is_empty()).map(Arc::from));
+        if let Some(position) = self.config.resume_from.get(&*name) {
+            // Taken over from elsewhere: recover from where that left off.
+            channel.position = Some(position.clone());
+            channel.was_subscribed = true;
+        }
         self.channels.insert(name.clone(), channel);
         Some(name)
     }
@@ -256,6 +261,13 @@ impl Session {
             (false, _) if resubscribed => Recovery::Failed,
             (false, _) => Recovery::NotRequested,
         };
+        // A position given without its epoch (`ClientBuilder::resume` by a
+        // process that never saw it) is taken to be in the server's epoch.
+        if let Some(ours) = channel.position.as_mut()
+            && ours.epoch.is_empty()
+        {
+            ours.epoch.clone_from(&result.epoch);
+        }
         let missed = match (recovery, &channel.position) {
             (Recovery::Failed, Some(ours)) => {
                 policy::missed_publications(&ours.epoch, ours.offset, &result.epoch, result.offset)

@@ -1,0 +1,233 @@
+//! `vklive relay`: follow channels and publish every event into NATS
+//! JetStream, sharing the channels with the other relays (docs/relay.md).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vklive_pubsub::auth::VkApi;
+use vklive_pubsub::relay::{NatsOptions, Relay, RelayChannel, RelayConfig, StreamSettings};
+use vklive_pubsub::{Authorization, Client};
+
+use crate::shutdown::Shutdown;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "The access token comes from VKLIVE_TOKEN (or --token). \
+Run the same command on several machines: each channel is owned by one relay at a time \
+(a lease in the KV bucket), and a standby takes a dead relay's channels over within the \
+lease TTL + 2 s, resuming from the stream. Exit status: 0 after SIGINT or SIGTERM (leases \
+given back), 1 when NATS or VK fails for good (one line on stderr).")]
+pub(crate) struct Args {
+    /// NATS server URL (`nats://[user:password@]host:port`, `tls://…`).
+    #[arg(long, value_name = "URL")]
+    nats: String,
+    /// DevAPI base URL.
+    #[arg(long, default_value = vklive_pubsub::auth::DEFAULT_API_URL)]
+    api_url: String,
+    /// Pubsub WebSocket URL.
+    #[arg(long, default_value = vklive_pubsub::DEFAULT_WS_URL)]
+    ws_url: String,
+    /// A user access token (default: the VKLIVE_TOKEN environment variable).
+    #[arg(long, env = "VKLIVE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// How long a channel's lease lives without renewal (renewed every third of it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    lease_ttl: f64,
+    /// The JetStream stream (created when missing, on subjects `vklive.>`).
+    #[arg(long, value_name = "NAME", default_value = vklive_pubsub::relay::DEFAULT_STREAM)]
+    stream: String,
+    /// The KV bucket of the leases (created when missing).
+    #[arg(long, value_name = "NAME", default_value = vklive_pubsub::relay::DEFAULT_BUCKET)]
+    bucket: String,
+    /// The stream's duplicate window, when the relay creates it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    duplicate_window: u64,
+    /// How long the stream keeps messages, when the relay creates it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    max_age: u64,
+    /// A NATS token.
+    #[arg(long, env = "NATS_TOKEN", hide_env_values = true)]
+    nats_token: Option<String>,
+    /// A NATS `.creds` file.
+    #[arg(long, env = "NATS_CREDS", value_name = "FILE")]
+    nats_creds: Option<PathBuf>,
+    /// A CA certificate (PEM) for NATS over TLS; TLS is then required.
+    #[arg(long, env = "NATS_CA", value_name = "FILE")]
+    nats_ca: Option<PathBuf>,
+    /// Resolve this channel slug and relay its chat, info and channel points
+    /// channels (and the private ones when a token is granted).
+    #[arg(long = "channel-url", value_name = "SLUG")]
+    channel_urls: Vec<String>,
+    /// Pubsub channel names to relay, verbatim.
+    channels: Vec<String>,
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), String> {
+    let mut shutdown = Shutdown::listen();
+    let token = args
+        .token
+        .clone()
+        .ok_or("no access token: set VKLIVE_TOKEN (or pass --token)")?;
+    if !(args.lease_ttl.is_finite() && args.lease_ttl >= 1.0) {
+        return Err("--lease-ttl must be at least 1 second".into());
+    }
+    let mut nats = NatsOptions::new(args.nats.clone());
+    nats.token = args.nats_token.clone().map(Into::into);
+    nats.credentials_file = args.nats_creds.clone();
+    nats.root_certificate = args.nats_ca.clone();
+    let credentials = Authorization::user(token);
+    let channels = channels(&args, &credentials).await?;
+    if channels.is_empty() {
+        return Err("no channels: name some, or use --channel-url SLUG".into());
+    }
+    let mut config = RelayConfig::new(nats, channels);
+    config.stream = StreamSettings {
+        name: args.stream.clone(),
+        duplicate_window: Duration::from_secs(args.duplicate_window),
+        max_age: Duration::from_secs(args.max_age),
+    };
+    config.bucket = args.bucket.clone();
+    config.lease_ttl = Duration::from_secs_f64(args.lease_ttl);
+    let (api_url, ws_url) = (args.api_url.clone(), args.ws_url.clone());
+    let relay = Relay::new(config, move || {
+        Client::builder(credentials.clone())
+            .api_url(&api_url)
+            .ws_url(&ws_url)
+    });
+    relay
+        .run(async move { shutdown.requested().await })
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// The channels named, and those of each `--channel-url` slug.
+async fn channels(args: &Args, credentials: &Authorization) -> Result<Vec<RelayChannel>, String> {
+    let mut out: Vec<RelayChannel> = args.channels.iter().map(RelayChannel::new).collect();
+    if args.channel_urls.is_empty() {
+        return Ok(out);
+    }
+    let api = VkApi::new(&args.api_url, Arc::new(credentials.clone()))
+        .map_err(|error| error.to_string())?;
+    for slug in &args.channel_urls {
+        let info = api.channel(slug).await.map_err(|error| error.to_string())?;
+        let names = &info.web_socket_channels;
+        for name in names.public() {
+            out.push(if names.chat.as_ref() == Some(&name) {
+                RelayChannel::chat(name, slug)
+            } else {
+                RelayChannel::new(name)
+            });
+        }
+        let private = names.private();
+        let granted = api
+            .subscription_tokens(&private)
+            .await
+            .map_err(|error| error.to_string())?;
+        out.extend(
+            private
+                .into_iter()
+                .filter(|name| granted.contains_key(name))
+                .map(RelayChannel::new),
+        );
+    }
+    Ok(out)
+}
+
+/// `vklive tail --nats URL [--since DURATION]`: the relay's stream, printed
+/// as `tail` prints events.
+pub(crate) struct Tail<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) since: Option<Duration>,
+    pub(crate) channels: &'a [String],
+    pub(crate) count: Option<u64>,
+    pub(crate) quiet: bool,
+}
+
+impl Tail<'_> {
+    pub(crate) async fn run(
+        self,
+        style: crate::render::Style,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), String> {
+        use futures::StreamExt;
+        use std::io::Write;
+        use vklive_pubsub::relay::{Start, Subscriber};
+
+        let started = std::time::Instant::now();
+        let nats = NatsOptions::new(self.url)
+            .connect()
+            .await
+            .map_err(|error| error.to_string())?;
+        let start = self.since.map_or(Start::New, Start::since);
+        let mut events = Subscriber::ordered(
+            nats,
+            vklive_pubsub::relay::DEFAULT_STREAM,
+            start,
+            self.channels,
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+        tokio::pin!(stop);
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut publications = 0u64;
+        while self.count.is_none_or(|count| publications < count) {
+            let event = tokio::select! {
+                event = events.next() => event,
+                () = &mut stop => None,
+            };
+            let Some(event) = event else { break };
+            if matches!(event, vklive_pubsub::Event::Publication(_)) {
+                publications += 1;
+            }
+            if !self.quiet && writeln!(out, "{}", style.line(&event)).is_err() {
+                break;
+            }
+            let _ = out.flush();
+        }
+        if self.quiet {
+            let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+            let _ = writeln!(out, "{}", style.summary(publications, seconds));
+        }
+        let _ = out.flush();
+        Ok(())
+    }
+}
+
+/// `90s`, `15m`, `1h`, `2d`, or plain seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (try 90s, 15m, 1h, 2d)"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" | "sec" => number,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86_400.0,
+        _ => return Err(format!("unknown unit in {text:?} (try 90s, 15m, 1h, 2d)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("not a duration: {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

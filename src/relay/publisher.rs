@@ -1,0 +1,409 @@
+//! The publisher: reads the VK connections of the channels this relay owns
+//! and publishes each publication into JetStream, with its acks pipelined
+//! in a bounded window. Past the window it stops reading, so the
+//! connector's delivery budget fills and it stops reading the socket.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::{PublishAckFuture, PublishError};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, publish::PublishAck};
+use futures::stream::{BoxStream, FuturesOrdered, SelectAll};
+use futures::{Future, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::ids::{self, Resume};
+use super::leases::{Change, Leases};
+use super::{RelayChannel, RelayError, VkBuilder, subject};
+use crate::client::Client;
+use crate::delivery::{CloseReason, Event, Publication};
+use crate::ndjson;
+
+/// A message on its way into the stream (kept until acked, to publish again).
+struct Outgoing {
+    channel: String,
+    subject: String,
+    id: String,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+}
+
+type Acked = Pin<Box<dyn Future<Output = (Outgoing, Result<PublishAck, PublishError>)> + Send>>;
+
+/// A channel this relay publishes for.
+struct Owned {
+    client: u64,
+    /// Where the stream stood when this relay took the channel.
+    resume: Resume,
+    /// The highest offset relayed.
+    position: u64,
+}
+
+/// One VK connection and how many owned channels it carries.
+struct Connection {
+    client: Client,
+    channels: usize,
+}
+
+pub(crate) struct Publisher {
+    id: String,
+    context: jetstream::Context,
+    vk: VkBuilder,
+    leases: Leases,
+    cap: usize,
+    owned: HashMap<String, Owned>,
+    connections: HashMap<u64, Connection>,
+    next_connection: u64,
+    /// The events of every VK connection, each tagged with its number.
+    events: SelectAll<BoxStream<'static, (u64, Event)>>,
+    window: FuturesOrdered<Acked>,
+    /// A publish failed or NATS is away: publish one at a time, each
+    /// waiting for its ack, until NATS is back and the window is empty, so
+    /// that what failed is stored before what follows.
+    degraded: bool,
+    gaps: u64,
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        id: String,
+        context: jetstream::Context,
+        vk: VkBuilder,
+        leases: Leases,
+        cap: usize,
+    ) -> Publisher {
+        Publisher {
+            id,
+            context,
+            vk,
+            leases,
+            cap,
+            owned: HashMap::new(),
+            connections: HashMap::new(),
+            next_connection: 0,
+            events: SelectAll::new(),
+            window: FuturesOrdered::new(),
+            degraded: false,
+            gaps: 0,
+        }
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut changes: mpsc::Receiver<Change>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), RelayError> {
+        tokio::pin!(shutdown);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break Ok(()),
+                change = changes.recv() => match change {
+                    Some(change) => {
+                        if let Err(error) = self.apply(change).await {
+                            break Err(error);
+                        }
+                    }
+                    None => break Ok(()),
+                },
+                Some((outgoing, result)) = self.window.next(), if !self.window.is_empty() => {
+                    self.acked(outgoing, result).await;
+                }
+                Some((connection, event)) = self.events.next(),
+                    if self.window.len() < self.cap && !self.events.is_empty() => {
+                    if let Err(error) = self.on_event(connection, event).await {
+                        break Err(error);
+                    }
+                }
+            }
+        };
+        // What was sent is waited for (bounded); then the connections close.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.drain()).await;
+        for connection in self.connections.values() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), connection.client.close()).await;
+        }
+        outcome
+    }
+
+    async fn apply(&mut self, change: Change) -> Result<(), RelayError> {
+        match change {
+            Change::Acquired(channels) => self.follow(channels),
+            Change::Lost(channels) => {
+                self.drop_channels(&channels).await;
+                Ok(())
+            }
+            Change::Release(channels, done) => {
+                self.drop_channels(&channels).await;
+                self.drain().await;
+                let _ = done.send(());
+                Ok(())
+            }
+        }
+    }
+
+    /// Opens one VK connection for channels just taken, each resumed from
+    /// where the stream ends.
+    fn follow(&mut self, channels: Vec<(RelayChannel, Resume)>) -> Result<(), RelayError> {
+        let number = self.next_connection;
+        self.next_connection += 1;
+        let mut builder = (self.vk)();
+        for (channel, resume) in &channels {
+            builder = match &channel.chat_slug {
+                Some(slug) => builder.chat_channel(channel.name.clone(), slug.clone()),
+                None => builder.channel(channel.name.clone()),
+            };
+            if resume.offset > 0 {
+                builder = builder.resume(channel.name.clone(), resume.epoch.clone(), resume.offset);
+            }
+        }
+        let (client, events) = builder
+            .spawn()
+            .map_err(|error| RelayError::Vk(error.to_string()))?;
+        self.events
+            .push(events.map(move |event| (number, event)).boxed());
+        for (channel, resume) in channels {
+            let position = resume.offset;
+            self.owned.insert(
+                channel.name,
+                Owned {
+                    client: number,
+                    resume,
+                    position,
+                },
+            );
+        }
+        let count = self.owned.values().filter(|o| o.client == number).count();
+        self.connections.insert(
+            number,
+            Connection {
+                client,
+                channels: count,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops following `channels`; a connection left with none is closed.
+    async fn drop_channels(&mut self, channels: &[String]) {
+        for name in channels {
+            let Some(owned) = self.owned.remove(name) else {
+                continue;
+            };
+            let Some(connection) = self.connections.get_mut(&owned.client) else {
+                continue;
+            };
+            connection.channels = connection.channels.saturating_sub(1);
+            let client = connection.client.clone();
+            if connection.channels == 0 {
+                self.connections.remove(&owned.client);
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), client.close()).await;
+                });
+            } else {
+                let name = name.clone();
+                tokio::spawn(async move {
+                    let _ = client.unsubscribe(name).await;
+                });
+            }
+        }
+    }
+
+    async fn on_event(&mut self, connection: u64, event: Event) -> Result<(), RelayError> {
+        match event {
+            Event::Publication(publication) => {
+                if self.carries(connection, &publication.channel) {
+                    self.publish_publication(publication).await;
+                }
+            }
+            Event::Gap { channel, missed } => {
+                if self.carries(connection, &channel) {
+                    self.publish_gap(channel, missed).await;
+                }
+            }
+            Event::Closed {
+                reason: CloseReason::Failed(error),
+            } => {
+                return Err(RelayError::Vk(format!("the VK connection failed: {error}")));
+            }
+            Event::SubscriptionFailed {
+                channel,
+                code,
+                reason,
+            } => {
+                tracing::warn!(%channel, code, %reason, connection, "VK refused the channel");
+            }
+            other => tracing::debug!(?other, connection, "VK connection"),
+        }
+        Ok(())
+    }
+
+    /// Whether `connection` is the one that follows `channel` for this relay
+    /// now: a connection the channel left (lost, then taken again) may still
+    /// have events of it on their way, which its new connection recovers.
+    fn carries(&self, connection: u64, channel: &str) -> bool {
+        self.owned
+            .get(channel)
+            .is_some_and(|owned| owned.client == connection)
+    }
+
+    async fn publish_publication(&mut self, publication: Publication) {
+        let channel = publication.channel.to_string();
+        let Some(owned) = self.owned.get_mut(&channel) else {
+            return; // given up meanwhile: its new owner resumes it
+        };
+        if owned.resume.covers(publication.offset) {
+            tracing::debug!(%channel, offset = publication.offset, "already in the stream");
+            return;
+        }
+        owned.position = owned.position.max(publication.offset);
+        let body = ndjson::publication_line(&publication);
+        let kind = publication.event.kind().to_owned();
+        let id = ids::message_id(&publication, &owned.resume.epoch, &body);
+        let mut headers = HeaderMap::new();
+        headers.insert(ids::CHANNEL_HEADER, header_text(&channel).as_str());
+        headers.insert(ids::KIND_HEADER, header_text(&kind).as_str());
+        headers.insert(ids::OFFSET_HEADER, publication.offset.to_string().as_str());
+        headers.insert(ids::POSITION_HEADER, owned.position.to_string().as_str());
+        headers.insert(ids::RELAY_HEADER, self.id.as_str());
+        if !owned.resume.epoch.is_empty() {
+            headers.insert(ids::EPOCH_HEADER, header_text(&owned.resume.epoch).as_str());
+        }
+        let outgoing = Outgoing {
+            subject: subject::subject(&channel, &kind),
+            channel,
+            id,
+            headers,
+            body: body.into(),
+        };
+        self.send(outgoing).await;
+    }
+
+    async fn publish_gap(&mut self, channel: String, missed: Option<u64>) {
+        let Some(owned) = self.owned.get(&channel) else {
+            return;
+        };
+        self.gaps += 1;
+        let mut headers = HeaderMap::new();
+        headers.insert(ids::CHANNEL_HEADER, header_text(&channel).as_str());
+        headers.insert(ids::KIND_HEADER, subject::GAP_KIND);
+        headers.insert(ids::OFFSET_HEADER, "0");
+        headers.insert(ids::POSITION_HEADER, owned.position.to_string().as_str());
+        headers.insert(ids::RELAY_HEADER, self.id.as_str());
+        tracing::warn!(%channel, ?missed, "publishing a loss the relay could not recover");
+        let outgoing = Outgoing {
+            subject: subject::subject(&channel, subject::GAP_KIND),
+            id: format!("{channel}/gap/{}/{}", self.id, self.gaps),
+            body: ndjson::gap_json(&channel, missed).to_string().into(),
+            channel,
+            headers,
+        };
+        self.send(outgoing).await;
+    }
+
+    /// Publishes `outgoing` if the channel's lease still holds (the fence),
+    /// its ack joining the window; while degraded, one at a time.
+    async fn send(&mut self, outgoing: Outgoing) {
+        if !self.leases.valid(&outgoing.channel, Instant::now()) {
+            tracing::debug!(channel = %outgoing.channel, "lease not valid: not publishing");
+            return;
+        }
+        if self.degraded || !self.connected() {
+            self.degraded = true;
+            self.drain().await;
+            self.publish_until_acked(outgoing).await;
+            if self.connected() && self.window.is_empty() {
+                tracing::info!("NATS answers again: publishing pipelined");
+                self.degraded = false;
+            }
+            return;
+        }
+        match self
+            .context
+            .send_publish(outgoing.subject.clone(), message(&outgoing))
+            .await
+        {
+            Ok(ack) => self.window.push_back(in_window(outgoing, ack)),
+            Err(error) => self.acked(outgoing, Err(error)).await,
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.context.client().connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// An ack came back; a failure turns publishing one at a time and the
+    /// message is published again (same id, so a copy that did land is
+    /// dropped as a duplicate) until it lands or the lease is gone.
+    async fn acked(&mut self, outgoing: Outgoing, result: Result<PublishAck, PublishError>) {
+        match result {
+            Ok(ack) => {
+                if ack.duplicate {
+                    tracing::debug!(id = %outgoing.id, "duplicate dropped by JetStream");
+                }
+            }
+            Err(error) => {
+                tracing::debug!(id = %outgoing.id, %error, "publish failed; again, one at a time");
+                self.degraded = true;
+                self.publish_until_acked(outgoing).await;
+            }
+        }
+    }
+
+    /// Publishes `outgoing` and waits for its ack, again with backoff until
+    /// it lands or the channel's lease is gone.
+    async fn publish_until_acked(&mut self, outgoing: Outgoing) {
+        let mut delay = Duration::from_millis(20);
+        loop {
+            if !self.leases.valid(&outgoing.channel, Instant::now()) {
+                tracing::warn!(channel = %outgoing.channel, "not published, lease gone: its new owner resumes it");
+                return;
+            }
+            let sent = self
+                .context
+                .send_publish(outgoing.subject.clone(), message(&outgoing))
+                .await;
+            let error = match sent {
+                Ok(ack) => match ack.await {
+                    Ok(_) => return,
+                    Err(error) => error,
+                },
+                Err(error) => error,
+            };
+            tracing::debug!(id = %outgoing.id, %error, "publish failed; again");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Waits for every ack in the window.
+    async fn drain(&mut self) {
+        while let Some((outgoing, result)) = self.window.next().await {
+            self.acked(outgoing, result).await;
+        }
+    }
+}
+
+fn message(outgoing: &Outgoing) -> PublishMessage {
+    PublishMessage::build()
+        .payload(outgoing.body.clone())
+        .headers(outgoing.headers.clone())
+        .message_id(&outgoing.id)
+}
+
+fn in_window(outgoing: Outgoing, ack: PublishAckFuture) -> Acked {
+    Box::pin(async move {
+        let result = ack.await;
+        (outgoing, result)
+    })
+}
+
+/// Text fit for a header value: no control characters.
+fn header_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
