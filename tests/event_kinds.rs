@@ -5,8 +5,9 @@
 //! binary's own tests check its lines and the overlay.
 
 use std::path::Path;
+use std::time::Duration;
 
-use vklive_pubsub::emulator::TriggerEvent;
+use vklive_pubsub::emulator::{Emulator, EmulatorConfig, TriggerEvent};
 use vklive_pubsub::event::{EventKind, VkEvent};
 
 fn read(path: &str) -> String {
@@ -82,18 +83,53 @@ fn every_kind_filter_name_is_in_docs_cli_md() {
     }
 }
 
-/// Each kind's emulator trigger (`TriggerEvent::for_kind`) is named where
-/// the triggers are documented. That it fires the kind is a unit test of
-/// `emulator::trigger`.
-#[test]
-fn every_kind_s_trigger_is_documented() {
+/// Every list of the emulator's triggers names each kind's trigger
+/// (`TriggerEvent::for_kind`): the paragraphs of `docs/cli.md` and
+/// `docs/emulator-control.md` that list them, and the control API's own
+/// listing (`GET /_emulator/`). That the trigger fires the kind is a unit
+/// test of `emulator::trigger`.
+#[tokio::test]
+async fn every_list_of_triggers_names_each_kind_s_trigger() {
+    // A list of triggers is a paragraph that names the least common one.
+    let marker = TriggerEvent::for_kind(EventKind::Stream).name();
+    let mut lists: Vec<(String, String)> = Vec::new();
     for path in ["docs/cli.md", "docs/emulator-control.md"] {
-        let docs = read(path).replace('\n', " ");
+        for paragraph in read(path).split("\n\n") {
+            if paragraph.contains(marker) {
+                lists.push((path.to_owned(), paragraph.replace('\n', " ")));
+            }
+        }
+    }
+    let emulator = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("the emulator starts");
+    let index = async {
+        let index = reqwest::get(format!("{}/_emulator/", emulator.api_url())).await?;
+        index.json::<serde_json::Value>().await
+    };
+    let index = tokio::time::timeout(Duration::from_secs(30), index)
+        .await
+        .expect("GET /_emulator/ answers in time")
+        .expect("GET /_emulator/ answers JSON");
+    for route in index["routes"].as_array().expect("a list of routes") {
+        if route["path"] == "/_emulator/trigger" {
+            let does = route["does"].as_str().expect("what the route does");
+            lists.push((
+                "GET /_emulator/ (emulator/control)".to_owned(),
+                does.to_owned(),
+            ));
+        }
+    }
+    assert!(lists.len() >= 4, "the lists of triggers: {lists:?}");
+    for (place, list) in &lists {
         for kind in EventKind::ALL {
             let name = TriggerEvent::for_kind(kind).name();
+            let named = list
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .any(|word| word == name);
             assert!(
-                docs.contains(&format!("`{name}`")),
-                "{path}: does not name the trigger `{name}` ({kind:?})"
+                named,
+                "{place}: a list of triggers lacks `{name}` ({kind:?}): {list}"
             );
         }
     }
