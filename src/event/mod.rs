@@ -6,7 +6,7 @@
 //! verbatim, so no event is lost when VK changes something.
 //!
 //! Decoding is two-phase, as in `twitch_api`: the envelope is read with a
-//! borrowed `type` and the `data` left as a [`RawValue`] slice, then only
+//! borrowed `type` and the `data` left as a [`RawValue`](serde_json::value::RawValue) slice, then only
 //! `data` is decoded into the type the `type` names. No `serde_json::Value`
 //! is built on the way.
 //!
