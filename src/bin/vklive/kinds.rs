@@ -9,6 +9,7 @@ use vklive_pubsub::event::EventKind;
 /// once), or `unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
+    /// A kind of the crate's table.
     Typed(EventKind),
     /// An event type this version does not know.
     Unknown,
