@@ -12,6 +12,7 @@ use super::payloads::{
     raid_income, reward_demand_create, subscription_create, text_part,
 };
 use super::state::State;
+use crate::event::EventKind;
 
 /// The events a [`Trigger`] can fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -68,6 +69,27 @@ impl TriggerEvent {
             TriggerEvent::StreamStart => "stream-start",
             TriggerEvent::StreamStop => "stream-stop",
             TriggerEvent::Unknown => "unknown",
+        }
+    }
+
+    /// The trigger that fires an event of `kind` (for
+    /// [`EventKind::Stream`], `channel_stream_start`): every kind has one.
+    ///
+    /// ```
+    /// use vklive_pubsub::emulator::TriggerEvent;
+    /// use vklive_pubsub::event::EventKind;
+    ///
+    /// assert_eq!(TriggerEvent::for_kind(EventKind::RewardDemand), TriggerEvent::Reward);
+    /// ```
+    pub fn for_kind(kind: EventKind) -> TriggerEvent {
+        match kind {
+            EventKind::ChatMessage => TriggerEvent::Chat,
+            EventKind::ChatMessageDelete => TriggerEvent::Delete,
+            EventKind::Follow => TriggerEvent::Follow,
+            EventKind::Raid => TriggerEvent::Raid,
+            EventKind::Subscription => TriggerEvent::Subscription,
+            EventKind::RewardDemand => TriggerEvent::Reward,
+            EventKind::Stream => TriggerEvent::StreamStart,
         }
     }
 
@@ -258,6 +280,32 @@ mod tests {
             assert_eq!(TriggerEvent::from_name(event.name()), Some(event));
             let json = serde_json::to_value(event).unwrap();
             assert_eq!(json, event.name());
+        }
+    }
+
+    /// Each kind's trigger is listed (so `vklive trigger` offers it) and
+    /// fires an event that decodes to that kind, typed.
+    #[test]
+    fn every_event_kind_has_a_trigger_that_fires_it() {
+        let user = DemoUser::new(1, "X");
+        for kind in EventKind::ALL {
+            let event = TriggerEvent::for_kind(kind);
+            assert!(
+                TriggerEvent::ALL.contains(&event),
+                "TriggerEvent::ALL lacks {event:?}, the trigger of {kind:?}"
+            );
+            let trigger = Trigger {
+                event,
+                ..Trigger::default()
+            };
+            let envelope = envelope(&trigger, &user, 7).to_string();
+            let decoded = crate::VkEvent::decode_str(&envelope);
+            assert_eq!(
+                decoded.event_kind(),
+                Some(kind),
+                "the {} trigger fires {envelope}",
+                event.name()
+            );
         }
     }
 

@@ -3,7 +3,8 @@
 //! payloads VK and the emulator send (so the agreement is not vacuous).
 
 use super::*;
-use crate::event::{VkEvent, serde_one_pass};
+use crate::event::VkEvent;
+use crate::event::decode::serde_one_pass;
 
 pub(in crate::event) const FIXTURES: [&str; 2] = [
     include_str!("../../tests/fixtures/channel_chat_message_send.json"),

@@ -28,7 +28,7 @@ pub enum StreamEventKind {
 }
 
 impl StreamEventKind {
-    const ALL: [StreamEventKind; 6] = [
+    pub(crate) const ALL: [StreamEventKind; 6] = [
         StreamEventKind::Start,
         StreamEventKind::Pause,
         StreamEventKind::Resume,

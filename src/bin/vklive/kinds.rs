@@ -1,40 +1,49 @@
 //! `--kind chat,follow,...`: which kinds of VK event a command shows.
 
+use clap::builder::PossibleValue;
 use vklive_pubsub::VkEvent;
+use vklive_pubsub::event::EventKind;
 
-/// A kind of VK event, by the names `vklive trigger` uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// A kind of VK event: a typed kind, by its label (`chat`, `follow`, … from
+/// the crate's [`EventKind`] table, so a new kind is a `--kind` value at
+/// once), or `unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A chat message.
-    Chat,
-    /// A chat message deleted.
-    Delete,
-    /// A follow.
-    Follow,
-    /// A raid.
-    Raid,
-    /// A paid subscription.
-    Subscription,
-    /// A channel-points reward redeemed.
-    Reward,
-    /// A stream started, stopped, paused, resumed or changed.
-    Stream,
+    /// A kind of the crate's table.
+    Typed(EventKind),
     /// An event type this version does not know.
     Unknown,
 }
 
+/// Every `--kind` value, in the table's order, then `unknown`.
+const KINDS: [Kind; EventKind::ALL.len() + 1] = {
+    let mut kinds = [Kind::Unknown; EventKind::ALL.len() + 1];
+    let mut index = 0;
+    while index < EventKind::ALL.len() {
+        kinds[index] = Kind::Typed(EventKind::ALL[index]);
+        index += 1;
+    }
+    kinds
+};
+
 impl Kind {
     pub(crate) fn of(event: &VkEvent) -> Kind {
-        match event {
-            VkEvent::ChatMessage(_) => Kind::Chat,
-            VkEvent::ChatMessageDelete(_) => Kind::Delete,
-            VkEvent::Follow(_) => Kind::Follow,
-            VkEvent::Raid(_) => Kind::Raid,
-            VkEvent::Subscription(_) => Kind::Subscription,
-            VkEvent::RewardDemand(_) => Kind::Reward,
-            VkEvent::Stream(_) => Kind::Stream,
-            _ => Kind::Unknown,
-        }
+        event.event_kind().map_or(Kind::Unknown, Kind::Typed)
+    }
+}
+
+impl clap::ValueEnum for Kind {
+    fn value_variants<'a>() -> &'a [Kind] {
+        &KINDS
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Kind::Typed(kind) => PossibleValue::new(kind.label()).help(kind.description()),
+            Kind::Unknown => {
+                PossibleValue::new("unknown").help("An event type this version does not know")
+            }
+        })
     }
 }
 
@@ -55,6 +64,21 @@ impl KindFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
+
+    /// `--kind` takes every kind of the table by its label, and `unknown`.
+    #[test]
+    fn every_event_kind_is_a_kind_value() {
+        for kind in EventKind::ALL {
+            assert_eq!(
+                Kind::from_str(kind.label(), false),
+                Ok(Kind::Typed(kind)),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(Kind::from_str("unknown", false), Ok(Kind::Unknown));
+        assert_eq!(Kind::value_variants().len(), EventKind::ALL.len() + 1);
+    }
 
     fn event(kind: &str, data: &str) -> VkEvent {
         VkEvent::decode_str(&format!(r#"{{"type":"{kind}","data":{data}}}"#))
@@ -66,11 +90,11 @@ mod tests {
             "channel_follow_create",
             r#"{"follow":{"follower":{"id":1,"nick":"X"}}}"#,
         );
-        assert_eq!(Kind::of(&follow), Kind::Follow);
+        assert_eq!(Kind::of(&follow), Kind::Typed(EventKind::Follow));
         let mystery = event("something_new", "{}");
         assert!(KindFilter::default().shows(&follow));
         assert!(KindFilter::default().shows(&mystery));
-        let only_chat = KindFilter::new(&[Kind::Chat, Kind::Unknown]);
+        let only_chat = KindFilter::new(&[Kind::Typed(EventKind::ChatMessage), Kind::Unknown]);
         assert!(!only_chat.shows(&follow));
         assert!(only_chat.shows(&mystery));
     }

@@ -265,6 +265,7 @@ fn clock() -> String {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use vklive_pubsub::event::EventKind;
 
     fn publication(payload: serde_json::Value) -> Event {
         Event::Publication(Publication::new(
@@ -290,6 +291,26 @@ mod tests {
         let line = style.line(&chat);
         assert!(line.ends_with("Вася: привет [2J"), "{line}");
         assert!(!line.contains('\u{1b}'), "no escape from the network");
+    }
+
+    /// Each kind of the crate's table (each of its wire types, from its
+    /// fixture) has a text line of its own, not the fallback that only
+    /// names the type.
+    #[test]
+    fn every_event_kind_has_a_line_of_its_own() {
+        let painter = Painter { colour: false };
+        for kind in EventKind::ALL {
+            for wire in kind.wire_types() {
+                let path = format!("{}/tests/fixtures/{wire}.json", env!("CARGO_MANIFEST_DIR"));
+                let json = std::fs::read_to_string(&path).expect("every wire type has a fixture");
+                let event = VkEvent::decode_str(&json);
+                let line = painter.publication(&Publication::new(Arc::from("c"), 1, event));
+                assert!(
+                    line != *wire && line != "the stream changed",
+                    "render.rs: Painter::publication has no line for {kind:?} ({wire})"
+                );
+            }
+        }
     }
 
     #[test]

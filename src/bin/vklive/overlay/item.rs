@@ -176,3 +176,81 @@ fn pieces(parts: &[Part]) -> Vec<Piece> {
     }
     pieces
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vklive_pubsub::event::EventKind;
+
+    /// What the page does with each kind of the crate's table: the `kind` of
+    /// the item it is sent, or `None` when it does not show that kind. A new
+    /// kind stops this compiling until it is decided here.
+    fn shown_as(kind: EventKind) -> Option<&'static str> {
+        match kind {
+            EventKind::ChatMessage => Some("chat"),
+            EventKind::ChatMessageDelete => Some("delete"),
+            EventKind::Follow => Some("follow"),
+            EventKind::Raid => Some("raid"),
+            EventKind::Subscription => Some("subscription"),
+            EventKind::RewardDemand => Some("redemption"),
+            // The page shows no stream state.
+            EventKind::Stream => None,
+        }
+    }
+
+    /// Item kinds the page shows in the chat box rather than as an alert.
+    const CHAT_BOX: [&str; 2] = ["chat", "delete"];
+
+    /// The body of a function of the page's script.
+    fn script_function(name: &str) -> &'static str {
+        let script = include_str!("assets/overlay.js");
+        let start = script
+            .find(&format!("function {name}("))
+            .unwrap_or_else(|| panic!("overlay.js has no function {name}"));
+        let body = &script[start..];
+        &body[..body.find("\n  }\n").expect("the function ends")]
+    }
+
+    #[test]
+    fn every_event_kind_becomes_the_item_decided_for_it() {
+        for kind in EventKind::ALL {
+            for wire in kind.wire_types() {
+                let path = format!("{}/tests/fixtures/{wire}.json", env!("CARGO_MANIFEST_DIR"));
+                let json = std::fs::read_to_string(&path).expect("every wire type has a fixture");
+                let item = Item::from_event(&VkEvent::decode_str(&json))
+                    .map(|item| serde_json::to_value(item).expect("serializes"));
+                assert_eq!(
+                    item.as_ref().and_then(|item| item["kind"].as_str()),
+                    shown_as(kind),
+                    "overlay/item.rs: Item::from_event on {wire} ({kind:?})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_page_handles_every_item_kind_it_is_sent() {
+        let handle = script_function("handle");
+        let alert_card = script_function("alertCard");
+        let overlay_docs = include_str!("../../../../docs/overlay.md");
+        for kind in EventKind::ALL {
+            let Some(item) = shown_as(kind) else {
+                continue;
+            };
+            let case = format!("case '{item}':");
+            assert!(
+                handle.contains(&case),
+                "overlay.js: handle() has no {case} ({kind:?})"
+            );
+            assert!(
+                CHAT_BOX.contains(&item) || alert_card.contains(&case),
+                "overlay.js: alertCard() has no {case} ({kind:?})"
+            );
+            assert!(
+                overlay_docs.contains(&format!("`{}`", kind.label())),
+                "docs/overlay.md does not name `{}` among the kinds the page shows",
+                kind.label()
+            );
+        }
+    }
+}
