@@ -233,7 +233,14 @@ async fn trigger_fires_every_named_event_and_counts() {
 /// clap's message), never a panic (exit 101), in every subcommand.
 #[tokio::test]
 async fn non_finite_numbers_in_flags_are_usage_errors() {
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 7] = [
+        &[
+            "relay",
+            "--nats",
+            "nats://127.0.0.1:9",
+            "--lease-ttl",
+            "NaN",
+        ],
         &["emulator", "--ping-interval", "NaN"],
         &["emulator", "--ping-interval", "inf"],
         &["emulator", "--demo", "NaN"],
@@ -247,6 +254,25 @@ async fn non_finite_numbers_in_flags_are_usage_errors() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains("finite"), "{args:?}: {stderr}");
     }
+}
+
+/// Issue 24.4: `vklive relay` takes no token on the command line (a usage
+/// error, exit 2), only from VKLIVE_TOKEN, a file or the stored login.
+#[tokio::test]
+async fn relay_refuses_a_token_flag() {
+    let args = [
+        "relay",
+        "--nats",
+        "nats://127.0.0.1:9",
+        "--token",
+        "secret-on-the-command-line",
+        "api-channel-chat:1",
+    ];
+    let output = within(vklive(&args).output()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--token"), "{stderr}");
+    assert!(!stderr.contains("secret-on-the-command-line"), "{stderr}");
 }
 
 /// Issue 25.5: `vklive completions SHELL` prints a completion script that

@@ -7,16 +7,25 @@ use std::time::Duration;
 
 use vklive_pubsub::auth::VkApi;
 use vklive_pubsub::relay::{NatsOptions, Relay, RelayChannel, RelayConfig, StreamSettings};
-use vklive_pubsub::{Authorization, Client};
+use vklive_pubsub::{Client, Credentials};
 
+use crate::credentials::{self, TokenArgs};
+use crate::numbers::non_negative;
 use crate::shutdown::Shutdown;
 
+/// The environment variable holding a NATS token (never a flag: a flag's
+/// value shows in `ps`).
+const NATS_TOKEN_VAR: &str = "NATS_TOKEN";
+
 #[derive(Debug, clap::Args)]
-#[command(after_help = "The access token comes from VKLIVE_TOKEN (or --token). \
+#[command(
+    after_help = "The access token comes from VKLIVE_TOKEN, --token-file, or the login \
+stored by `vklive token`; a NATS token from NATS_TOKEN. \
 Run the same command on several machines: each channel is owned by one relay at a time \
 (a lease in the KV bucket), and a standby takes a dead relay's channels over within the \
 lease TTL + 2 s, resuming from the stream. Exit status: 0 after SIGINT or SIGTERM (leases \
-given back), 1 when NATS or VK fails for good (one line on stderr).")]
+given back), 1 when NATS or VK fails for good (one line on stderr)."
+)]
 pub(crate) struct Args {
     /// NATS server URL (`nats://[user:password@]host:port`, `tls://…`).
     #[arg(long, value_name = "URL")]
@@ -27,11 +36,10 @@ pub(crate) struct Args {
     /// Pubsub WebSocket URL.
     #[arg(long, default_value = vklive_pubsub::DEFAULT_WS_URL)]
     ws_url: String,
-    /// A user access token (default: the VKLIVE_TOKEN environment variable).
-    #[arg(long, env = "VKLIVE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    token: TokenArgs,
     /// How long a channel's lease lives without renewal (renewed every third of it).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
     lease_ttl: f64,
     /// The JetStream stream (created when missing, on subjects `vklive.>`).
     #[arg(long, value_name = "NAME", default_value = vklive_pubsub::relay::DEFAULT_STREAM)]
@@ -45,9 +53,6 @@ pub(crate) struct Args {
     /// How long the stream keeps messages, when the relay creates it.
     #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
     max_age: u64,
-    /// A NATS token.
-    #[arg(long, env = "NATS_TOKEN", hide_env_values = true)]
-    nats_token: Option<String>,
     /// A NATS `.creds` file.
     #[arg(long, env = "NATS_CREDS", value_name = "FILE")]
     nats_creds: Option<PathBuf>,
@@ -64,18 +69,17 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args) -> Result<(), String> {
     let mut shutdown = Shutdown::listen();
-    let token = args
-        .token
-        .clone()
-        .ok_or("no access token: set VKLIVE_TOKEN (or pass --token)")?;
+    let credentials = credentials::required(&args.token)?;
     if !(args.lease_ttl.is_finite() && args.lease_ttl >= 1.0) {
         return Err("--lease-ttl must be at least 1 second".into());
     }
     let mut nats = NatsOptions::new(args.nats.clone());
-    nats.token = args.nats_token.clone().map(Into::into);
+    nats.token = std::env::var(NATS_TOKEN_VAR)
+        .ok()
+        .filter(|token| !token.is_empty())
+        .map(Into::into);
     nats.credentials_file = args.nats_creds.clone();
     nats.root_certificate = args.nats_ca.clone();
-    let credentials = Authorization::user(token);
     let channels = channels(&args, &credentials).await?;
     if channels.is_empty() {
         return Err("no channels: name some, or use --channel-url SLUG".into());
@@ -90,7 +94,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     config.lease_ttl = Duration::from_secs_f64(args.lease_ttl);
     let (api_url, ws_url) = (args.api_url.clone(), args.ws_url.clone());
     let relay = Relay::new(config, move || {
-        Client::builder(credentials.clone())
+        Client::builder_with(credentials.clone())
             .api_url(&api_url)
             .ws_url(&ws_url)
     });
@@ -101,13 +105,16 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
 }
 
 /// The channels named, and those of each `--channel-url` slug.
-async fn channels(args: &Args, credentials: &Authorization) -> Result<Vec<RelayChannel>, String> {
+async fn channels(
+    args: &Args,
+    credentials: &Arc<dyn Credentials>,
+) -> Result<Vec<RelayChannel>, String> {
     let mut out: Vec<RelayChannel> = args.channels.iter().map(RelayChannel::new).collect();
     if args.channel_urls.is_empty() {
         return Ok(out);
     }
-    let api = VkApi::new(&args.api_url, Arc::new(credentials.clone()))
-        .map_err(|error| error.to_string())?;
+    let api =
+        VkApi::new(&args.api_url, Arc::clone(credentials)).map_err(|error| error.to_string())?;
     for slug in &args.channel_urls {
         let info = api.channel(slug).await.map_err(|error| error.to_string())?;
         let names = &info.web_socket_channels;
