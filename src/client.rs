@@ -837,7 +837,12 @@ impl Events {
     ///     Event::Publication(Publication::new("channel-chat:1".into(), id as u64, event))
     /// };
     /// let events = Events::from_events([
-    ///     Event::Subscribed { channel: "channel-chat:1".into(), recovery: Recovery::NotRequested },
+    ///     Event::Subscribed {
+    ///         channel: "channel-chat:1".into(),
+    ///         recovery: Recovery::NotRequested,
+    ///         epoch: String::new(),
+    ///         offset: 0,
+    ///     },
     ///     chat(1, "!ping"),
     ///     chat(2, "hello"),
     ///     chat(3, "!ping"),
@@ -928,6 +933,8 @@ mod tests {
         let subscribed = Event::Subscribed {
             channel: "chat".into(),
             recovery: Recovery::NotRequested,
+            epoch: String::new(),
+            offset: 0,
         };
         let events =
             Events::from_events([subscribed, chat(1), chat(2), Event::Lagged { dropped: 3 }]);

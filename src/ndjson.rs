@@ -47,7 +47,9 @@ pub fn event_json(event: &Event) -> Value {
         Event::Disconnected { code, reason } => {
             json!({"event": "disconnected", "code": code, "reason": reason})
         }
-        Event::Subscribed { channel, recovery } => json!({
+        Event::Subscribed {
+            channel, recovery, ..
+        } => json!({
             "event": "subscribed",
             "channel": channel,
             "recovery": match recovery {

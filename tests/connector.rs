@@ -286,6 +286,40 @@ async fn first_subscription_reports_no_recovery() {
     ));
 }
 
+/// Each subscription hands out the channel's stream epoch and offset as the
+/// server has them, and a resubscription after the stream restarted the
+/// new epoch.
+#[tokio::test]
+async fn subscribed_carries_the_streams_epoch_and_after_a_restart_the_new_one() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let channel = "api-channel-chat:1";
+    emulator.publish(channel, chat(1, "before"));
+    let (before, top) = emulator.stream_position(channel);
+    assert!(
+        !before.is_empty() && top == 1,
+        "the emulator keeps positions"
+    );
+    let (_client, mut events) = connect(builder(&emulator).channel(channel)).await;
+    let subscribed = |e: &Event| matches!(e, Event::Subscribed { .. });
+    match wait_for_event(&mut events, subscribed).await {
+        Event::Subscribed { epoch, offset, .. } => assert_eq!((epoch, offset), (before.clone(), 1)),
+        other => unreachable!("{other:?}"),
+    }
+
+    emulator.restart_channel(channel); // a new epoch; subscribers are pushed out
+    let (after, _) = emulator.stream_position(channel);
+    assert_ne!(after, before);
+    match wait_for_event(&mut events, subscribed).await {
+        Event::Subscribed {
+            epoch, recovery, ..
+        } => {
+            assert_eq!(epoch, after);
+            assert_eq!(recovery, Recovery::Failed);
+        }
+        other => unreachable!("{other:?}"),
+    }
+}
+
 /// A stand-in server that answers the client's first frame (connect and
 /// subscribe, pipelined) with ONE frame holding both replies, two
 /// publications and a ping; returns what the client sent next.

@@ -88,7 +88,9 @@ async fn an_aborted_connection_comes_back_with_its_channels_while_the_others_kee
                 flowing_first.get_or_insert(!recovered);
             }
             Event::Disconnected { .. } => disconnects += 1,
-            Event::Subscribed { channel, recovery } if &channel == victim_channel => {
+            Event::Subscribed {
+                channel, recovery, ..
+            } if &channel == victim_channel => {
                 assert_eq!(recovery, Recovery::Recovered);
                 recovered = true;
             }

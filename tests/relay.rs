@@ -231,6 +231,29 @@ async fn stored(nats: &async_nats::Client, channel: &str) -> Vec<Event> {
 /// The pid of the relay that published each message of `channel`, in
 /// stream order (the `Vklive-Relay` header).
 async fn publishers(nats: &async_nats::Client, channel: &str) -> Vec<u32> {
+    stored_headers(nats, channel)
+        .await
+        .iter()
+        .map(|headers| {
+            header(headers, vklive_pubsub::relay::ids::RELAY_HEADER)
+                .split('-')
+                .next()
+                .and_then(|pid| pid.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// A header's value ("" when missing).
+fn header(headers: &async_nats::HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .map(|value| value.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// The headers of each message of `channel`, in stream order.
+async fn stored_headers(nats: &async_nats::Client, channel: &str) -> Vec<async_nats::HeaderMap> {
     let count = stored_count(nats, channel).await;
     let context = async_nats::jetstream::new(nats.clone());
     let stream = context.get_stream("VKLIVE").await.expect("stream");
@@ -248,13 +271,7 @@ async fn publishers(nats: &async_nats::Client, channel: &str) -> Vec<u32> {
             .await
             .expect("message")
             .expect("message");
-        let relay = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(vklive_pubsub::relay::ids::RELAY_HEADER))
-            .and_then(|v| v.as_str().split('-').next()?.parse().ok())
-            .unwrap_or(0);
-        out.push(relay);
+        out.push(message.headers.clone().unwrap_or_default());
     }
     out
 }
@@ -1145,5 +1162,115 @@ async fn a_stopped_relay_hands_its_channels_over_at_once() {
         },
     )
     .await;
+    assert_eq!(standby.stop().await.code(), Some(0));
+}
+
+/// The `Vklive-Epoch` header and the offset ids carry the VK stream's
+/// epoch; after the VK stream restarts (a new epoch, offsets from 1 again)
+/// the new epoch's offset 1 gets a new id, so JetStream stores it instead of
+/// dropping it as a duplicate of the old offset 1.
+#[tokio::test]
+async fn relayed_messages_carry_the_vk_epoch_so_a_restarted_stream_repeats_no_id() {
+    use vklive_pubsub::relay::ids::{EPOCH_HEADER, OFFSET_HEADER};
+    let Some(server) = NatsServer::start("relayed_messages_carry_the_vk_epoch") else {
+        return;
+    };
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let channel = names.info.clone();
+    let relay = RelayProcess::spawn(&server, &emulator, std::slice::from_ref(&channel));
+    let nats = nats(&server).await;
+    wait_until(LONG, "the channel leased and subscribed", || async {
+        owners(&nats).await.len() == 1 && emulator.subscriber_count(&channel) == 1
+    })
+    .await;
+    let viewer = DemoUser::new(1001, "viewer");
+    emulator.publish(&channel, follow_create(&viewer));
+    let (first, _) = emulator.stream_position(&channel);
+    wait_stored(&nats, &channel, 1, &[&relay]).await;
+
+    emulator.restart_channel(&channel);
+    let (second, _) = emulator.stream_position(&channel);
+    assert_ne!(first, second);
+    // The relay resubscribes; the old epoch cannot be recovered: a gap.
+    wait_stored(&nats, &channel, 2, &[&relay]).await;
+    emulator.publish(&channel, follow_create(&viewer));
+    wait_stored(&nats, &channel, 3, &[&relay]).await;
+
+    let headers = stored_headers(&nats, &channel).await;
+    let seen: Vec<(String, String, String)> = headers
+        .iter()
+        .map(|h| {
+            (
+                header(h, EPOCH_HEADER),
+                header(h, OFFSET_HEADER),
+                header(h, "Nats-Msg-Id"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen[0],
+        (first.clone(), "1".into(), format!("{channel}/{first}/1"))
+    );
+    assert_eq!(seen[1].0, second, "the gap is in the new epoch: {seen:?}");
+    assert_eq!(
+        seen[2],
+        (second.clone(), "1".into(), format!("{channel}/{second}/1"))
+    );
+    let events = stored(&nats, &channel).await;
+    assert!(matches!(events[1], Event::Gap { .. }), "{events:?}");
+    assert_eq!(relay.stop().await.code(), Some(0));
+}
+
+/// A relay taking a channel over resumes in the epoch read back from the
+/// stream: when the VK stream restarted meanwhile, it reports the loss as a
+/// gap instead of resuming at the old offset in the new epoch (which would
+/// skip the new epoch's first publications without a word).
+#[tokio::test]
+async fn a_takeover_after_a_vk_stream_restart_reports_a_gap_not_a_silent_skip() {
+    let Some(server) = NatsServer::start("a_takeover_after_a_vk_stream_restart") else {
+        return;
+    };
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let channel = names.info.clone();
+    let nats = nats(&server).await;
+    let channels = std::slice::from_ref(&channel);
+    let leader = RelayProcess::spawn(&server, &emulator, channels);
+    wait_until(LONG, "the leader leased and subscribed", || async {
+        owners(&nats).await.len() == 1 && emulator.subscriber_count(&channel) == 1
+    })
+    .await;
+    let viewer = DemoUser::new(1001, "viewer");
+    emulator.publish(&channel, follow_create(&viewer));
+    emulator.publish(&channel, raid_income(&viewer, 2));
+    wait_stored(&nats, &channel, 2, &[&leader]).await;
+    assert_eq!(leader.stop().await.code(), Some(0));
+
+    // Meanwhile the VK stream restarts and carries on: offsets 1..=3 of
+    // the new epoch, which no relay saw.
+    emulator.restart_channel(&channel);
+    for viewers in 1..=3 {
+        emulator.publish(&channel, raid_income(&viewer, viewers));
+    }
+    let standby = RelayProcess::spawn(&server, &emulator, channels);
+    wait_stored(&nats, &channel, 3, &[&standby]).await;
+    emulator.publish(&channel, raid_income(&viewer, 4));
+    wait_stored(&nats, &channel, 4, &[&standby]).await;
+    let events = stored(&nats, &channel).await;
+    let offsets: Vec<Option<u64>> = events
+        .iter()
+        .map(|event| match event {
+            Event::Publication(publication) => Some(publication.offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        offsets,
+        [Some(1), Some(2), None, Some(4)],
+        "{events:?}\n{}",
+        standby.log()
+    );
+    assert!(matches!(events[2], Event::Gap { .. }));
     assert_eq!(standby.stop().await.code(), Some(0));
 }

@@ -92,6 +92,7 @@ async fn reports_a_failed_recovery_by_channel_name() {
         Event::Subscribed {
             channel: name,
             recovery,
+            ..
         } => {
             assert_eq!(name, channel);
             assert_eq!(recovery, Recovery::Failed);

@@ -31,6 +31,15 @@ pub enum Event {
         channel: String,
         /// Whether publications missed while away were recovered.
         recovery: Recovery,
+        /// The channel's stream epoch, as the server reported it: it changes
+        /// when the stream restarts (offsets then count from 1 again), so a
+        /// position is `(epoch, offset)`. Empty when the server keeps no
+        /// positions for the channel.
+        epoch: String,
+        /// The stream offset the server reported with it: its top offset,
+        /// or for a recovery the offset the recovered publications follow
+        /// (0 when the server keeps no positions).
+        offset: u64,
     },
     /// Publications of `channel` may have been missed and could not be
     /// recovered (from the server's history, or for chat from the REST

@@ -29,7 +29,8 @@ pub const OFFSET_HEADER: &str = "Vklive-Offset";
 pub const POSITION_HEADER: &str = "Vklive-Position";
 /// Header: the id of the relay that published it (`<pid>-<hex>`).
 pub const RELAY_HEADER: &str = "Vklive-Relay";
-/// Header: the stream's epoch, where known.
+/// Header: the VK stream's epoch (`Event::Subscribed`'s), where known: a
+/// position is the epoch and the offset.
 pub const EPOCH_HEADER: &str = "Vklive-Epoch";
 
 /// The `Nats-Msg-Id` of `publication` (see the module docs); `body` is the
@@ -122,6 +123,16 @@ mod tests {
         assert!(a.starts_with("c:1/h/") && a.len() == "c:1/h/".len() + 32);
         assert_ne!(a, b);
         assert_eq!(a, message_id(&publication(0, follow), "", "body-a"));
+    }
+
+    #[test]
+    fn offset_ids_carry_the_epoch_so_a_restarted_vk_stream_repeats_none() {
+        let follow = r#"{"type":"channel_follow_create","data":{"follow":{"follower":{"id":1,"nick":"x"}}}}"#;
+        let before = message_id(&publication(1, follow), "ZtQs", "x");
+        let after = message_id(&publication(1, follow), "Qa9P", "x");
+        assert_eq!(before, "c:1/ZtQs/1");
+        assert_eq!(after, "c:1/Qa9P/1");
+        assert_ne!(before, after, "offset 1 again, in a new epoch");
     }
 
     #[test]

@@ -35,12 +35,49 @@ struct Outgoing {
 type Acked = Pin<Box<dyn Future<Output = (Outgoing, Result<PublishAck, PublishError>)> + Send>>;
 
 /// A channel this relay publishes for.
+#[derive(Debug, PartialEq, Eq)]
 struct Owned {
     client: u64,
-    /// Where the stream stood when this relay took the channel.
+    /// Where the stream stood when this relay took the channel (what is
+    /// already in it is not published again).
     resume: Resume,
     /// The highest offset relayed.
     position: u64,
+    /// The VK stream's epoch, as the last `Subscribed` reported it (before
+    /// it, the one read back from the stream; empty while unknown).
+    epoch: String,
+}
+
+impl Owned {
+    fn new(client: u64, resume: Resume) -> Owned {
+        Owned {
+            client,
+            position: resume.offset,
+            epoch: resume.epoch.clone(),
+            resume,
+        }
+    }
+
+    /// The channel was subscribed in `epoch`, the server's stream at
+    /// `offset`. An epoch learnt where none was known is adopted: the
+    /// position given without one was taken in the server's epoch. Another
+    /// epoch than the known one means the VK stream restarted: its offsets
+    /// count from 1 again and none of them is in the stream yet (the
+    /// connector reports the loss as a gap), so the position restarts at
+    /// the server's.
+    fn subscribed(&mut self, epoch: String, offset: u64) {
+        if epoch == self.epoch {
+            return;
+        }
+        if !self.epoch.is_empty() {
+            self.resume = Resume {
+                epoch: epoch.clone(),
+                offset: 0,
+            };
+            self.position = offset;
+        }
+        self.epoch = epoch;
+    }
 }
 
 /// One VK connection and how many owned channels it carries.
@@ -166,15 +203,7 @@ impl Publisher {
         self.events
             .push(events.map(move |event| (number, event)).boxed());
         for (channel, resume) in channels {
-            let position = resume.offset;
-            self.owned.insert(
-                channel.name,
-                Owned {
-                    client: number,
-                    resume,
-                    position,
-                },
-            );
+            self.owned.insert(channel.name, Owned::new(number, resume));
         }
         let count = self.owned.values().filter(|o| o.client == number).count();
         self.connections.insert(
@@ -217,6 +246,18 @@ impl Publisher {
             Event::Publication(publication) => {
                 if self.carries(connection, &publication.channel) {
                     self.publish_publication(publication).await;
+                }
+            }
+            Event::Subscribed {
+                channel,
+                epoch,
+                offset,
+                ..
+            } => {
+                if self.carries(connection, &channel)
+                    && let Some(owned) = self.owned.get_mut(&channel)
+                {
+                    owned.subscribed(epoch, offset);
                 }
             }
             Event::Gap { channel, missed } => {
@@ -262,15 +303,15 @@ impl Publisher {
         owned.position = owned.position.max(publication.offset);
         let body = ndjson::publication_line(&publication);
         let kind = publication.event.kind().to_owned();
-        let id = ids::message_id(&publication, &owned.resume.epoch, &body);
+        let id = ids::message_id(&publication, &owned.epoch, &body);
         let mut headers = HeaderMap::new();
         headers.insert(ids::CHANNEL_HEADER, header_text(&channel).as_str());
         headers.insert(ids::KIND_HEADER, header_text(&kind).as_str());
         headers.insert(ids::OFFSET_HEADER, publication.offset.to_string().as_str());
         headers.insert(ids::POSITION_HEADER, owned.position.to_string().as_str());
         headers.insert(ids::RELAY_HEADER, self.id.as_str());
-        if !owned.resume.epoch.is_empty() {
-            headers.insert(ids::EPOCH_HEADER, header_text(&owned.resume.epoch).as_str());
+        if !owned.epoch.is_empty() {
+            headers.insert(ids::EPOCH_HEADER, header_text(&owned.epoch).as_str());
         }
         let outgoing = Outgoing {
             subject: subject::subject(&channel, &kind),
@@ -293,6 +334,9 @@ impl Publisher {
         headers.insert(ids::OFFSET_HEADER, "0");
         headers.insert(ids::POSITION_HEADER, owned.position.to_string().as_str());
         headers.insert(ids::RELAY_HEADER, self.id.as_str());
+        if !owned.epoch.is_empty() {
+            headers.insert(ids::EPOCH_HEADER, header_text(&owned.epoch).as_str());
+        }
         tracing::warn!(%channel, ?missed, "publishing a loss the relay could not recover");
         let outgoing = Outgoing {
             subject: subject::subject(&channel, subject::GAP_KIND),
@@ -406,4 +450,56 @@ fn header_text(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resumed(epoch: &str, offset: u64) -> Owned {
+        Owned::new(
+            1,
+            Resume {
+                epoch: epoch.into(),
+                offset,
+            },
+        )
+    }
+
+    #[test]
+    fn an_epoch_learnt_where_none_was_known_keeps_the_position() {
+        let mut fresh = resumed("", 0);
+        fresh.subscribed("e1".into(), 40);
+        assert_eq!((fresh.epoch.as_str(), fresh.position), ("e1", 0));
+        // Written by a relay that knew no epoch: the offset was taken in
+        // the server's epoch.
+        let mut legacy = resumed("", 41);
+        legacy.subscribed("e1".into(), 41);
+        assert_eq!(legacy.epoch, "e1");
+        assert_eq!((legacy.position, legacy.resume.offset), (41, 41));
+        assert!(legacy.resume.covers(41));
+    }
+
+    #[test]
+    fn the_same_epoch_again_changes_nothing() {
+        let mut owned = resumed("e1", 41);
+        owned.position = 50;
+        owned.subscribed("e1".into(), 45);
+        assert_eq!(owned, {
+            let mut same = resumed("e1", 41);
+            same.position = 50;
+            same
+        });
+    }
+
+    #[test]
+    fn a_restarted_vk_stream_restarts_the_position_and_skips_nothing_of_it() {
+        let mut owned = resumed("e1", 41);
+        owned.position = 50;
+        owned.subscribed("e2".into(), 3);
+        assert_eq!(owned.epoch, "e2");
+        assert_eq!(owned.position, 3);
+        assert!(!owned.resume.covers(1), "offset 1 of e2 is new");
+        assert_eq!(owned.resume.epoch, "e2");
+    }
 }

@@ -197,7 +197,9 @@ fn lifecycle(event: &Event) -> (&'static str, String) {
             RED,
             format!("disconnected ({}); reconnecting", clean(reason)),
         ),
-        Event::Subscribed { channel, recovery } => (
+        Event::Subscribed {
+            channel, recovery, ..
+        } => (
             DIM,
             match recovery {
                 Recovery::NotRequested => format!("following {}", clean(channel)),

@@ -290,6 +290,8 @@ impl Session {
         self.push_event(Event::Subscribed {
             channel: name.to_string(),
             recovery,
+            epoch: result.epoch.clone(),
+            offset: result.offset,
         });
         match (missed, ours) {
             (Some(0), _) => {}

@@ -200,6 +200,7 @@ fn recovery_of(events: &[Event], channel: &str) -> Option<Recovery> {
         Event::Subscribed {
             channel: c,
             recovery,
+            ..
         } if c == channel => Some(*recovery),
         _ => None,
     })
