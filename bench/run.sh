@@ -7,6 +7,7 @@
 #   SVG=docs/cpu-per-event.svg bench/run.sh   # also redraw the chart
 #   BASE=e566c7e bench/run.sh    # also: that commit's bench and this one's, interleaved
 #                                # (A B A B …, AB_ROUNDS pairs, default 5), and the ratio
+#                                # against AB_TARGET (default 1.05: at most 5% slower)
 #
 # Installs the peer SDKs into $CARGO_TARGET_DIR/bench-peers (target/bench-peers
 # by default; reused when present), builds the examples with the
