@@ -112,6 +112,8 @@ mod tests {
                 .with_filter(super::safe_filter()),
         );
         tracing::subscriber::with_default(subscriber, || {
+            // A callsite first hit by another test's thread may cache "never".
+            tracing::callsite::rebuild_interest_cache();
             tracing::trace!(target: "tungstenite::protocol", "Sending frame: token-xyz");
             tracing::debug!(target: "tungstenite::protocol", "a debug line");
             tracing::trace!(target: "vklive_pubsub::connection", "a trace line of ours");

@@ -107,7 +107,11 @@ pub(crate) mod tests {
             .with_ansi(false)
             .with_max_level(tracing::Level::TRACE)
             .finish();
-        tracing::subscriber::with_default(subscriber, work);
+        tracing::subscriber::with_default(subscriber, || {
+            // A callsite first hit by another test's thread may cache "never".
+            tracing::callsite::rebuild_interest_cache();
+            work()
+        });
         let bytes = buffer.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
     }

@@ -763,7 +763,11 @@ mod tests {
                 .with_writer(move || writer.clone())
                 .with_ansi(false),
         );
-        tracing::subscriber::with_default(subscriber, body);
+        tracing::subscriber::with_default(subscriber, || {
+            // A callsite first hit by another test's thread may cache "never".
+            tracing::callsite::rebuild_interest_cache();
+            body()
+        });
         String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
     }
 

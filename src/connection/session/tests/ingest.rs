@@ -172,7 +172,11 @@ fn warnings_during(work: impl FnOnce()) -> Vec<String> {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    tracing::subscriber::with_default(subscriber, work);
+    tracing::subscriber::with_default(subscriber, || {
+        // A callsite first hit by another test's thread may cache "never".
+        tracing::callsite::rebuild_interest_cache();
+        work()
+    });
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     text.lines().map(str::to_owned).collect()
 }
