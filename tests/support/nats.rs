@@ -29,7 +29,12 @@ pub fn binary(test: &str) -> Option<PathBuf> {
                 "{test}: no nats-server (set NATS_SERVER_BIN or put it on PATH); CI must run it"
             );
         }
-        eprintln!("{test}: skipped, no nats-server found (set NATS_SERVER_BIN or put it on PATH)");
+        // Straight to stderr, past the test harness's capture: the one line shows.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "{test}: skipped, no nats-server found (set NATS_SERVER_BIN or put it on PATH)"
+        );
     }
     found
 }
