@@ -575,6 +575,22 @@ impl Emulator {
         self.shared.lock().socket_count()
     }
 
+    /// Lines (publications, replies, pings) queued for the open sockets and
+    /// not yet written: 0 once a burst has gone out to the clients' sockets.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), vklive_pubsub::Error> {
+    /// use vklive_pubsub::emulator::{Emulator, EmulatorConfig};
+    /// let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    /// assert_eq!(emulator.queued_lines(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn queued_lines(&self) -> usize {
+        self.shared.lock().queued_lines()
+    }
+
     /// Live subscriptions to `channel`.
     pub fn subscriber_count(&self, channel: &str) -> usize {
         self.shared.lock().subscriber_count(channel)

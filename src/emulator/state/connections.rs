@@ -120,6 +120,14 @@ impl State {
             .count()
     }
 
+    /// Lines queued for the sockets and not yet taken by their writers.
+    pub(crate) fn queued_lines(&self) -> usize {
+        self.connections
+            .values()
+            .map(|entry| entry.tx.max_capacity() - entry.tx.capacity())
+            .sum()
+    }
+
     pub(crate) fn socket_count(&self) -> usize {
         self.connections
             .values()
