@@ -292,13 +292,15 @@ async fn answered_pings_keep_the_connection() {
     })
     .await;
     let mut raw = Raw::connected(&emulator).await;
-    for _ in 0..4 {
+    for sent in 1..=4 {
         let ping = raw.next().await;
         assert_eq!(ping, json!({}));
+        // No ping goes out while one waits for its pong, so the count
+        // stands at `sent` here (after the pong the next may come any time).
+        assert!(emulator.wait_for(|e| e.pings_sent() == sent, STEP).await);
         raw.send("{}").await;
     }
     assert!(emulator.wait_for(|e| e.pongs_received() == 4, STEP).await);
-    assert_eq!(emulator.pings_sent(), 4);
     assert_eq!(emulator.connection_count(), 1);
     assert!(emulator.violations().is_empty());
     assert!(emulator.close_codes().is_empty());
@@ -907,6 +909,7 @@ async fn oauth_access_tokens_expire_after_their_lifetime() {
     .await;
     emulator.add_app("app", "secret");
     emulator.add_refresh_token("r", 1, "app");
+    let asked = tokio::time::Instant::now();
     let (_, body) = get_json(
         http()
             .post(emulator.oauth_token_url())
@@ -914,14 +917,16 @@ async fn oauth_access_tokens_expire_after_their_lifetime() {
             .form(&[("grant_type", "refresh_token"), ("refresh_token", "r")]),
     )
     .await;
+    // The token was issued between `asked` and `answered`: it is surely
+    // alive until asked + 100 ms and surely dead from answered + 100 ms.
+    let answered = tokio::time::Instant::now();
     let access = body["access_token"].as_str().unwrap().to_owned();
     let url = format!("{}/v1/websocket/token", emulator.api_url());
-    let start = tokio::time::Instant::now();
     let (status, _) = get_json(http().get(&url).bearer_auth(&access)).await;
-    if start.elapsed() < Duration::from_millis(100) {
+    if asked.elapsed() < Duration::from_millis(100) {
         assert_eq!(status, 200);
     }
-    tokio::time::sleep_until(start + Duration::from_millis(150)).await;
+    tokio::time::sleep_until(answered + Duration::from_millis(150)).await;
     let (status, _) = get_json(http().get(&url).bearer_auth(&access)).await;
     assert_eq!(status, 401);
 }

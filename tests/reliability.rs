@@ -101,9 +101,12 @@ async fn reports_a_failed_recovery_by_channel_name() {
     }
 }
 
-#[tokio::test]
+// Paused time: the bound below is protocol time on the clock the emulator's
+// pings and the client's watchdog share, not the speed of the machine. (The
+// protocol's ping interval is whole seconds: 1 s, as the server announces it.)
+#[tokio::test(start_paused = true)]
 async fn leaves_a_silent_server_and_is_back_within_ping_interval_plus_margin() {
-    let ping = Duration::from_millis(500);
+    let ping = Duration::from_secs(1);
     let margin = Duration::from_millis(500);
     let emulator = start(EmulatorConfig {
         ping_interval: ping,
@@ -120,7 +123,7 @@ async fn leaves_a_silent_server_and_is_back_within_ping_interval_plus_margin() {
     .await;
     wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
 
-    let silent_since = Instant::now();
+    let silent_since = tokio::time::Instant::now();
     emulator.set_silent(true);
     wait_for_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
     let detected = silent_since.elapsed();
@@ -128,10 +131,8 @@ async fn leaves_a_silent_server_and_is_back_within_ping_interval_plus_margin() {
     wait_for_event(&mut events, |e| matches!(e, Event::Connected { .. })).await;
     // The watchdog fires ping + margin after the last inbound frame, which came
     // at most one ping interval before the silence began.
-    assert!(
-        detected <= ping * 2 + margin + Duration::from_millis(300),
-        "{detected:?}"
-    );
+    assert!(detected <= ping * 2 + margin, "{detected:?}");
+    assert!(detected >= margin, "{detected:?}");
     wait_subscribed(&mut events, &["api-channel-chat:1"]).await;
     emulator.publish("api-channel-chat:1", chat(1, "back"));
     assert_eq!(ids(&publications(&mut events, 1).await), [1]);
