@@ -109,10 +109,13 @@ impl RelayProcess {
         channels: &[String],
         options: &[&str],
     ) -> RelayProcess {
+        // A counter, not a free port: ports repeat, and a second relay's
+        // log must never truncate the first one's.
+        static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let log = std::env::temp_dir().join(format!(
             "vklive-relay-{}-{}.log",
             std::process::id(),
-            nats_server::free_port()
+            SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(VKLIVE)
@@ -662,20 +665,50 @@ async fn three_relays_share_300_channels_and_cover_a_killed_ones_share() {
 
     let mut relays = relays.into_iter();
     let killed = relays.next().unwrap();
-    killed.signal(libc::SIGKILL);
-    let killed_at = Instant::now();
     let survivors: Vec<RelayProcess> = relays.collect();
     let alive: Vec<u32> = survivors.iter().map(|r| r.pid).collect();
-    wait_until(LONG, "all 300 owned again", || async {
-        let owners = owners(&nats).await;
-        owners.len() == 300 && owners.values().all(|pid| alive.contains(pid))
+    // The takeover is timed by the leases' own changes, watched as they
+    // happen: timing the polls below would add the test's own 300 reads.
+    let mut orphaned: HashSet<String> = owners(&nats)
+        .await
+        .into_iter()
+        .filter(|(_, pid)| *pid == killed.pid)
+        .map(|(key, _)| key)
+        .collect();
+    assert!(!orphaned.is_empty());
+    let leases = async_nats::jetstream::new(nats.clone())
+        .get_key_value("vklive-leases")
+        .await
+        .expect("lease bucket");
+    let mut changes = leases.watch("channel.>").await.expect("watch leases");
+    killed.signal(libc::SIGKILL);
+    let killed_at = Instant::now();
+    within(LONG, "the killed relay's channels leased again", async {
+        while !orphaned.is_empty() {
+            let entry = changes.next().await.expect("watch ended").expect("entry");
+            let owner = String::from_utf8_lossy(&entry.value)
+                .split('-')
+                .next()
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if entry.operation == async_nats::jetstream::kv::Operation::Put
+                && owner.is_some_and(|pid| alive.contains(&pid))
+            {
+                orphaned.remove(&entry.key);
+            }
+        }
     })
     .await;
     let covered = killed_at.elapsed();
+    eprintln!("the killed relay's channels leased again after {covered:?} (TTL {TTL} s)");
     assert!(
         covered <= Duration::from_secs(TTL + 2),
         "all owned again after {covered:?}"
     );
+    wait_until(LONG, "all 300 owned by the survivors", || async {
+        let owners = owners(&nats).await;
+        owners.len() == 300 && owners.values().all(|pid| alive.contains(pid))
+    })
+    .await;
 
     // One more relay takes its share.
     let newcomer = RelayProcess::spawn(&server, &emulator, &channels);

@@ -57,9 +57,8 @@ impl NatsServer {
     /// Like [`NatsServer::start`], with more command-line options (auth, …).
     pub fn start_with(test: &str, extra: &[&str]) -> Option<NatsServer> {
         let binary = binary(test)?;
-        let port = free_port();
         let dir = std::env::temp_dir().join(format!(
-            "vklive-nats-{}-{port}-{}",
+            "vklive-nats-{}-{}",
             std::process::id(),
             test.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         ));
@@ -69,7 +68,7 @@ impl NatsServer {
             binary,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
-            port,
+            port: 0,
             dir,
         };
         server.spawn();
@@ -80,18 +79,24 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// Starts the server: first on a port it picks itself (`-p -1`, read
+    /// back from its ports file: a port picked here and passed on could be
+    /// taken meanwhile by a parallel test), then again on that same port.
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.join("server.log")).expect("log file");
+        let port = if self.port == 0 {
+            String::from("-1")
+        } else {
+            self.port.to_string()
+        };
+        let ports_dir = self.dir.join("ports");
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir).expect("ports dir");
         let child = Command::new(&self.binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
             .arg(self.dir.join("store"))
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -99,6 +104,9 @@ impl NatsServer {
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);
+        if self.port == 0 {
+            self.port = read_port(&ports_dir);
+        }
         self.wait_listening();
     }
 
@@ -134,6 +142,30 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The client port from the ports file nats-server writes once it listens
+/// (`{"nats":["nats://127.0.0.1:PORT"],…}`), waiting for it (bounded).
+fn read_port(ports_dir: &std::path::Path) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let port = std::fs::read_dir(ports_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|e| e == "ports"))
+            .find_map(|entry| {
+                let text = std::fs::read_to_string(entry.path()).ok()?;
+                let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
+                let url = ports["nats"][0].as_str()?;
+                url.rsplit(':').next()?.parse::<u16>().ok()
+            });
+        if let Some(port) = port {
+            return port;
+        }
+        assert!(Instant::now() < deadline, "nats-server wrote no ports file");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
