@@ -994,6 +994,193 @@ async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_pri
     relay.kill().await.ok();
 }
 
+/// A JWT signed by `issuer` (an nkey), as `nsc` would make it.
+fn signed_jwt(issuer: &nkeys::KeyPair, claims: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let payload = encode(claims.to_string().as_bytes());
+    let signature = issuer
+        .sign(format!("{header}.{payload}").as_bytes())
+        .expect("sign");
+    format!("{header}.{payload}.{}", encode(&signature))
+}
+
+/// The claims every JWT carries: an id, the issuer, the subject, a name.
+fn claims(
+    issuer: &nkeys::KeyPair,
+    subject: &str,
+    name: &str,
+    nats: serde_json::Value,
+) -> serde_json::Value {
+    static ISSUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = ISSUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    serde_json::json!({
+        "jti": format!("VKLIVETEST{now}{id}"),
+        "iat": now,
+        "iss": issuer.public_key(),
+        "sub": subject,
+        "name": name,
+        "nats": nats,
+    })
+}
+
+/// An operator-mode server configuration (one account with JetStream, a
+/// memory resolver) and a `.creds` file for one user of that account, in
+/// `dir`: (the server's config file, the creds file, the user's seed).
+fn operator_setup(dir: &std::path::Path) -> (PathBuf, PathBuf, String) {
+    let operator = nkeys::KeyPair::new_operator();
+    let system = nkeys::KeyPair::new_account();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = signed_jwt(
+        &operator,
+        claims(
+            &operator,
+            &operator.public_key(),
+            "vklive-test",
+            serde_json::json!({"type": "operator", "version": 2}),
+        ),
+    );
+    let unlimited = serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+    });
+    let account_jwt = signed_jwt(
+        &operator,
+        claims(
+            &operator,
+            &account.public_key(),
+            "relays",
+            serde_json::json!({
+                "limits": unlimited,
+                "default_permissions": {"pub": {}, "sub": {}},
+                "type": "account",
+                "version": 2,
+            }),
+        ),
+    );
+    // JetStream needs a system account to start in operator mode.
+    let system_jwt = signed_jwt(
+        &operator,
+        claims(
+            &operator,
+            &system.public_key(),
+            "SYS",
+            serde_json::json!({"type": "account", "version": 2}),
+        ),
+    );
+    let user_jwt = signed_jwt(
+        &account,
+        claims(
+            &account,
+            &user.public_key(),
+            "relay",
+            serde_json::json!({
+                "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                "type": "user", "version": 2,
+            }),
+        ),
+    );
+    std::fs::create_dir_all(dir).expect("creds dir");
+    let config = dir.join("operator.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "operator: {operator_jwt}\nsystem_account: {system}\nresolver: MEMORY\n\
+             resolver_preload: {{\n  {system}: {system_jwt}\n  {account}: {account_jwt}\n}}\n",
+            system = system.public_key(),
+            account = account.public_key(),
+        ),
+    )
+    .expect("server config");
+    let seed = user.seed().expect("seed");
+    let creds = dir.join("relay.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\
+             NKEY Seed printed below can be used to sign and prove identity.\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        ),
+    )
+    .expect("creds file");
+    (config, creds, seed)
+}
+
+#[tokio::test]
+async fn relay_authenticates_with_a_creds_file_and_never_prints_its_seed() {
+    let dir = std::env::temp_dir().join(format!("vklive-creds-{}", std::process::id()));
+    let (config, creds, seed) = operator_setup(&dir);
+    let config = config.display().to_string();
+    let Some(server) = NatsServer::start_with("relay_authenticates_creds", &["-c", &config]) else {
+        return;
+    };
+    let emulator = emulator().await;
+    emulator.add_channel("streamer", 1);
+    let url = server.url();
+    // Without the creds file: refused, one line, status 1.
+    let (status, stderr) =
+        relay_output(&server, &emulator, &url, &[], Duration::from_secs(30)).await;
+    assert_eq!(status, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // With it (NATS_CREDS): the relay takes the lease; its trace log holds
+    // neither the seed nor the VK token.
+    let relay = Command::new(VKLIVE)
+        .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
+        .args([
+            "--ws-url",
+            &emulator.ws_url(),
+            "--lease-ttl",
+            &TTL.to_string(),
+        ])
+        .arg("api-channel-chat:1")
+        .env("VKLIVE_TOKEN", USER_TOKEN)
+        .env("NATS_CREDS", &creds)
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = within(TIMEOUT, "connect with the creds file", async {
+        async_nats::ConnectOptions::with_credentials_file(&creds)
+            .await
+            .expect("read creds")
+            .connect(&url)
+            .await
+    })
+    .await
+    .expect("the test's own connection with the creds file");
+    wait_until(LONG, "the lease taken with the creds file", || async {
+        owners(&client).await.len() == 1
+    })
+    .await;
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(relay.id().unwrap() as i32, libc::SIGTERM);
+    }
+    let output = within(TIMEOUT, "relay exit", relay.wait_with_output())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let leaks: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains(&seed) || line.contains(USER_TOKEN))
+        .collect();
+    assert!(leaks.is_empty(), "a secret in the trace log: {leaks:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `ClientBuilder::resume`, which a relay taking a channel over relies on:
 /// the first subscribe recovers what came after the given offset — past
 /// the server's recovery limit through its history — without the epoch.

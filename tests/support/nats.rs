@@ -164,7 +164,13 @@ fn read_port(ports_dir: &std::path::Path) -> u16 {
         if let Some(port) = port {
             return port;
         }
-        assert!(Instant::now() < deadline, "nats-server wrote no ports file");
+        if Instant::now() >= deadline {
+            let log = ports_dir.with_file_name("server.log");
+            panic!(
+                "nats-server wrote no ports file; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
