@@ -57,9 +57,11 @@ impl NatsServer {
     /// Like [`NatsServer::start`], with more command-line options (auth, …).
     pub fn start_with(test: &str, extra: &[&str]) -> Option<NatsServer> {
         let binary = binary(test)?;
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "vklive-nats-{}-{}",
+            "vklive-nats-{}-{}-{}",
             std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             test.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         ));
         let _ = std::fs::remove_dir_all(&dir);
