@@ -470,6 +470,120 @@ async fn relayed_publications_read_back_as_the_events_the_connector_decodes() {
     assert_eq!(lines[0]["type"], "channel_chat_message_send");
     assert_eq!(lines[1]["channel"], names.info.as_str());
     assert_eq!(lines[4]["unknown"], true);
+
+    // `--kind` filters the stream as it filters VK: -n counts what it shows.
+    let output = within(
+        TIMEOUT,
+        "tail --nats --kind",
+        Command::new(VKLIVE)
+            .args(["tail", "--nats", &server.url(), "--since", "1h"])
+            .args(["-n", "2", "--json", "--kind", "follow,raid"])
+            .env_remove("VKLIVE_TOKEN")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    let shown: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .filter(|line: &serde_json::Value| line["event"] == "publication")
+        .collect();
+    assert!(output.status.success());
+    let kinds: Vec<&serde_json::Value> = shown.iter().map(|line| &line["type"]).collect();
+    assert_eq!(kinds, [&lines[1]["type"], &lines[2]["type"]], "{shown:?}");
+    assert_eq!(relay.stop().await.code(), Some(0));
+}
+
+/// Issue 24.8 for `tail --nats`: a stop request ends it even when nobody
+/// reads its stdout and the stream has far more to give than the pipe holds.
+#[tokio::test]
+async fn sigterm_ends_tail_nats_whose_stdout_pipe_nobody_reads() {
+    use std::os::fd::AsRawFd;
+    use tokio::io::AsyncReadExt;
+    let Some(server) = NatsServer::start("sigterm_ends_tail_nats") else {
+        return;
+    };
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let relay = RelayProcess::spawn(&server, &emulator, std::slice::from_ref(&names.chat));
+    let nats = nats(&server).await;
+    wait_until(LONG, "the channel leased and subscribed", || async {
+        owners(&nats).await.len() == 1 && emulator.subscriber_count(&names.chat) == 1
+    })
+    .await;
+    // Far more than the pipe, tail's queue and its buffer hold together.
+    let total = 5_000;
+    emulator.blast(&names.chat, total, 200).expect("blast");
+    wait_stored(&nats, &names.chat, total, &[&relay]).await;
+
+    let mut child = Command::new(VKLIVE)
+        .args(["tail", "--nats", &server.url(), "--since", "1h", "--json"])
+        .env_remove("VKLIVE_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // One page: once nobody reads, tail's next write cannot fit.
+    // SAFETY: F_SETPIPE_SZ on a pipe this test owns.
+    let page = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(
+        page > 0,
+        "F_SETPIPE_SZ: {}",
+        std::io::Error::last_os_error()
+    );
+    let mut written = Vec::new();
+    within(TIMEOUT, "the first publication", async {
+        let mut chunk = [0u8; 1024];
+        while !String::from_utf8_lossy(&written).contains(r#""event":"publication""#) {
+            let read = stdout.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "tail closed stdout early");
+            written.extend_from_slice(&chunk[..read]);
+        }
+    })
+    .await;
+    within(TIMEOUT, "the pipe filled again", async {
+        loop {
+            let mut unread: libc::c_int = 0;
+            // SAFETY: FIONREAD into an int, on a pipe this test owns.
+            unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut unread) };
+            if unread > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) },
+        0
+    );
+    let status = within(TIMEOUT, "tail --nats exit after SIGTERM", child.wait())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    within(
+        TIMEOUT,
+        "the rest of the pipe",
+        stdout.read_to_end(&mut written),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&written);
+    let lines: Vec<&str> = text.lines().collect();
+    // The last line may stop where the blocked write was cut short.
+    for line in &lines[..lines.len() - 1] {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "{line}"
+        );
+    }
     assert_eq!(relay.stop().await.code(), Some(0));
 }
 

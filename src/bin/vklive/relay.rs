@@ -140,66 +140,6 @@ async fn channels(
     Ok(out)
 }
 
-/// `vklive tail --nats URL [--since DURATION]`: the relay's stream, printed
-/// as `tail` prints events.
-pub(crate) struct Tail<'a> {
-    pub(crate) url: &'a str,
-    pub(crate) since: Option<Duration>,
-    pub(crate) channels: &'a [String],
-    pub(crate) count: Option<u64>,
-    pub(crate) quiet: bool,
-}
-
-impl Tail<'_> {
-    pub(crate) async fn run(
-        self,
-        style: crate::render::Style,
-        stop: impl std::future::Future<Output = ()>,
-    ) -> Result<(), String> {
-        use futures::StreamExt;
-        use std::io::Write;
-        use vklive_pubsub::relay::{Start, Subscriber};
-
-        let started = std::time::Instant::now();
-        let nats = NatsOptions::new(self.url)
-            .connect()
-            .await
-            .map_err(|error| error.to_string())?;
-        let start = self.since.map_or(Start::New, Start::since);
-        let mut events = Subscriber::ordered(
-            nats,
-            vklive_pubsub::relay::DEFAULT_STREAM,
-            start,
-            self.channels,
-        )
-        .await
-        .map_err(|error| error.to_string())?;
-        tokio::pin!(stop);
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let mut publications = 0u64;
-        while self.count.is_none_or(|count| publications < count) {
-            let event = tokio::select! {
-                event = events.next() => event,
-                () = &mut stop => None,
-            };
-            let Some(event) = event else { break };
-            if matches!(event, vklive_pubsub::Event::Publication(_)) {
-                publications += 1;
-            }
-            if !self.quiet && writeln!(out, "{}", style.line(&event)).is_err() {
-                break;
-            }
-            let _ = out.flush();
-        }
-        if self.quiet {
-            let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-            let _ = writeln!(out, "{}", style.summary(publications, seconds));
-        }
-        let _ = out.flush();
-        Ok(())
-    }
-}
-
 /// `90s`, `15m`, `1h`, `2d`, or plain seconds.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

@@ -73,16 +73,7 @@ pub(crate) struct Args {
 pub(crate) async fn run(mut args: Args) -> Result<(), String> {
     let mut shutdown = Shutdown::listen();
     if let Some(url) = &args.nats {
-        let style = Style::choose(args.json, std::io::stdout().is_terminal());
-        let stop = async move { shutdown.requested().await };
-        let tail = crate::relay::Tail {
-            url,
-            since: args.since,
-            channels: &args.channels,
-            count: args.count,
-            quiet: args.quiet,
-        };
-        return tail.run(style, stop).await;
+        return run_nats(url, &args, &mut shutdown).await;
     }
     // Kept alive for the whole run when tailing the demo.
     let (_emulator, credentials) = if args.demo {
@@ -216,6 +207,74 @@ pub(crate) async fn run(mut args: Args) -> Result<(), String> {
         }
     }
     outcome
+}
+
+/// `--nats`: the relay's stream instead of VK, through the same kind filter,
+/// output thread, stop handling and cleaned errors as the VK path.
+async fn run_nats(url: &str, args: &Args, shutdown: &mut Shutdown) -> Result<(), String> {
+    use vklive_pubsub::relay::{DEFAULT_STREAM, NatsOptions, Start, Subscriber};
+
+    let started = Instant::now();
+    let subscribing = async {
+        let nats = NatsOptions::new(url)
+            .connect()
+            .await
+            .map_err(|error| clean(&error.to_string()))?;
+        let start = args.since.map_or(Start::New, Start::since);
+        Subscriber::ordered(nats, DEFAULT_STREAM, start, &args.channels)
+            .await
+            .map_err(|error| clean(&error.to_string()))
+    };
+    let mut events = tokio::select! {
+        events = subscribing => events?,
+        () = shutdown.requested() => return Ok(()),
+    };
+    let style = Style::choose(args.json, std::io::stdout().is_terminal());
+    let filter = KindFilter::new(&args.kind);
+    let output = Output::stdout()?;
+    let mut publications = 0u64;
+    let mut stopping = false;
+    while args.count.is_none_or(|count| publications < count) {
+        let event = tokio::select! {
+            event = events.next() => event,
+            () = shutdown.requested() => {
+                stopping = true;
+                break;
+            }
+        };
+        let Some(event) = event else { break };
+        if let Event::Publication(publication) = &event {
+            if !filter.shows(&publication.event) {
+                continue; // a kind not asked for
+            }
+            publications += 1;
+        }
+        if args.quiet {
+            continue;
+        }
+        tokio::select! {
+            sent = output.line(style.line(&event)) => if sent.is_err() {
+                break; // stdout closed (e.g. piped into `head`)
+            },
+            () = shutdown.requested() => {
+                stopping = true;
+                break;
+            }
+        }
+    }
+    if args.quiet {
+        let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+        output.try_line(style.summary(publications, seconds));
+    }
+    if stopping {
+        output.finish(Some(STOP_PATIENCE)).await;
+    } else {
+        tokio::select! {
+            () = output.finish(None) => {}
+            () = shutdown.requested() => {}
+        }
+    }
+    Ok(())
 }
 
 /// Closes the connection, giving up after [`STOP_PATIENCE`].
