@@ -184,8 +184,11 @@ impl ClientBuilder {
     /// delivered its stream up to `offset` in `epoch`: the first subscribe
     /// asks the server to recover what came after, as a resubscribe would
     /// (then the server's history, then [`Event::Gap`]). An empty `epoch`
-    /// lets the server check the offset alone. For a process that takes a
-    /// channel over from another, such as the relay (`docs/relay.md`).
+    /// lets the server check the offset alone; offset 0 in an empty epoch
+    /// says the position is unknown (the stream had no offsets: a server
+    /// without history), so whatever came in between counts as missed (see
+    /// [`ClientBuilder::resume_chat`]). For a process that takes a channel
+    /// over from another, such as the relay (`docs/relay.md`).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), vklive_pubsub::Error> {
@@ -207,6 +210,33 @@ impl ClientBuilder {
             offset,
         };
         Arc::make_mut(&mut self.config.resume_from).insert(channel.into(), position);
+        self
+    }
+
+    /// Tells a chat channel followed by slug ([`ClientBuilder::chat_channel`]
+    /// or [`ClientBuilder::channel_url`]) the newest chat message an earlier
+    /// reader delivered: when the first subscribe cannot show what came in
+    /// between (no history on the server, or too little), the chat is
+    /// filled in from REST after that message instead of reported as a
+    /// [`Event::Gap`], and that message is not delivered again. With
+    /// [`ClientBuilder::resume`], for a process that takes a channel over,
+    /// such as the relay; a resume at offset 0 in no epoch says the position
+    /// is unknown, so the first subscribe counts as a loss.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vklive_pubsub::Error> {
+    /// use vklive_pubsub::event::ChatKey;
+    /// let last = ChatKey { created_at_millis: 1_700_000_000_000, id: 4242 };
+    /// let (_client, _events) = vklive_pubsub::Client::with_user_token("token")
+    ///     .chat_channel("channel-chat:8845069", "streamer")
+    ///     .resume("channel-chat:8845069", "", 0) // where it stood is unknown
+    ///     .resume_chat("channel-chat:8845069", last) // chat after 4242 first
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn resume_chat(mut self, channel: impl Into<String>, after: crate::event::ChatKey) -> Self {
+        Arc::make_mut(&mut self.config.resume_chat).insert(channel.into(), after);
         self
     }
 

@@ -1608,3 +1608,78 @@ async fn a_takeover_after_a_vk_stream_restart_reports_a_gap_not_a_silent_skip() 
     assert!(matches!(events[2], Event::Gap { .. }));
     assert_eq!(standby.stop().await.code(), Some(0));
 }
+
+/// Issue 23.2 against a VK side without history (as VK probably runs): no
+/// offsets to recover from, so a takeover fills the chat in from REST after
+/// the newest chat message in the stream, and reports what it cannot fill
+/// in (the channel's other events) as a gap, never skipping silently.
+#[tokio::test]
+async fn a_takeover_without_vk_history_fills_chat_in_from_rest_and_reports_a_gap_for_the_rest() {
+    let Some(server) = NatsServer::start("a_takeover_without_vk_history") else {
+        return;
+    };
+    let emulator = start(EmulatorConfig {
+        history: false,
+        chat_min_interval: Duration::ZERO,
+        ..Default::default()
+    })
+    .await;
+    let names = emulator.add_channel("streamer", 7);
+    let nats = nats(&server).await;
+    let viewer = DemoUser::new(1001, "viewer");
+    let say = |id: i64| {
+        emulator.publish(
+            &names.chat,
+            chat_message_send(
+                id,
+                1_700_000_000 + id as u64,
+                &viewer,
+                vec![text_part("hi")],
+            ),
+        );
+    };
+    let options = ["--duplicate-window", "1", "--channel-url", "streamer"];
+    let leader = RelayProcess::spawn_with(&server, &emulator, &[], &options);
+    wait_until(LONG, "the leader follows chat and info", || async {
+        owners(&nats).await.len() >= 2
+            && emulator.subscriber_count(&names.chat) == 1
+            && emulator.subscriber_count(&names.info) == 1
+    })
+    .await;
+    for id in 1..=5 {
+        say(id);
+    }
+    emulator.publish(&names.info, follow_create(&viewer));
+    wait_stored(&nats, &names.chat, 5, &[&leader]).await;
+    wait_stored(&nats, &names.info, 1, &[&leader]).await;
+
+    // The leader dies; chat goes on while nobody follows the channel.
+    leader.signal(libc::SIGKILL);
+    wait_until(LONG, "the leader's subscriptions gone", || async {
+        emulator.subscriber_count(&names.chat) == 0
+    })
+    .await;
+    for id in 6..=8 {
+        say(id);
+    }
+    let standby = RelayProcess::spawn_with(&server, &emulator, &[], &options);
+    wait_until(LONG, "the standby follows chat", || async {
+        emulator.subscriber_count(&names.chat) == 1
+    })
+    .await;
+    for id in 9..=10 {
+        say(id);
+    }
+    wait_stored(&nats, &names.chat, 10, &[&leader, &standby]).await;
+    wait_stored(&nats, &names.info, 2, &[&leader, &standby]).await;
+    let logs = standby.log();
+    assert_eq!(standby.stop().await.code(), Some(0));
+    let chat = stored(&nats, &names.chat).await;
+    assert_exactly_once(&chat, 1..11, &logs);
+    let info = stored(&nats, &names.info).await;
+    assert!(matches!(info[0], Event::Publication(_)), "{info:?}");
+    assert!(
+        matches!(&info[1], Event::Gap { channel, missed: None } if *channel == names.info),
+        "{info:?}\n{logs}"
+    );
+}

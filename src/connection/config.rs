@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::backoff::Backoff;
 use super::channel::Position;
+use crate::event::ChatKey;
 
 /// Tunables of the connection; set through [`ClientBuilder`](crate::ClientBuilder),
 /// which clamps each to a sane range (see [`Config::clamped`]).
@@ -34,6 +35,10 @@ pub(crate) struct Config {
     /// Stream positions (`epoch`, `offset`) to recover from at the first
     /// subscribe of these channels ([`ClientBuilder::resume`](crate::ClientBuilder::resume)).
     pub(crate) resume_from: Arc<HashMap<String, Position>>,
+    /// The newest chat message an earlier reader delivered, per chat
+    /// channel: a fill-in from REST continues after it
+    /// ([`ClientBuilder::resume_chat`](crate::ClientBuilder::resume_chat)).
+    pub(crate) resume_chat: Arc<HashMap<String, ChatKey>>,
 }
 
 impl Default for Config {
@@ -50,6 +55,7 @@ impl Default for Config {
             channels_per_connection: 128,
             connection_pace: Duration::from_millis(100),
             resume_from: Arc::default(),
+            resume_chat: Arc::default(),
         }
     }
 }
@@ -104,6 +110,7 @@ mod tests {
             channels_per_connection: 0,
             connection_pace: Duration::MAX,
             resume_from: Arc::default(),
+            resume_chat: Arc::default(),
         }
         .clamped();
         assert_eq!(config.backoff.max, MAX_TIMEOUT);

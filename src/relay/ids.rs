@@ -15,7 +15,7 @@
 //! different things.
 
 use crate::delivery::Publication;
-use crate::event::VkEvent;
+use crate::event::{ChatKey, VkEvent};
 
 /// Header: the pubsub channel, verbatim.
 pub const CHANNEL_HEADER: &str = "Vklive-Channel";
@@ -72,6 +72,13 @@ pub struct Resume {
     pub epoch: String,
     /// The highest offset in the stream (0: none).
     pub offset: u64,
+    /// Whether the stream holds any message of the channel: then a relay
+    /// taking it over must account for what came in between, even with no
+    /// offset to recover from.
+    pub relayed: bool,
+    /// The newest chat message of the channel in the stream, where a fill-in
+    /// from REST continues.
+    pub last_chat: Option<ChatKey>,
 }
 
 impl Resume {
@@ -83,6 +90,8 @@ impl Resume {
             offset: number(POSITION_HEADER)
                 .or_else(|| number(OFFSET_HEADER))
                 .unwrap_or(0),
+            relayed: true,
+            last_chat: None,
         }
     }
 
@@ -154,14 +163,21 @@ mod tests {
             resume,
             Resume {
                 epoch: "e".into(),
-                offset: 41
+                offset: 41,
+                relayed: true,
+                last_chat: None,
             }
         );
         assert!(resume.covers(41) && resume.covers(1));
         assert!(!resume.covers(42));
         assert!(!resume.covers(0), "no offset: left to the message id");
-        let empty = Resume::from_headers(|_| None);
-        assert_eq!(empty, Resume::default());
-        assert!(!empty.covers(1));
+        let bare = Resume::from_headers(|_| None);
+        assert_eq!(
+            (bare.offset, bare.relayed),
+            (0, true),
+            "a message, no offset"
+        );
+        assert!(!bare.covers(1));
+        assert!(!Resume::default().relayed);
     }
 }

@@ -17,6 +17,9 @@ use super::RelayChannel;
 use super::ids::Resume;
 use super::lease::{self, Board, Timing};
 use super::subject;
+use crate::delivery::Event;
+use crate::event::{ChatKey, EventKind, VkEvent};
+use crate::ndjson;
 
 /// What the publisher learns from the lease task.
 #[derive(Debug)]
@@ -422,9 +425,12 @@ async fn last_position(
     let filter = subject::channel_filter(channel);
     let last = tokio::time::timeout(timeout, stream.get_last_raw_message_by_subject(&filter)).await;
     match last {
-        Ok(Ok(message)) => Some(Resume::from_headers(|name| {
-            message.headers.get(name).map(|value| value.as_str())
-        })),
+        Ok(Ok(message)) => {
+            let mut resume =
+                Resume::from_headers(|name| message.headers.get(name).map(|value| value.as_str()));
+            resume.last_chat = last_chat(stream, channel, timeout).await;
+            Some(resume)
+        }
         Ok(Err(error))
             if error.kind()
                 == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
@@ -436,6 +442,23 @@ async fn last_position(
             None
         }
         Err(_) => None,
+    }
+}
+
+/// The key of `channel`'s newest chat message in the stream, if it has one.
+async fn last_chat(stream: &stream::Stream, channel: &str, timeout: Duration) -> Option<ChatKey> {
+    let chat = subject::subject(channel, EventKind::ChatMessage.wire_types()[0]);
+    let message = tokio::time::timeout(timeout, stream.get_last_raw_message_by_subject(&chat))
+        .await
+        .ok()?
+        .ok()?;
+    let body = std::str::from_utf8(&message.payload).ok()?;
+    match ndjson::event_from_str(body)? {
+        Event::Publication(publication) => match &publication.event {
+            VkEvent::ChatMessage(message) => Some(message.key()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -73,6 +73,7 @@ impl Owned {
             self.resume = Resume {
                 epoch: epoch.clone(),
                 offset: 0,
+                ..Resume::default()
             };
             self.position = offset;
         }
@@ -193,8 +194,14 @@ impl Publisher {
                 Some(slug) => builder.chat_channel(channel.name.clone(), slug.clone()),
                 None => builder.channel(channel.name.clone()),
             };
-            if resume.offset > 0 {
+            // Something of the channel is in the stream: what came in
+            // between is recovered, filled in, or reported, never skipped
+            // silently (with offset 0 the position is unknown: no history).
+            if resume.relayed {
                 builder = builder.resume(channel.name.clone(), resume.epoch.clone(), resume.offset);
+            }
+            if let Some(last) = resume.last_chat {
+                builder = builder.resume_chat(channel.name.clone(), last);
             }
         }
         let (client, events) = builder
@@ -462,6 +469,7 @@ mod tests {
             Resume {
                 epoch: epoch.into(),
                 offset,
+                ..Resume::default()
             },
         )
     }

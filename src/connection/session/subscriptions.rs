@@ -79,8 +79,19 @@ impl Session {
         let mut channel = Channel::new(chat_slug.filter(|slug| !slug.is_empty()).map(Arc::from));
         if let Some(position) = self.config.resume_from.get(&*name) {
             // Taken over from elsewhere: recover from where that left off.
-            channel.position = Some(position.clone());
+            // Offset 0 in no epoch is no position (a server without history):
+            // whatever came in between is then missed, filled in from REST
+            // for a chat or reported as a gap.
+            let known = position.offset > 0 || !position.epoch.is_empty();
+            channel.position = known.then(|| position.clone());
             channel.was_subscribed = true;
+        }
+        if let (Some(chat), Some(key)) =
+            (channel.chat.as_mut(), self.config.resume_chat.get(&*name))
+        {
+            // A fill-in continues after the message the earlier reader
+            // delivered last, which is not delivered again.
+            chat.delivered(*key);
         }
         self.channels.insert(name.clone(), channel);
         Some(name)

@@ -1,6 +1,7 @@
 //! Chat filled in from REST after a loss.
 
 use super::*;
+use crate::connection::channel::Position;
 
 /// A chat channel with slug, connected on a server without history, that
 /// delivered message 1 (at START + 1 s) and then lost its link.
@@ -180,4 +181,60 @@ fn a_quiet_chat_is_filled_in_from_the_moment_the_link_went_down() {
     h.session
         .handle_chat_history(h.now, &channel, backfill, Ok(answer));
     assert_eq!(publications(&h.events()), [(0, 2, true)]);
+}
+
+/// A channel taken over from a reader on a server without history (resumed
+/// at offset 0 in no epoch, with the newest chat message that reader
+/// delivered): the first subscribe is a loss, filled in from REST after that
+/// message, which is not delivered again.
+#[test]
+fn a_chat_taken_over_with_no_position_is_filled_in_after_the_last_chat_delivered() {
+    let t = START_MILLIS / 1000;
+    let last = chat_message(2, t - 5).key();
+    let config = Config {
+        resume_from: Arc::new([(CHAT.to_owned(), unknown_position())].into()),
+        resume_chat: Arc::new([(CHAT.to_owned(), last)].into()),
+        ..Config::default()
+    };
+    let mut h = Harness::with_config(config, &[(CHAT, Some("slug"))]);
+    h.connect();
+    let events = h.events();
+    assert_eq!(recovery_of(&events, CHAT), Some(Recovery::Failed));
+    assert!(gaps(&events).is_empty());
+    let (channel, backfill) = chat_request(&h.actions());
+    let answer = vec![
+        chat_message(4, t - 1),
+        chat_message(3, t - 2),
+        chat_message(2, t - 5),
+        chat_message(1, t - 9),
+    ];
+    h.session
+        .handle_chat_history(h.now, &channel, backfill, Ok(answer));
+    assert_eq!(
+        publications(&h.events()),
+        [(0, 3, true), (0, 4, true)],
+        "after message 2, which was delivered before"
+    );
+}
+
+/// The same takeover without any chat message to continue from: one gap
+/// of unknown size, not silence.
+#[test]
+fn a_channel_taken_over_with_no_position_and_no_chat_reports_one_gap() {
+    let config = Config {
+        resume_from: Arc::new([(INFO.to_owned(), unknown_position())].into()),
+        ..Config::default()
+    };
+    let mut h = Harness::with_config(config, &[(INFO, None)]);
+    h.connect();
+    assert_eq!(gaps(&h.events()), [(INFO.to_owned(), None)]);
+}
+
+/// What a relay resumes a channel at when the stream held it without
+/// offsets (a server without history).
+fn unknown_position() -> Position {
+    Position {
+        epoch: String::new(),
+        offset: 0,
+    }
 }
