@@ -48,7 +48,10 @@ pub fn event_json(event: &Event) -> Value {
             json!({"event": "disconnected", "code": code, "reason": reason})
         }
         Event::Subscribed {
-            channel, recovery, ..
+            channel,
+            recovery,
+            epoch,
+            offset,
         } => json!({
             "event": "subscribed",
             "channel": channel,
@@ -57,6 +60,8 @@ pub fn event_json(event: &Event) -> Value {
                 Recovery::Recovered => "recovered",
                 Recovery::Failed => "failed",
             },
+            "epoch": epoch,
+            "offset": offset,
         }),
         Event::SubscriptionFailed {
             channel,
@@ -305,5 +310,19 @@ mod tests {
         }
         assert!(event_from_json(&json!({"event": "connected", "client": "x"})).is_none());
         assert!(event_from_str("not json").is_none());
+    }
+
+    #[test]
+    fn a_subscribed_line_carries_the_streams_epoch_and_offset() {
+        let line = event_json(&Event::Subscribed {
+            channel: "c:1".into(),
+            recovery: Recovery::Recovered,
+            epoch: "ZtQs".into(),
+            offset: 41,
+        });
+        assert_eq!(
+            line,
+            json!({"event": "subscribed", "channel": "c:1", "recovery": "recovered", "epoch": "ZtQs", "offset": 41})
+        );
     }
 }
