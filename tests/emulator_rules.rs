@@ -1289,7 +1289,8 @@ async fn blast_sends_prebuilt_frames_that_continue_the_stream() {
     let error = emulator
         .blast("api-channel-chat:1", 100_000, 1)
         .expect_err("more frames than the queue holds");
-    assert!(error.contains("queue"), "{error}");
+    assert_eq!(error.kind(), vklive_pubsub::ErrorKind::InvalidArgument);
+    assert!(error.to_string().contains("queue"), "{error}");
 }
 
 /// `publish_paced` publishes at the asked rate with the send time stamped

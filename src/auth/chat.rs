@@ -152,9 +152,9 @@ impl Serialize for SendPart<'_> {
     }
 }
 
-/// The slug of a channel given as a slug or as its page's URL, as
-/// [`event::channel_slug`](crate::event::channel_slug) reads it (the one
-/// implementation), or an error: [`ErrorKind::InvalidArgument`] naming the
+/// The slug of a channel given as a slug or as its page's URL (the crate's
+/// one slug reader: [`ClientBuilder::channel_url`](crate::ClientBuilder::channel_url)
+/// uses it too), or an error: [`ErrorKind::InvalidArgument`] naming the
 /// input when it holds no slug, [`ErrorKind::InvalidChannel`] when the slug
 /// is longer than [`MAX_CHANNEL_NAME_BYTES`](crate::auth::MAX_CHANNEL_NAME_BYTES).
 ///

@@ -10,7 +10,7 @@ pub(crate) enum Command {
         chat_slug: Option<String>,
     },
     /// Follow the VK channel `slug` (already checked by
-    /// [`event::channel_slug`](crate::event::channel_slug)): resolve its
+    /// [`auth::channel_slug`](crate::auth::channel_slug)): resolve its
     /// pubsub channels and subscribe the public ones and the private ones a
     /// token is granted for.
     Follow {

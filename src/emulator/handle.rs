@@ -374,16 +374,17 @@ impl Emulator {
     /// The frames are built without holding the emulator's lock, so
     /// connections and other calls go on meanwhile.
     ///
-    /// Fails when `count` is above [`MAX_BLAST_COUNT`](super::MAX_BLAST_COUNT), or when the frames
-    /// would not fit a connection's queue
-    /// ([`EmulatorConfig::outgoing_queue_capacity`] frames).
+    /// Fails ([`ErrorKind::InvalidArgument`]) when `count` is above
+    /// [`MAX_BLAST_COUNT`](super::MAX_BLAST_COUNT), or when the frames would not fit a
+    /// connection's queue ([`EmulatorConfig::outgoing_queue_capacity`] frames).
     pub fn blast(
         &self,
         channel: &str,
         count: usize,
         per_frame: usize,
-    ) -> Result<BlastReport, String> {
+    ) -> Result<BlastReport, Error> {
         load::blast(&self.shared, channel, count, per_frame)
+            .map_err(|reason| Error::new(ErrorKind::InvalidArgument, reason))
     }
 
     /// Publishes `count` chat messages into `channel` at `rate` a second, one
@@ -417,9 +418,10 @@ impl Emulator {
     /// Fires a named event (see [`Trigger`]): a chat message, a follow, a
     /// raid, … into the channel of its kind, `count` times. Returns where
     /// each went, or why nothing was fired (no channel registered, nothing to
-    /// delete, a count out of range).
-    pub fn trigger(&self, trigger: &Trigger) -> Result<Vec<Triggered>, String> {
+    /// delete, a count out of range: [`ErrorKind::InvalidArgument`]).
+    pub fn trigger(&self, trigger: &Trigger) -> Result<Vec<Triggered>, Error> {
         trigger::fire(&mut self.shared.lock(), trigger)
+            .map_err(|reason| Error::new(ErrorKind::InvalidArgument, reason))
     }
 
     // ----- fault switches ----------------------------------------------------

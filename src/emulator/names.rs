@@ -51,6 +51,12 @@ pub(crate) fn namespace_privacy(channel: &str) -> Option<bool> {
 /// The eight WebSocket channel names of one VK channel, as `GET /v1/channel`
 /// returns them in `web_socket_channels`.
 ///
+/// The emulator's own face of [`WebSocketChannels`], kept for its tests'
+/// sake: the emulator knows every name, so these are `String` where VK's
+/// answer has `Option<String>` (`names.chat` rather than
+/// `names.chat.as_deref().unwrap()` in every test). Both are keyed by
+/// [`ChannelKey`], and `WebSocketChannels::from(&names)` converts.
+///
 /// ```
 /// use vklive_pubsub::emulator::ChannelNames;
 /// let names = ChannelNames::for_channel_id(7);

@@ -345,18 +345,9 @@ impl WebSocketChannels {
 /// `None` for anything else. This is the crate's one slug reader:
 /// [`auth::channel_slug`](crate::auth::channel_slug) and
 /// [`ClientBuilder::channel_url`](crate::ClientBuilder::channel_url) call it.
-/// Slugs may contain dots, even a trailing one.
-///
-/// ```
-/// use vklive_pubsub::event::channel_slug;
-/// assert_eq!(channel_slug("streamer"), Some("streamer"));
-/// assert_eq!(channel_slug("https://live.vkvideo.ru/some.name./"), Some("some.name."));
-/// assert_eq!(channel_slug("live.vkvideo.ru/streamer?tab=chat"), Some("streamer"));
-/// assert_eq!(channel_slug("/streamer"), Some("streamer"));
-/// assert_eq!(channel_slug("https://example.org/streamer"), None);
-/// assert_eq!(channel_slug(""), None);
-/// ```
-pub fn channel_slug(input: &str) -> Option<&str> {
+/// Slugs may contain dots, even a trailing one. The public face of it is
+/// [`auth::channel_slug`](crate::auth::channel_slug).
+pub(crate) fn channel_slug(input: &str) -> Option<&str> {
     const HOSTS: [&str; 4] = [
         "live.vkvideo.ru",
         "www.live.vkvideo.ru",
@@ -388,4 +379,25 @@ pub fn channel_slug(input: &str) -> Option<&str> {
         && slug != "."
         && slug != "..";
     valid.then_some(slug)
+}
+
+#[cfg(test)]
+mod slug_tests {
+    use super::channel_slug;
+
+    #[test]
+    fn a_slug_is_read_from_a_slug_a_page_url_or_its_path_and_nothing_else() {
+        assert_eq!(channel_slug("streamer"), Some("streamer"));
+        assert_eq!(
+            channel_slug("https://live.vkvideo.ru/some.name./"),
+            Some("some.name.")
+        );
+        assert_eq!(
+            channel_slug("live.vkvideo.ru/streamer?tab=chat"),
+            Some("streamer")
+        );
+        assert_eq!(channel_slug("/streamer"), Some("streamer"));
+        assert_eq!(channel_slug("https://example.org/streamer"), None);
+        assert_eq!(channel_slug(""), None);
+    }
 }

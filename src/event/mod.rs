@@ -47,9 +47,10 @@ mod time;
 mod user;
 mod vk_event;
 
+pub(crate) use channel::channel_slug;
 pub use channel::{
     ChannelCounters, ChannelInfo, ChannelKey, ChannelOwner, ChannelResponse, StreamCategory,
-    StreamCounters, StreamInfo, WebSocketChannels, channel_slug,
+    StreamCounters, StreamInfo, WebSocketChannels,
 };
 pub use chat::{
     Author, Badge, ChatCommand, ChatKey, ChatMessage, ChatMessageDelete, LinkPart, MentionPart,
