@@ -19,7 +19,7 @@ const NATS_TOKEN_VAR: &str = "NATS_TOKEN";
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The access token comes from VKLIVE_TOKEN, --token-file, or the login \
+    after_help = "The access token comes from --token-file, else VKLIVE_TOKEN, else the login \
 stored by `vklive token`; a NATS token from NATS_TOKEN. \
 Run the same command on several machines: each channel is owned by one relay at a time \
 (a lease in the KV bucket), and a standby takes a dead relay's channels over within the \

@@ -25,7 +25,7 @@ const STOP_PATIENCE: Duration = Duration::from_millis(400);
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The access token comes from VKLIVE_TOKEN, --token-file, or the login \
+    after_help = "The access token comes from --token-file, else VKLIVE_TOKEN, else the login \
 stored by `vklive token`. Without one, try --demo: it tails the embedded emulator's invented chat. \
 The first connect gives up after 3 failed attempts or 15 s, whichever comes first."
 )]
