@@ -1499,6 +1499,32 @@ async fn a_stopped_relay_hands_its_channels_over_at_once() {
     assert_eq!(standby.stop().await.code(), Some(0));
 }
 
+/// `vklive relay --help` promises exit 0 after SIGINT or SIGTERM: it holds
+/// while NATS is down too (the shutdown's flush and lease release are
+/// bounded, they do not wait for a server that is gone).
+#[tokio::test]
+async fn sigterm_ends_the_relay_with_status_0_while_nats_is_down() {
+    let Some(mut server) = NatsServer::start("sigterm_while_nats_is_down") else {
+        return;
+    };
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let mut relay = RelayProcess::spawn(&server, &emulator, std::slice::from_ref(&names.chat));
+    let nats_client = nats(&server).await;
+    wait_until(LONG, "the relay holds the lease", || async {
+        owners(&nats_client).await.len() == 1 && emulator.subscriber_count(&names.chat) == 1
+    })
+    .await;
+    drop(nats_client);
+    server.kill(); // waits until nats-server has exited
+    relay.signal(libc::SIGTERM);
+    let status = match tokio::time::timeout(Duration::from_secs(30), relay.child.wait()).await {
+        Ok(status) => status.expect("wait"),
+        Err(_) => panic!("the relay still runs 30 s after SIGTERM\n{}", relay.log()),
+    };
+    assert_eq!(status.code(), Some(0), "{}", relay.log());
+}
+
 /// The `Vklive-Epoch` header and the offset ids carry the VK stream's
 /// epoch; after the VK stream restarts (a new epoch, offsets from 1 again)
 /// the new epoch's offset 1 gets a new id, so JetStream stores it instead of
