@@ -107,7 +107,9 @@ async fn run(mut args: Args) -> Result<(), vklive_pubsub::Error> {
         }
         Some(url) => {
             let (client, _unused) = builder.connect().await?;
-            let channels = client.api().channel(&slug).await?.web_socket_channels;
+            // A slug or a page URL, read as `channel_url` reads it.
+            let only_slug = vklive_pubsub::auth::channel_slug(&slug)?;
+            let channels = client.api().channel(&only_slug).await?.web_socket_channels;
             let events = fleet_events(url, &channels.public()).await?;
             (client, events)
         }

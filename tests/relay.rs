@@ -1525,6 +1525,45 @@ async fn sigterm_ends_the_relay_with_status_0_while_nats_is_down() {
     assert_eq!(status.code(), Some(0), "{}", relay.log());
 }
 
+/// `--channel-url` takes a channel's page URL as `tail` does (the library's
+/// one slug reader), not only a bare slug: the relay leases its channels.
+#[tokio::test]
+async fn relay_channel_url_takes_a_full_page_url() {
+    let Some(server) = NatsServer::start("relay_channel_url_full") else {
+        return;
+    };
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let mut relay = RelayProcess::spawn_with(
+        &server,
+        &emulator,
+        &[],
+        &["--channel-url", "https://live.vkvideo.ru/streamer/"],
+    );
+    let nats = nats(&server).await;
+    let chat = vklive_pubsub::relay::subject::lease_key(&names.chat);
+    let info = vklive_pubsub::relay::subject::lease_key(&names.info);
+    let waited = tokio::time::timeout(LONG, async {
+        loop {
+            let owned = owners(&nats).await;
+            if owned.get(&chat) == Some(&relay.pid) && owned.get(&info) == Some(&relay.pid) {
+                break;
+            }
+            if let Ok(Some(status)) = relay.child.try_wait() {
+                panic!("the relay exited ({status})\n{}", relay.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "the channel's chat and info not leased\n{}",
+        relay.log()
+    );
+    assert_eq!(relay.stop().await.code(), Some(0));
+}
+
 /// The `Vklive-Epoch` header and the offset ids carry the VK stream's
 /// epoch; after the VK stream restarts (a new epoch, offsets from 1 again)
 /// the new epoch's offset 1 gets a new id, so JetStream stores it instead of

@@ -59,8 +59,8 @@ pub(crate) struct Args {
     /// A CA certificate (PEM) for NATS over TLS; TLS is then required.
     #[arg(long, env = "NATS_CA", value_name = "FILE")]
     nats_ca: Option<PathBuf>,
-    /// Resolve this channel slug and relay its chat, info and channel points
-    /// channels (and the private ones when a token is granted).
+    /// Relay this VK channel (a slug or its page's URL): its chat, info and
+    /// channel points channels, and the private ones the token is granted.
     #[arg(long = "channel-url", value_name = "SLUG")]
     channel_urls: Vec<String>,
     /// Pubsub channel names to relay, verbatim.
@@ -104,7 +104,8 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         .map_err(|error| error.to_string())
 }
 
-/// The channels named, and those of each `--channel-url` slug.
+/// The channels named, and those of each `--channel-url` (a slug or a
+/// page URL, read by the library's one slug reader, as `tail` reads it).
 async fn channels(
     args: &Args,
     credentials: &Arc<dyn Credentials>,
@@ -115,7 +116,8 @@ async fn channels(
     }
     let api =
         VkApi::new(&args.api_url, Arc::clone(credentials)).map_err(|error| error.to_string())?;
-    for slug in &args.channel_urls {
+    for input in &args.channel_urls {
+        let slug = &vklive_pubsub::auth::channel_slug(input).map_err(|error| error.to_string())?;
         let info = api.channel(slug).await.map_err(|error| error.to_string())?;
         let names = &info.web_socket_channels;
         for name in names.public() {
