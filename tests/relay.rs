@@ -1108,6 +1108,82 @@ async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_pri
     relay.kill().await.ok();
 }
 
+/// `vklive tail --nats` reaches NATS as `vklive relay` does: the token from
+/// NATS_TOKEN (the server here wants one), and `--stream NAME` names the
+/// stream it reads.
+#[tokio::test]
+async fn tail_nats_reads_nats_token_and_the_stream_named() {
+    let Some(server) = NatsServer::start_with("tail_nats_token", &["--auth", "tok-3d71"]) else {
+        return;
+    };
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let url = server.url();
+    let mut relay = Command::new(VKLIVE)
+        .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
+        .args(["--ws-url", &emulator.ws_url(), "--lease-ttl", &TTL.to_string()])
+        .arg(&names.chat)
+        .env("VKLIVE_TOKEN", USER_TOKEN)
+        .env("NATS_TOKEN", "tok-3d71")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = within(
+        TIMEOUT,
+        "connect with the token",
+        async_nats::ConnectOptions::with_token("tok-3d71".into()).connect(&url),
+    )
+    .await
+    .unwrap();
+    wait_until(LONG, "the channel leased and subscribed", || async {
+        owners(&client).await.len() == 1 && emulator.subscriber_count(&names.chat) == 1
+    })
+    .await;
+    let viewer = DemoUser::new(1001, "viewer");
+    emulator.publish(
+        &names.chat,
+        chat_message_send(1, 1_700_000_000, &viewer, vec![text_part("через NATS")]),
+    );
+    wait_stored(&client, &names.chat, 1, &[]).await;
+
+    let tail = |stream: &str| {
+        Command::new(VKLIVE)
+            .args(["tail", "--nats", &url, "--since", "1h", "-n", "1", "--json"])
+            .args(["--stream", stream])
+            .env("NATS_TOKEN", "tok-3d71")
+            .env_remove("VKLIVE_TOKEN")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+    };
+    let output = within(TIMEOUT, "tail --nats", tail("VKLIVE")).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let line: serde_json::Value = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .find(|line: &serde_json::Value| line["event"] == "publication")
+        .unwrap_or_else(|| panic!("no publication: {stdout}{stderr}"));
+    assert_eq!(line["channel"], names.chat.as_str());
+    assert_eq!(line["type"], "channel_chat_message_send");
+    assert!(!stderr.contains("tok-3d71"), "{stderr}");
+
+    // Another stream is read, not the default one: this one does not exist.
+    let output = within(TIMEOUT, "tail --nats --stream", tail("NO-SUCH-STREAM"))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("NO-SUCH-STREAM"), "{stderr}");
+    relay.kill().await.ok();
+}
+
 /// A JWT signed by `issuer` (an nkey), as `nsc` would make it.
 fn signed_jwt(issuer: &nkeys::KeyPair, claims: serde_json::Value) -> String {
     use base64::Engine as _;

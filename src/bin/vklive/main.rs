@@ -19,6 +19,7 @@ mod credentials;
 mod emulator;
 mod kinds;
 mod login;
+mod nats_options;
 mod numbers;
 mod output;
 mod overlay;
