@@ -1121,7 +1121,12 @@ async fn tail_nats_reads_nats_token_and_the_stream_named() {
     let url = server.url();
     let mut relay = Command::new(VKLIVE)
         .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
-        .args(["--ws-url", &emulator.ws_url(), "--lease-ttl", &TTL.to_string()])
+        .args([
+            "--ws-url",
+            &emulator.ws_url(),
+            "--lease-ttl",
+            &TTL.to_string(),
+        ])
         .arg(&names.chat)
         .env("VKLIVE_TOKEN", USER_TOKEN)
         .env("NATS_TOKEN", "tok-3d71")
@@ -1161,7 +1166,9 @@ async fn tail_nats_reads_nats_token_and_the_stream_named() {
             .kill_on_drop(true)
             .output()
     };
-    let output = within(TIMEOUT, "tail --nats", tail("VKLIVE")).await.unwrap();
+    let output = within(TIMEOUT, "tail --nats", tail("VKLIVE"))
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
