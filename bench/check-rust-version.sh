@@ -2,10 +2,12 @@
 # Fails when Cargo.toml's `rust-version` is lower than the highest
 # `rust_version` any locked dependency declares: the declared minimum must
 # be one the dependencies actually build with (no other toolchain can be
-# installed here to try it). Reads `cargo metadata` (the lock file).
+# installed here to try it). Reads `cargo metadata` (the lock file), with
+# every feature on: the optional dependencies (async-nats, axum, clap, … of
+# the cli, relay and emulator features) count too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo metadata --format-version 1 --locked --quiet | python3 -c '
+cargo metadata --format-version 1 --locked --all-features --quiet | python3 -c '
 import json, sys
 
 def key(version):

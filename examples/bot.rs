@@ -65,8 +65,13 @@ struct Args {
     /// server, as one bot of a fleet sharing the durable consumer
     /// `vklive-bot`: each event reaches one bot, so each command is answered
     /// once (docs/relay.md). Needs the `relay` feature.
+    /// NATS is reached as `vklive relay` reaches it: a token from NATS_TOKEN,
+    /// a `.creds` file from NATS_CREDS, a CA certificate from NATS_CA.
     #[arg(long, value_name = "URL")]
     nats: Option<String>,
+    /// With --nats: the relay's JetStream stream.
+    #[arg(long, value_name = "NAME", requires = "nats", default_value = "VKLIVE")]
+    stream: String,
 }
 
 #[tokio::main]
@@ -107,8 +112,10 @@ async fn run(mut args: Args) -> Result<(), vklive_pubsub::Error> {
         }
         Some(url) => {
             let (client, _unused) = builder.connect().await?;
-            let channels = client.api().channel(&slug).await?.web_socket_channels;
-            let events = fleet_events(url, &channels.public()).await?;
+            // A slug or a page URL, read as `channel_url` reads it.
+            let only_slug = vklive_pubsub::auth::channel_slug(&slug)?;
+            let channels = client.api().channel(&only_slug).await?.web_socket_channels;
+            let events = fleet_events(url, &args.stream, &channels.public()).await?;
             (client, events)
         }
     };
@@ -199,19 +206,23 @@ async fn who_am_i(api: &VkApi) -> Option<i64> {
 #[cfg(feature = "relay")]
 async fn fleet_events(
     url: &str,
+    stream: &str,
     channels: &[String],
 ) -> Result<futures::stream::BoxStream<'static, Event>, vklive_pubsub::Error> {
-    use vklive_pubsub::relay::{DEFAULT_STREAM, NatsOptions, Start, Subscriber};
-    let fail = |error: vklive_pubsub::relay::RelayError| {
-        vklive_pubsub::Error::new(ErrorKind::Transport, error.to_string())
-    };
-    let nats = NatsOptions::new(url).connect().await.map_err(fail)?;
-    let shared = Subscriber::shared(nats, DEFAULT_STREAM, "vklive-bot", Start::New, channels);
-    Ok(shared.await.map_err(fail)?.boxed())
+    use vklive_pubsub::relay::{NatsOptions, Start, Subscriber};
+    let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    let mut options = NatsOptions::new(url);
+    options.token = set("NATS_TOKEN").map(|token| token.to_string_lossy().into_owned().into());
+    options.credentials_file = set("NATS_CREDS").map(Into::into);
+    options.root_certificate = set("NATS_CA").map(Into::into);
+    let nats = options.connect().await?;
+    let shared = Subscriber::shared(nats, stream, "vklive-bot", Start::New, channels);
+    Ok(shared.await?.boxed())
 }
 
 #[cfg(not(feature = "relay"))]
 async fn fleet_events(
+    _: &str,
     _: &str,
     _: &[String],
 ) -> Result<futures::stream::BoxStream<'static, Event>, vklive_pubsub::Error> {

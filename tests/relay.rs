@@ -1108,6 +1108,89 @@ async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_pri
     relay.kill().await.ok();
 }
 
+/// `vklive tail --nats` reaches NATS as `vklive relay` does: the token from
+/// NATS_TOKEN (the server here wants one), and `--stream NAME` names the
+/// stream it reads.
+#[tokio::test]
+async fn tail_nats_reads_nats_token_and_the_stream_named() {
+    let Some(server) = NatsServer::start_with("tail_nats_token", &["--auth", "tok-3d71"]) else {
+        return;
+    };
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let url = server.url();
+    let mut relay = Command::new(VKLIVE)
+        .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
+        .args([
+            "--ws-url",
+            &emulator.ws_url(),
+            "--lease-ttl",
+            &TTL.to_string(),
+        ])
+        .arg(&names.chat)
+        .env("VKLIVE_TOKEN", USER_TOKEN)
+        .env("NATS_TOKEN", "tok-3d71")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = within(
+        TIMEOUT,
+        "connect with the token",
+        async_nats::ConnectOptions::with_token("tok-3d71".into()).connect(&url),
+    )
+    .await
+    .unwrap();
+    wait_until(LONG, "the channel leased and subscribed", || async {
+        owners(&client).await.len() == 1 && emulator.subscriber_count(&names.chat) == 1
+    })
+    .await;
+    let viewer = DemoUser::new(1001, "viewer");
+    emulator.publish(
+        &names.chat,
+        chat_message_send(1, 1_700_000_000, &viewer, vec![text_part("через NATS")]),
+    );
+    wait_stored(&client, &names.chat, 1, &[]).await;
+
+    let tail = |stream: &str| {
+        Command::new(VKLIVE)
+            .args(["tail", "--nats", &url, "--since", "1h", "-n", "1", "--json"])
+            .args(["--stream", stream])
+            .env("NATS_TOKEN", "tok-3d71")
+            .env_remove("VKLIVE_TOKEN")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+    };
+    let output = within(TIMEOUT, "tail --nats", tail("VKLIVE"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let line: serde_json::Value = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .find(|line: &serde_json::Value| line["event"] == "publication")
+        .unwrap_or_else(|| panic!("no publication: {stdout}{stderr}"));
+    assert_eq!(line["channel"], names.chat.as_str());
+    assert_eq!(line["type"], "channel_chat_message_send");
+    assert!(!stderr.contains("tok-3d71"), "{stderr}");
+
+    // Another stream is read, not the default one: this one does not exist.
+    let output = within(TIMEOUT, "tail --nats --stream", tail("NO-SUCH-STREAM"))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("NO-SUCH-STREAM"), "{stderr}");
+    relay.kill().await.ok();
+}
+
 /// A JWT signed by `issuer` (an nkey), as `nsc` would make it.
 fn signed_jwt(issuer: &nkeys::KeyPair, claims: serde_json::Value) -> String {
     use base64::Engine as _;
@@ -1497,6 +1580,71 @@ async fn a_stopped_relay_hands_its_channels_over_at_once() {
     )
     .await;
     assert_eq!(standby.stop().await.code(), Some(0));
+}
+
+/// `vklive relay --help` promises exit 0 after SIGINT or SIGTERM: it holds
+/// while NATS is down too (the shutdown's flush and lease release are
+/// bounded, they do not wait for a server that is gone).
+#[tokio::test]
+async fn sigterm_ends_the_relay_with_status_0_while_nats_is_down() {
+    let Some(mut server) = NatsServer::start("sigterm_while_nats_is_down") else {
+        return;
+    };
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let mut relay = RelayProcess::spawn(&server, &emulator, std::slice::from_ref(&names.chat));
+    let nats_client = nats(&server).await;
+    wait_until(LONG, "the relay holds the lease", || async {
+        owners(&nats_client).await.len() == 1 && emulator.subscriber_count(&names.chat) == 1
+    })
+    .await;
+    drop(nats_client);
+    server.kill(); // waits until nats-server has exited
+    relay.signal(libc::SIGTERM);
+    let status = match tokio::time::timeout(Duration::from_secs(30), relay.child.wait()).await {
+        Ok(status) => status.expect("wait"),
+        Err(_) => panic!("the relay still runs 30 s after SIGTERM\n{}", relay.log()),
+    };
+    assert_eq!(status.code(), Some(0), "{}", relay.log());
+}
+
+/// `--channel-url` takes a channel's page URL as `tail` does (the library's
+/// one slug reader), not only a bare slug: the relay leases its channels.
+#[tokio::test]
+async fn relay_channel_url_takes_a_full_page_url() {
+    let Some(server) = NatsServer::start("relay_channel_url_full") else {
+        return;
+    };
+    let emulator = emulator().await;
+    let names = emulator.add_channel("streamer", 7);
+    let mut relay = RelayProcess::spawn_with(
+        &server,
+        &emulator,
+        &[],
+        &["--channel-url", "https://live.vkvideo.ru/streamer/"],
+    );
+    let nats = nats(&server).await;
+    let chat = vklive_pubsub::relay::subject::lease_key(&names.chat);
+    let info = vklive_pubsub::relay::subject::lease_key(&names.info);
+    let waited = tokio::time::timeout(LONG, async {
+        loop {
+            let owned = owners(&nats).await;
+            if owned.get(&chat) == Some(&relay.pid) && owned.get(&info) == Some(&relay.pid) {
+                break;
+            }
+            if let Ok(Some(status)) = relay.child.try_wait() {
+                panic!("the relay exited ({status})\n{}", relay.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "the channel's chat and info not leased\n{}",
+        relay.log()
+    );
+    assert_eq!(relay.stop().await.code(), Some(0));
 }
 
 /// The `Vklive-Epoch` header and the offset ids carry the VK stream's

@@ -208,3 +208,31 @@ async fn without_a_client_id_token_says_what_to_set() {
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output).contains("vklive token"), "{}", text(&output));
 }
+
+/// `--token-file` is named on this very command, so it wins over a
+/// `VKLIVE_TOKEN` left in the environment (its help says "instead of
+/// VKLIVE_TOKEN"; docs/cli.md and docs/overlay.md give that order).
+#[tokio::test]
+async fn token_file_wins_over_vklive_token_in_the_environment() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let config = fresh_config("file-beats-env");
+    std::fs::create_dir_all(&config).unwrap();
+    let file = config.join("token.txt");
+    std::fs::write(&file, format!("{USER_TOKEN}\n")).unwrap();
+    let output = within(
+        vklive(
+            &config,
+            &["token", "check", "--api-url", &emulator.api_url()],
+        )
+        .arg("--token-file")
+        .arg(&file)
+        .env("VKLIVE_TOKEN", "wrong-token-from-the-environment")
+        .output(),
+    )
+    .await
+    .unwrap();
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("type: user"), "{said}");
+    assert!(!said.contains(USER_TOKEN), "no token printed: {said}");
+}

@@ -107,7 +107,7 @@
 //! what your client did. A well-behaved client leaves `violations()` empty.
 //!
 //! # From other languages
-//! `vklive emulator --ping-interval 1` (`cargo install --path . --features cli`;
+//! `vklive emulator --ping-interval 1` (`cargo install --locked --path . --features cli`;
 //! or `cargo run --features emulator --example emulator -- --ping-interval 1`)
 //! starts a standalone emulator (user token `demo-token`, channel slug `demo`
 //! with id 1) and prints one JSON line with `api_url`, `ws_url`,

@@ -117,10 +117,20 @@ impl Relay {
         );
         let outcome = publisher.run(changes, shutdown).await;
         leases.stop().await;
-        let _ = client.flush().await;
+        // A flush waits for the server's answer, and while NATS is down
+        // for the reconnect: bounded, or a stop request would hang then.
+        if tokio::time::timeout(SHUTDOWN_FLUSH, client.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("NATS did not confirm the last messages on the way out");
+        }
         outcome
     }
 }
+
+/// How long a stopping relay waits for NATS to confirm what it sent last.
+const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A relay's id, the value of its lease keys: `<pid>-<hex>`, unique per
 /// process (the pid tells an operator which process holds a channel).

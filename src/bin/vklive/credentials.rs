@@ -1,7 +1,8 @@
-//! Where a command's access token comes from: the `VKLIVE_TOKEN`
-//! environment variable, a file (`--token-file`), or the login stored by
-//! `vklive token` (refreshed when it has expired). Never a command-line
-//! value: that would show in `ps` and `/proc/*/cmdline`.
+//! Where a command's access token comes from, first found wins: a file
+//! (`--token-file`, named on this very command, so it beats the
+//! environment), the `VKLIVE_TOKEN` environment variable, or the login
+//! stored by `vklive token` (refreshed when it has expired). Never a
+//! command-line value: that would show in `ps` and `/proc/*/cmdline`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,11 +24,13 @@ pub(crate) struct TokenArgs {
 
 /// The token, in the documented order; `Ok(None)` when there is none.
 pub(crate) fn credentials(args: &TokenArgs) -> Result<Option<Arc<dyn Credentials>>, String> {
-    if let Some(token) = from_environment() {
-        return Ok(Some(Arc::new(Authorization::user(token))));
-    }
+    // The flag first: it was given for this run, the environment may be
+    // left over from another.
     if let Some(path) = &args.token_file {
         return from_file(path).map(|token| Some(Arc::new(Authorization::user(token)) as _));
+    }
+    if let Some(token) = from_environment() {
+        return Ok(Some(Arc::new(Authorization::user(token))));
     }
     let path = login::path()?;
     Ok(login::load(&path)?.map(|login| Arc::new(login.refresher(path)) as _))

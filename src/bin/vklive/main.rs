@@ -19,6 +19,7 @@ mod credentials;
 mod emulator;
 mod kinds;
 mod login;
+mod nats_options;
 mod numbers;
 mod output;
 mod overlay;
@@ -40,7 +41,7 @@ use clap::{CommandFactory, Parser, Subcommand};
     version,
     about = "VK Video Live from the command line: follow channels, send chat, sign in, \
 serve an OBS overlay, run an emulator, fire events into it",
-    after_help = "The access token comes from VKLIVE_TOKEN, --token-file PATH, or the login \
+    after_help = "The access token comes from --token-file PATH, else VKLIVE_TOKEN, else the login \
 stored by `vklive token` (refreshed when it has expired). Every subcommand: docs/cli.md."
 )]
 struct Cli {

@@ -1,25 +1,21 @@
 //! `vklive relay`: follow channels and publish every event into NATS
 //! JetStream, sharing the channels with the other relays (docs/relay.md).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use vklive_pubsub::auth::VkApi;
-use vklive_pubsub::relay::{NatsOptions, Relay, RelayChannel, RelayConfig, StreamSettings};
+use vklive_pubsub::relay::{Relay, RelayChannel, RelayConfig, StreamSettings};
 use vklive_pubsub::{Client, Credentials};
 
 use crate::credentials::{self, TokenArgs};
+use crate::nats_options::{NatsArgs, nats_options};
 use crate::numbers::non_negative;
 use crate::shutdown::Shutdown;
 
-/// The environment variable holding a NATS token (never a flag: a flag's
-/// value shows in `ps`).
-const NATS_TOKEN_VAR: &str = "NATS_TOKEN";
-
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The access token comes from VKLIVE_TOKEN, --token-file, or the login \
+    after_help = "The access token comes from --token-file, else VKLIVE_TOKEN, else the login \
 stored by `vklive token`; a NATS token from NATS_TOKEN. \
 Run the same command on several machines: each channel is owned by one relay at a time \
 (a lease in the KV bucket), and a standby takes a dead relay's channels over within the \
@@ -53,14 +49,10 @@ pub(crate) struct Args {
     /// How long the stream keeps messages, when the relay creates it.
     #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
     max_age: u64,
-    /// A NATS `.creds` file.
-    #[arg(long, env = "NATS_CREDS", value_name = "FILE")]
-    nats_creds: Option<PathBuf>,
-    /// A CA certificate (PEM) for NATS over TLS; TLS is then required.
-    #[arg(long, env = "NATS_CA", value_name = "FILE")]
-    nats_ca: Option<PathBuf>,
-    /// Resolve this channel slug and relay its chat, info and channel points
-    /// channels (and the private ones when a token is granted).
+    #[command(flatten)]
+    nats_auth: NatsArgs,
+    /// Relay this VK channel (a slug or its page's URL): its chat, info and
+    /// channel points channels, and the private ones the token is granted.
     #[arg(long = "channel-url", value_name = "SLUG")]
     channel_urls: Vec<String>,
     /// Pubsub channel names to relay, verbatim.
@@ -73,13 +65,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     if !(args.lease_ttl.is_finite() && args.lease_ttl >= 1.0) {
         return Err("--lease-ttl must be at least 1 second".into());
     }
-    let mut nats = NatsOptions::new(args.nats.clone());
-    nats.token = std::env::var(NATS_TOKEN_VAR)
-        .ok()
-        .filter(|token| !token.is_empty())
-        .map(Into::into);
-    nats.credentials_file = args.nats_creds.clone();
-    nats.root_certificate = args.nats_ca.clone();
+    let nats = nats_options(&args.nats, &args.nats_auth);
     let channels = channels(&args, &credentials).await?;
     if channels.is_empty() {
         return Err("no channels: name some, or use --channel-url SLUG".into());
@@ -104,7 +90,8 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         .map_err(|error| error.to_string())
 }
 
-/// The channels named, and those of each `--channel-url` slug.
+/// The channels named, and those of each `--channel-url` (a slug or a
+/// page URL, read by the library's one slug reader, as `tail` reads it).
 async fn channels(
     args: &Args,
     credentials: &Arc<dyn Credentials>,
@@ -115,7 +102,8 @@ async fn channels(
     }
     let api =
         VkApi::new(&args.api_url, Arc::clone(credentials)).map_err(|error| error.to_string())?;
-    for slug in &args.channel_urls {
+    for input in &args.channel_urls {
+        let slug = &vklive_pubsub::auth::channel_slug(input).map_err(|error| error.to_string())?;
         let info = api.channel(slug).await.map_err(|error| error.to_string())?;
         let names = &info.web_socket_channels;
         for name in names.public() {

@@ -11,6 +11,7 @@ use vklive_pubsub::{Authorization, Client, CloseReason, Credentials, Event};
 
 use crate::credentials::{self, TokenArgs};
 use crate::kinds::{Kind, KindFilter};
+use crate::nats_options::{NatsArgs, nats_options};
 use crate::output::Output;
 use crate::render::{Style, clean};
 use crate::shutdown::Shutdown;
@@ -25,9 +26,10 @@ const STOP_PATIENCE: Duration = Duration::from_millis(400);
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The access token comes from VKLIVE_TOKEN, --token-file, or the login \
+    after_help = "The access token comes from --token-file, else VKLIVE_TOKEN, else the login \
 stored by `vklive token`. Without one, try --demo: it tails the embedded emulator's invented chat. \
-The first connect gives up after 3 failed attempts or 15 s, whichever comes first."
+The first connect gives up after 3 failed attempts or 15 s, whichever comes first. \
+With --nats no VK token is needed; a NATS token comes from NATS_TOKEN, as for `vklive relay`."
 )]
 pub(crate) struct Args {
     /// DevAPI base URL.
@@ -66,6 +68,11 @@ pub(crate) struct Args {
     /// With --nats: start this long ago (`90s`, `15m`, `1h`, `2d`).
     #[arg(long, value_name = "DURATION", requires = "nats", value_parser = crate::relay::parse_duration)]
     since: Option<std::time::Duration>,
+    /// With --nats: the JetStream stream the relay publishes into.
+    #[arg(long, value_name = "NAME", requires = "nats", default_value = vklive_pubsub::relay::DEFAULT_STREAM)]
+    stream: String,
+    #[command(flatten)]
+    nats_auth: NatsArgs,
     /// Pubsub channel names to follow, verbatim.
     channels: Vec<String>,
 }
@@ -212,16 +219,16 @@ pub(crate) async fn run(mut args: Args) -> Result<(), String> {
 /// `--nats`: the relay's stream instead of VK, through the same kind filter,
 /// output thread, stop handling and cleaned errors as the VK path.
 async fn run_nats(url: &str, args: &Args, shutdown: &mut Shutdown) -> Result<(), String> {
-    use vklive_pubsub::relay::{DEFAULT_STREAM, NatsOptions, Start, Subscriber};
+    use vklive_pubsub::relay::{Start, Subscriber};
 
     let started = Instant::now();
     let subscribing = async {
-        let nats = NatsOptions::new(url)
+        let nats = nats_options(url, &args.nats_auth)
             .connect()
             .await
             .map_err(|error| clean(&error.to_string()))?;
         let start = args.since.map_or(Start::New, Start::since);
-        Subscriber::ordered(nats, DEFAULT_STREAM, start, &args.channels)
+        Subscriber::ordered(nats, &args.stream, start, &args.channels)
             .await
             .map_err(|error| clean(&error.to_string()))
     };

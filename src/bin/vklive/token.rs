@@ -3,7 +3,6 @@
 //! `check` or `refresh` it later. Every other command then uses the stored
 //! login when `VKLIVE_TOKEN` is unset.
 
-use std::io::Read as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
@@ -124,7 +123,7 @@ async fn sign_in(args: LoginArgs) -> Result<(), String> {
     let app = OAuthApp::new(client_id.clone(), client_secret.clone(), redirect_uri)
         .authorize_url(&args.authorize_url)
         .token_url(&args.token_url);
-    let state = random_state();
+    let state = OAuthApp::random_state().map_err(|error| error.to_string())?;
     let scopes: Vec<&str> = args.scope.iter().map(String::as_str).collect();
     let url = app.authorization_url(&scopes, &state);
     eprintln!("token: open this URL in a browser and allow access:");
@@ -210,19 +209,6 @@ fn open_browser(url: &str) {
     }
 }
 
-/// 128 random bits, hex: the OAuth `state` that ties the redirect to this run.
-fn random_state() -> String {
-    let mut bytes = [0u8; 16];
-    let from_os =
-        std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(&mut bytes));
-    if from_os.is_err() {
-        for byte in &mut bytes {
-            *byte = fastrand::u8(..);
-        }
-    }
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 async fn check(args: CheckArgs) -> Result<(), String> {
     let credentials = credentials::required(&args.token)?;
     let api = VkApi::new(&args.api_url, credentials).map_err(|error| error.to_string())?;
@@ -304,12 +290,5 @@ mod tests {
         assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(iso_utc(1_700_000_000), "2023-11-14T22:13:20Z");
-    }
-
-    #[test]
-    fn the_state_is_random_hex() {
-        let (a, b) = (random_state(), random_state());
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b);
     }
 }

@@ -42,8 +42,8 @@ const HIDDEN_CHATS: [ChannelKey; 3] = [
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Prints the page's URL (http://127.0.0.1:PORT/) as the one line on stdout: \
-add it to OBS as a browser source. The access token comes from VKLIVE_TOKEN, --token-file, or the \
-login stored by `vklive token`. Exits 1 when the connection to VK ends for good, 0 on Ctrl-C or SIGTERM."
+add it to OBS as a browser source. The access token comes from --token-file, else VKLIVE_TOKEN, else \
+the login stored by `vklive token`. Exits 1 when the connection to VK ends for good, 0 on Ctrl-C or SIGTERM."
 )]
 pub(crate) struct Args {
     /// DevAPI base URL.
