@@ -385,7 +385,7 @@ impl LeaseTask {
         };
         tracing::info!(
             count = channels.len(),
-            "giving channels back (above the fair share)"
+            "giving channels back (above the fair share, or stopping)"
         );
         let (done_tx, done_rx) = oneshot::channel();
         // A publisher that is gone (the relay is stopping) published its
