@@ -534,10 +534,11 @@ fn resident_bytes() -> u64 {
 }
 
 // Real time, in the slow group: on tokio's paused clock the test raced.
-// Paused time jumps to the next timer whenever the runtime idles, even with
-// a socket's data already waiting, so each hop of a ping and its pong over
-// the loopback could move the clock to the pong deadline (CI saw the link
-// declared dead and pings missing, about 1 run in 10).
+// Paused time jumps to the next timer whenever the runtime idles, and while
+// the burst drains through full socket buffers it idles with bytes still on
+// their way, so the clock could pass the ping deadlines with the server's
+// ping queued behind the burst (the link declared dead, pings missing: about
+// 1 run in 10 here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: 30 s of real time after a 100,000-publication burst; .ci/run runs it with --ignored"]
 async fn with_drop_overflow_a_consumer_that_stops_reading_for_30_s_keeps_memory_bounded_and_pings_answered()
