@@ -500,7 +500,6 @@ async fn relayed_publications_read_back_as_the_events_the_connector_decodes() {
 /// reads its stdout and the stream has far more to give than the pipe holds.
 #[tokio::test]
 async fn sigterm_ends_tail_nats_whose_stdout_pipe_nobody_reads() {
-    use std::os::fd::AsRawFd;
     use tokio::io::AsyncReadExt;
     let Some(server) = NatsServer::start("sigterm_ends_tail_nats") else {
         return;
@@ -529,36 +528,8 @@ async fn sigterm_ends_tail_nats_whose_stdout_pipe_nobody_reads() {
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    // One page: once nobody reads, tail's next write cannot fit.
-    // SAFETY: F_SETPIPE_SZ on a pipe this test owns.
-    let page = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
-    assert!(
-        page > 0,
-        "F_SETPIPE_SZ: {}",
-        std::io::Error::last_os_error()
-    );
-    let mut written = Vec::new();
-    within(TIMEOUT, "the first publication", async {
-        let mut chunk = [0u8; 1024];
-        while !String::from_utf8_lossy(&written).contains(r#""event":"publication""#) {
-            let read = stdout.read(&mut chunk).await.unwrap();
-            assert!(read > 0, "tail closed stdout early");
-            written.extend_from_slice(&chunk[..read]);
-        }
-    })
-    .await;
-    within(TIMEOUT, "the pipe filled again", async {
-        loop {
-            let mut unread: libc::c_int = 0;
-            // SAFETY: FIONREAD into an int, on a pipe this test owns.
-            unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut unread) };
-            if unread > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    common::pipe::shrink_to_one_page(&stdout);
+    let mut written = common::pipe::read_to_a_publication_then_let_fill(&mut stdout).await;
     // SAFETY: kill(2) on our own child.
     assert_eq!(
         unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) },
@@ -575,15 +546,7 @@ async fn sigterm_ends_tail_nats_whose_stdout_pipe_nobody_reads() {
     )
     .await
     .unwrap();
-    let text = String::from_utf8_lossy(&written);
-    let lines: Vec<&str> = text.lines().collect();
-    // The last line may stop where the blocked write was cut short.
-    for line in &lines[..lines.len() - 1] {
-        assert!(
-            serde_json::from_str::<serde_json::Value>(line).is_ok(),
-            "{line}"
-        );
-    }
+    common::pipe::assert_whole_lines_are_json(&written);
     assert_eq!(relay.stop().await.code(), Some(0));
 }
 
@@ -956,6 +919,24 @@ async fn a_fleet_of_three_bots_on_a_shared_consumer_answers_each_ping_once() {
     assert_eq!(relay.stop().await.code(), Some(0));
 }
 
+/// `vklive relay` on NATS at `url` for `channel`, with the VK token, no
+/// log filter and no output kept; a test adds what its case needs.
+fn relay_command(url: &str, emulator: &Emulator, channel: &str) -> Command {
+    let mut command = Command::new(VKLIVE);
+    command
+        .args(["relay", "--nats", url])
+        .args(["--api-url", &emulator.api_url()])
+        .args(["--ws-url", &emulator.ws_url()])
+        .args(["--lease-ttl", &TTL.to_string(), channel])
+        .env("VKLIVE_TOKEN", USER_TOKEN)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
 /// Runs `vklive relay` until it exits or `limit` passes; (status, stderr).
 async fn relay_output(
     server: &NatsServer,
@@ -964,19 +945,8 @@ async fn relay_output(
     env: &[(&str, &str)],
     limit: Duration,
 ) -> (Option<i32>, String) {
-    let mut command = Command::new(VKLIVE);
-    command
-        .args(["relay", "--nats", url])
-        .args(["--api-url", &emulator.api_url()])
-        .args(["--ws-url", &emulator.ws_url()])
-        .args(["--lease-ttl", &TTL.to_string(), "api-channel-chat:1"])
-        .env("VKLIVE_TOKEN", USER_TOKEN)
-        .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut command = relay_command(url, emulator, "api-channel-chat:1");
+    command.envs(env.iter().copied()).stderr(Stdio::piped());
     let _ = server;
     let mut child = command.spawn().expect("vklive relay");
     let status = tokio::time::timeout(limit, child.wait()).await;
@@ -1028,25 +998,11 @@ async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_pri
     )
     .await
     .unwrap();
-    let relay = {
-        let mut command = Command::new(VKLIVE);
-        command
-            .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
-            .args([
-                "--ws-url",
-                &emulator.ws_url(),
-                "--lease-ttl",
-                &TTL.to_string(),
-            ])
-            .arg("api-channel-chat:1")
-            .env("VKLIVE_TOKEN", USER_TOKEN)
-            .env("RUST_LOG", "trace")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        command.spawn().unwrap()
-    };
+    let relay = relay_command(&url, &emulator, "api-channel-chat:1")
+        .env("RUST_LOG", "trace")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_until(LONG, "the lease taken with the password", || async {
         owners(&client).await.len() == 1
     })
@@ -1076,22 +1032,8 @@ async fn relay_authenticates_with_a_password_in_the_url_or_a_token_and_never_pri
     let (status, stderr) =
         relay_output(&server, &emulator, &url, &[], Duration::from_secs(30)).await;
     assert_eq!(status, Some(1), "no token: refused\n{stderr}");
-    let mut relay = Command::new(VKLIVE)
-        .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
-        .args([
-            "--ws-url",
-            &emulator.ws_url(),
-            "--lease-ttl",
-            &TTL.to_string(),
-        ])
-        .arg("api-channel-chat:1")
-        .env("VKLIVE_TOKEN", USER_TOKEN)
+    let mut relay = relay_command(&url, &emulator, "api-channel-chat:1")
         .env("NATS_TOKEN", "tok-58b2")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let client = within(
@@ -1119,22 +1061,8 @@ async fn tail_nats_reads_nats_token_and_the_stream_named() {
     let emulator = emulator().await;
     let names = emulator.add_channel("streamer", 7);
     let url = server.url();
-    let mut relay = Command::new(VKLIVE)
-        .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
-        .args([
-            "--ws-url",
-            &emulator.ws_url(),
-            "--lease-ttl",
-            &TTL.to_string(),
-        ])
-        .arg(&names.chat)
-        .env("VKLIVE_TOKEN", USER_TOKEN)
+    let mut relay = relay_command(&url, &emulator, &names.chat)
         .env("NATS_TOKEN", "tok-3d71")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let client = within(
@@ -1330,22 +1258,10 @@ async fn relay_authenticates_with_a_creds_file_and_never_prints_its_seed() {
 
     // With it (NATS_CREDS): the relay takes the lease; its trace log holds
     // neither the seed nor the VK token.
-    let relay = Command::new(VKLIVE)
-        .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
-        .args([
-            "--ws-url",
-            &emulator.ws_url(),
-            "--lease-ttl",
-            &TTL.to_string(),
-        ])
-        .arg("api-channel-chat:1")
-        .env("VKLIVE_TOKEN", USER_TOKEN)
+    let relay = relay_command(&url, &emulator, "api-channel-chat:1")
         .env("NATS_CREDS", &creds)
         .env("RUST_LOG", "trace")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let client = within(TIMEOUT, "connect with the creds file", async {
@@ -1508,22 +1424,8 @@ async fn relay_speaks_tls_to_nats_trusting_the_given_ca() {
     assert_eq!(status, Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     // With it (NATS_CA): the relay takes the lease.
-    let mut relay = Command::new(VKLIVE)
-        .args(["relay", "--nats", &url, "--api-url", &emulator.api_url()])
-        .args([
-            "--ws-url",
-            &emulator.ws_url(),
-            "--lease-ttl",
-            &TTL.to_string(),
-        ])
-        .arg("api-channel-chat:1")
-        .env("VKLIVE_TOKEN", USER_TOKEN)
+    let mut relay = relay_command(&url, &emulator, "api-channel-chat:1")
         .env("NATS_CA", path("ca.pem"))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let client = within(

@@ -605,7 +605,6 @@ async fn tail_kind_shows_only_the_kinds_named() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_tail_whose_stdout_pipe_nobody_reads() {
-    use std::os::fd::AsRawFd;
     let emulator = start(EmulatorConfig {
         outgoing_queue_capacity: 10_000_000,
         ..Default::default()
@@ -616,19 +615,7 @@ async fn sigterm_ends_tail_whose_stdout_pipe_nobody_reads() {
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    // A one-page pipe: once the blast's output flows into it and nobody
-    // reads, tail's next write cannot fit and blocks for good. (Waiting for
-    // a 64 KiB pipe to look full by its byte count does not work: the kernel
-    // blocks a writer when its page slots are used, and partly filled pages
-    // leave the count short of the capacity.)
-    // SAFETY: F_SETPIPE_SZ on a pipe this test owns; shrinking needs no
-    // privilege and fails only if more than a page is already unread.
-    let page = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
-    assert!(
-        page > 0,
-        "F_SETPIPE_SZ: {}",
-        std::io::Error::last_os_error()
-    );
+    common::pipe::shrink_to_one_page(&stdout);
     wait_until(&emulator, "tail subscribed", |e| {
         e.subscriber_count("api-channel-chat:1") == 1
     })
@@ -637,31 +624,7 @@ async fn sigterm_ends_tail_whose_stdout_pipe_nobody_reads() {
     emulator
         .blast("api-channel-chat:1", 20_000, 100)
         .expect("blast");
-    // Read until the blast's first publication shows, so that what fills
-    // the pipe next is the blast, not tail's lifecycle lines; then stop
-    // reading for good.
-    let mut written = Vec::new();
-    within(async {
-        let mut chunk = [0u8; 1024];
-        while !String::from_utf8_lossy(&written).contains(r#""event":"publication""#) {
-            let read = stdout.read(&mut chunk).await.unwrap();
-            assert!(read > 0, "tail closed stdout early");
-            written.extend_from_slice(&chunk[..read]);
-        }
-    })
-    .await;
-    within(async {
-        loop {
-            let mut unread: libc::c_int = 0;
-            // SAFETY: FIONREAD into an int, on a pipe this test owns.
-            unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut unread) };
-            if unread > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let mut written = common::pipe::read_to_a_publication_then_let_fill(&mut stdout).await;
     let pid = child.id().expect("running") as libc::pid_t;
     let asked = Instant::now();
     // SAFETY: sending a signal to our own child, whose pid we just read.
@@ -675,15 +638,8 @@ async fn sigterm_ends_tail_whose_stdout_pipe_nobody_reads() {
     // What was written stays: the pipe still holds whole NDJSON lines.
     within(stdout.read_to_end(&mut written)).await.unwrap();
     let text = String::from_utf8_lossy(&written);
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.len() > 1, "lines were written: {text}");
-    // The last line may stop where the blocked write was cut short.
-    for line in &lines[..lines.len() - 1] {
-        assert!(
-            serde_json::from_str::<serde_json::Value>(line).is_ok(),
-            "{line}"
-        );
-    }
+    assert!(text.lines().count() > 1, "lines were written: {text}");
+    common::pipe::assert_whole_lines_are_json(&written);
 }
 
 /// Issue 24.9: the server's close reason is cleaned of control characters

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+#[cfg(unix)]
+pub mod pipe;
+
 use futures::StreamExt;
 use serde_json::json;
 use vklive_pubsub::emulator::{Emulator, EmulatorConfig};

@@ -199,20 +199,10 @@ pub(crate) async fn run(mut args: Args) -> Result<(), String> {
             let _ = client.close().await;
         }
     };
-    if args.quiet {
-        let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-        output.try_line(style.summary(publications, seconds));
-    }
-    if stopping {
-        output.finish(Some(STOP_PATIENCE)).await;
-    } else {
-        // Everything is written, however slowly it is read, unless a stop
-        // request comes meanwhile.
-        tokio::select! {
-            () = output.finish(None) => {}
-            () = shutdown.requested() => {}
-        }
-    }
+    let summary = args
+        .quiet
+        .then(|| style.summary(publications, seconds_since(started)));
+    finish(output, summary, stopping, &mut shutdown).await;
     outcome
 }
 
@@ -269,9 +259,24 @@ async fn run_nats(url: &str, args: &Args, shutdown: &mut Shutdown) -> Result<(),
             }
         }
     }
-    if args.quiet {
-        let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-        output.try_line(style.summary(publications, seconds));
+    let summary = args
+        .quiet
+        .then(|| style.summary(publications, seconds_since(started)));
+    finish(output, summary, stopping, shutdown).await;
+    Ok(())
+}
+
+/// Seconds since `started`, to the millisecond, for `-q`'s summary.
+fn seconds_since(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// Ends the output, `summary` last: after a stop request within
+/// [`STOP_PATIENCE`] whatever its reader does; otherwise everything is
+/// written, however slowly it is read, unless a stop request comes meanwhile.
+async fn finish(output: Output, summary: Option<String>, stopping: bool, shutdown: &mut Shutdown) {
+    if let Some(summary) = summary {
+        output.try_line(summary);
     }
     if stopping {
         output.finish(Some(STOP_PATIENCE)).await;
@@ -281,7 +286,6 @@ async fn run_nats(url: &str, args: &Args, shutdown: &mut Shutdown) -> Result<(),
             () = shutdown.requested() => {}
         }
     }
-    Ok(())
 }
 
 /// Closes the connection, giving up after [`STOP_PATIENCE`].
